@@ -1,0 +1,34 @@
+# README's two commands, `make demo` and `make test`, work on a fresh machine:
+# the first target that needs the virtualenv creates it and installs the project.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench schemas clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ledger demo
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/ingest.py
+
+schemas: $(STAMP)
+	$(BIN)/ledger schemas
+
+clean:
+	rm -rf $(VENV) .ledger .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,360 @@
+"""The Account aggregate: one customer's billing history.
+
+Public methods decide (check, price, compute); the private ``@event`` methods
+only record the decision, because their bodies re-run on every replay and a
+pricing rule inside one would silently rewrite the past.
+
+The balance is credits minus debits, both kept exactly (unrounded):
+credits are purchased credit (and later, payments); debits are the monthly fee
+when a month opens, each batch's usage charge when it is recorded, and at the
+close the document's ``total - accrued`` (rounding, tax and the volume
+true-up). A prepaid account may send while its balance covers the next email;
+a postpay account is never blocked and a negative balance is what it owes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Literal
+
+from eventsourcing.domain import Aggregate, event
+
+from ledger.documents import Document, PaymentMode, build_document
+from ledger.errors import AccountClosed, InvalidAmount, LedgerError, PlanNotAllowed
+from ledger.money import Money, check_currency
+from ledger.periods import Month, check_aware, local_date, zone
+from ledger.plans import EmailPlan
+from ledger.pricing import Charge, next_email_price, total
+from ledger.usage import ClosedMonth, LateUsage, MonthUsage, add_late, record_late
+
+ACCOUNT_NAMESPACE = uuid.UUID("6f1c8d1e-4b7a-5c51-9a57-2d0e6b7f0a11")
+
+Route = Literal["platform", "custom_smtp"]
+
+
+def account_uuid(account_id: str) -> uuid.UUID:
+    """Aggregate ids derive from the upstream id, so a replayed opening hits the same stream."""
+    return uuid.uuid5(ACCOUNT_NAMESPACE, f"account:{account_id}")
+
+
+@dataclass(frozen=True, slots=True)
+class SentEmail:
+    sent_at: datetime
+    route: Route
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEntry:
+    """What one batch did to one month: the audit line behind a ledger event."""
+
+    month: Month
+    late: bool
+    platform: int
+    custom_smtp: int
+    included: int
+    charges: tuple[Charge, ...]
+
+    @property
+    def amount(self) -> Decimal:
+        return total(self.charges)
+
+
+class Account(Aggregate):
+    @staticmethod
+    def create_id(account_id: str, **_: object) -> uuid.UUID:
+        return account_uuid(account_id)
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        account_id: str,
+        plan: EmailPlan,
+        payment_mode: PaymentMode,
+        currency: str,
+        timezone: str,
+        tax_rate: Decimal,
+        opened_at: datetime,
+    ) -> Account:
+        check_currency(currency)
+        zone(timezone)
+        check_aware(opened_at)
+        if plan.currency != currency:
+            raise PlanNotAllowed(
+                f"plan {plan.id!r} is priced in {plan.currency}, the account in {currency}"
+            )
+        if not Decimal(0) <= tax_rate < Decimal(1):
+            raise InvalidAmount(f"tax rate must be in [0, 1), got {tax_rate}")
+        account = cls(
+            account_id=account_id,
+            plan=plan,
+            payment_mode=payment_mode,
+            currency=currency,
+            timezone=timezone,
+            tax_rate=tax_rate,
+            effective_at=opened_at,
+            first_month=Month.containing(opened_at, timezone),
+        )
+        account._open_month(account.first_month, opened_at)
+        account._update_sending(opened_at)
+        return account
+
+    @event("Opened")
+    def __init__(
+        self,
+        *,
+        account_id: str,
+        plan: EmailPlan,
+        payment_mode: PaymentMode,
+        currency: str,
+        timezone: str,
+        tax_rate: Decimal,
+        effective_at: datetime,
+        first_month: Month,
+    ) -> None:
+        self.account_id = account_id
+        self.plan = plan
+        self.payment_mode = payment_mode
+        self.currency = currency
+        self.timezone = timezone
+        self.tax_rate = tax_rate
+        self.opened_at = effective_at
+        self.first_month = first_month
+        self.current = first_month
+        # Keyed by str(month): snapshots are JSON, whose object keys are strings.
+        self.months: dict[str, MonthUsage] = {}
+        self.closed_months: dict[str, ClosedMonth] = {}
+        self.pending_late: tuple[LateUsage, ...] = ()
+        self.credited = Money.zero(currency)
+        self.debited = Money.zero(currency)
+        self.blocked = False
+        self.closed_at: datetime | None = None
+        self.documents: list[str] = []
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def balance(self) -> Money:
+        return self.credited - self.debited
+
+    def volume(self, month: Month) -> int:
+        usage = self.months.get(str(month))
+        return usage.platform if usage else 0
+
+    def can_send(self, at_month: Month) -> bool:
+        if self.payment_mode == "postpaid":
+            return True
+        price = next_email_price(self.plan, self.volume(at_month))
+        return self.balance.amount >= price
+
+    def check_open(self) -> None:
+        if self.closed_at is not None:
+            raise AccountClosed(self.account_id)
+
+    # ------------------------------------------------------------------ credit
+
+    def purchase_credit(self, amount: Money, reference: str, at: datetime) -> None:
+        self.check_open()
+        if amount.currency != self.currency:
+            raise InvalidAmount(f"credit in {amount.currency}, account in {self.currency}")
+        if amount.amount <= 0:
+            raise InvalidAmount(f"credit must be positive, got {amount}")
+        self._credit_purchased(amount=amount, reference=reference, effective_at=check_aware(at))
+        self._update_sending(at)
+
+    @event("CreditPurchased")
+    def _credit_purchased(self, amount: Money, reference: str, effective_at: datetime) -> None:
+        self.credited = self.credited + amount
+
+    # ------------------------------------------------------------------ usage
+
+    def record_emails(self, emails: Sequence[SentEmail]) -> None:
+        """Bill a batch of already-deduplicated emails: one event, whatever the batch size.
+
+        Emails are grouped by the month their send time falls in (account time
+        zone). A month already documented gets the emails as late usage on the
+        next document; a time before the account opened counts in the opening
+        month.
+        """
+        if not emails:
+            return
+        counts: dict[Month, list[int]] = defaultdict(lambda: [0, 0])
+        for email in emails:
+            month = max(Month.containing(email.sent_at, self.timezone), self.first_month)
+            counts[month][0 if email.route == "platform" else 1] += 1
+        entries: list[UsageEntry] = []
+        months: list[MonthUsage] = []
+        closed: list[ClosedMonth] = []
+        late = self.pending_late
+        for month in sorted(counts):
+            platform, smtp = counts[month]
+            if month < self.current:
+                after, charges = record_late(self.closed_months[str(month)], platform)
+                closed.append(after)
+                late = add_late(late, month, platform, charges) if platform else late
+                entries.append(UsageEntry(month, True, platform, smtp, 0, charges))
+            else:
+                usage = self.months.get(str(month), MonthUsage(month))
+                updated, charges = usage.record(self.plan, platform, smtp)
+                months.append(updated)
+                included = updated.included - usage.included
+                entries.append(UsageEntry(month, False, platform, smtp, included, charges))
+        at = max(email.sent_at for email in emails)
+        charged = Money(sum((e.amount for e in entries), Decimal(0)), self.currency)
+        self._emails_recorded(
+            effective_at=at,
+            entries=tuple(entries),
+            charged=charged,
+            months=tuple(months),
+            closed_months=tuple(closed),
+            pending_late=late,
+        )
+        self._update_sending(at)
+
+    @event("EmailsRecorded")
+    def _emails_recorded(
+        self,
+        effective_at: datetime,
+        entries: tuple[UsageEntry, ...],
+        charged: Money,
+        months: tuple[MonthUsage, ...],
+        closed_months: tuple[ClosedMonth, ...],
+        pending_late: tuple[LateUsage, ...],
+    ) -> None:
+        self.months.update({str(u.month): u for u in months})
+        self.closed_months.update({str(c.month): c for c in closed_months})
+        self.pending_late = pending_late
+        self.debited = self.debited + charged
+
+    # ------------------------------------------------------------------ sending status
+
+    def _update_sending(self, at: datetime) -> None:
+        can_send = self.can_send(max(Month.containing(at, self.timezone), self.current))
+        if self.blocked and can_send:
+            self._sending_unblocked(effective_at=at, balance=self.balance)
+        elif not self.blocked and not can_send:
+            self._sending_blocked(effective_at=at, balance=self.balance)
+
+    @event("SendingBlocked")
+    def _sending_blocked(self, effective_at: datetime, balance: Money) -> None:
+        self.blocked = True
+
+    @event("SendingUnblocked")
+    def _sending_unblocked(self, effective_at: datetime, balance: Money) -> None:
+        self.blocked = False
+
+    # ------------------------------------------------------------------ plans
+
+    def change_plan(self, plan: EmailPlan, at: datetime) -> None:
+        """New terms apply to usage recorded from now on and to fees of later months."""
+        self.check_open()
+        if plan.currency != self.currency:
+            raise PlanNotAllowed(
+                f"plan {plan.id!r} is priced in {plan.currency}, the account in {self.currency}"
+            )
+        if plan == self.plan:
+            return
+        self._plan_changed(plan=plan, effective_at=check_aware(at))
+        self._update_sending(at)
+
+    @event("PlanChanged")
+    def _plan_changed(self, plan: EmailPlan, effective_at: datetime) -> None:
+        self.plan = plan
+
+    # ------------------------------------------------------------------ periods
+
+    def _open_month(self, month: Month, at: datetime) -> None:
+        usage = self.months.get(str(month), MonthUsage(month))
+        fee = Money.of(self.plan.monthly_fee, self.currency)
+        self._month_opened(effective_at=at, usage=usage.with_fee(fee, self.plan), fee=fee)
+
+    @event("MonthOpened")
+    def _month_opened(self, effective_at: datetime, usage: MonthUsage, fee: Money) -> None:
+        self.months[str(usage.month)] = usage
+        self.debited = self.debited + fee
+
+    def closable_months(self, as_of: datetime, grace: timedelta) -> list[Month]:
+        months: list[Month] = []
+        month = self.current
+        last = Month.containing(self.closed_at, self.timezone) if self.closed_at else None
+        while month.closable_at(self.timezone, grace) <= as_of:
+            if last and month > last and str(month) not in self.months and not self.pending_late:
+                break  # a closed account gets documents only while it has something to bill
+            months.append(month)
+            month = month.next()
+        return months
+
+    def close_periods(
+        self, as_of: datetime, grace: timedelta, next_number: Callable[[int], str]
+    ) -> list[Document]:
+        """Document every month that ended at least ``grace`` before ``as_of``.
+
+        ``next_number(year)`` hands out the gapless document number; the caller
+        saves this account and the number sequence in one transaction.
+        """
+        check_aware(as_of)
+        issued: list[Document] = []
+        issued_on = local_date(as_of, self.timezone)
+        for month in self.closable_months(as_of, grace):
+            usage = self.months.get(str(month), MonthUsage(month))
+            document = build_document(
+                number=next_number(issued_on.year),
+                account_id=self.account_id,
+                payment_mode=self.payment_mode,
+                usage=usage,
+                late=self.pending_late,
+                tax_rate=self.tax_rate,
+                currency=self.currency,
+                issued_on=issued_on,
+            )
+            last_plan = usage.segments[-1].plan if usage.segments else self.plan
+            self._document_issued(
+                effective_at=as_of,
+                document=document,
+                closed=ClosedMonth(month, usage.platform, last_plan),
+            )
+            issued.append(document)
+            if self.closed_at is None or month.next() <= Month.containing(self.closed_at, self.timezone):
+                self._open_month(month.next(), as_of)
+        if issued:
+            self._update_sending(as_of)
+        return issued
+
+    @event("DocumentIssued")
+    def _document_issued(
+        self, effective_at: datetime, document: Document, closed: ClosedMonth
+    ) -> None:
+        self.months.pop(str(document.period), None)
+        self.closed_months[str(document.period)] = closed
+        self.pending_late = ()
+        self.current = document.period.next()
+        self.debited = self.debited + document.balance_adjustment
+        self.documents.append(document.number)
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self, at: datetime) -> None:
+        """Stop the subscription: no fee after the month of closing; usage is still billed."""
+        self.check_open()
+        self._closed(effective_at=check_aware(at))
+
+    @event("Closed")
+    def _closed(self, effective_at: datetime) -> None:
+        self.closed_at = effective_at
+
+    # ------------------------------------------------------------------ invariants
+
+    def check_invariants(self) -> None:
+        """The balance is credits minus debits, and no month is both open and documented."""
+        if self.balance != self.credited - self.debited:
+            raise LedgerError(f"{self.account_id}: balance != credits - debits")
+        both = set(self.months) & set(self.closed_months)
+        if both:
+            raise LedgerError(f"{self.account_id}: months open and documented: {sorted(both)}")

@@ -1,0 +1,109 @@
+"""The eventsourcing Application that holds every account's history.
+
+Thin on purpose: it loads, saves and answers history questions. Deciding is
+the aggregates' job; batching and transactions are ``commands/``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import DomainEvent
+from eventsourcing.persistence import JSONTranscoder, ProcessRecorder, Transcoder
+
+from ledger.account import Account, account_uuid
+from ledger.errors import AccountNotFound
+from ledger.numbering import DocumentNumberSequence, sequence_uuid
+from ledger.transcodings import register_ledger_transcodings
+
+
+class Ledger(Application[UUID]):
+    """Events go to ``ledger_events``; tracking (Kafka positions) to ``ledger_tracking``."""
+
+    name = "ledger"
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
+        Account: 50,
+        DocumentNumberSequence: 200,
+    }
+    env: ClassVar[dict[str, str]] = {
+        # Consumers own their partitions' accounts, so a cached aggregate is current;
+        # if another writer (a closer) got there first, the save collides and the
+        # batch is redone from the stored offset with the cache evicted.
+        "AGGREGATE_CACHE_MAXSIZE": "20000",
+        "AGGREGATE_CACHE_FASTFORWARD": "n",
+    }
+
+    def construct_recorder(self) -> ProcessRecorder:
+        return self.factory.process_recorder()
+
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = JSONTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:  # type: ignore[override]
+        super().register_transcodings(transcoder)
+        register_ledger_transcodings(transcoder)
+
+    @property
+    def process_recorder(self) -> ProcessRecorder:
+        assert isinstance(self.recorder, ProcessRecorder)
+        return self.recorder
+
+    def get_account(self, account_id: str, version: int | None = None) -> Account:
+        try:
+            account = self.repository.get(account_uuid(account_id), version=version)
+        except AggregateNotFoundError:
+            raise AccountNotFound(account_id) from None
+        assert isinstance(account, Account)
+        return account
+
+    def find_account(self, account_id: str) -> Account | None:
+        try:
+            return self.get_account(account_id)
+        except AccountNotFound:
+            return None
+
+    def get_sequence(self, year: int) -> DocumentNumberSequence | None:
+        try:
+            sequence = self.repository.get(sequence_uuid(year))
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(sequence, DocumentNumberSequence)
+        return sequence
+
+    def history(self, account_id: str) -> Iterator[DomainEvent]:
+        aggregate_id = account_uuid(account_id)
+        found = False
+        for stored in self.events.get(aggregate_id):
+            found = True
+            assert isinstance(stored, DomainEvent)
+            yield stored
+        if not found:
+            raise AccountNotFound(account_id)
+
+    def account_as_of(self, account_id: str, as_of: datetime) -> Account:
+        """State by business time: replay events whose ``effective_at`` is not after ``as_of``."""
+        version = None
+        for domain_event in self.history(account_id):
+            effective = getattr(domain_event, "effective_at", None)
+            if effective is not None and effective > as_of:
+                break
+            version = domain_event.originator_version
+        if version is None:
+            raise AccountNotFound(account_id)
+        return self.get_account(account_id, version=version)
+
+    def evict(self, aggregate_ids: list[UUID]) -> None:
+        cache = self.repository.cache
+        if cache is None:
+            return
+        for aggregate_id in aggregate_ids:
+            try:
+                cache.get(aggregate_id, evict=True)
+            except KeyError:
+                pass

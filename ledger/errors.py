@@ -1,0 +1,39 @@
+"""The ledger's error hierarchy: every refusal the domain makes has a name."""
+
+
+class LedgerError(Exception):
+    """Base of every business-rule refusal. Its message is shown to users as is."""
+
+
+class AccountNotFound(LedgerError):
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"unknown account {account_id!r}")
+        self.account_id = account_id
+
+
+class AccountAlreadyOpen(LedgerError):
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"account {account_id!r} is already open")
+
+
+class AccountClosed(LedgerError):
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"account {account_id!r} is closed")
+
+
+class UnknownPlan(LedgerError):
+    def __init__(self, plan_id: str) -> None:
+        super().__init__(f"unknown plan {plan_id!r}")
+
+
+class PlanNotAllowed(LedgerError):
+    """The plan exists but cannot be used the way it was asked for."""
+
+
+class InvalidAmount(LedgerError):
+    pass
+
+
+class DocumentNotFound(LedgerError):
+    def __init__(self, number: str) -> None:
+        super().__init__(f"no invoice or receipt numbered {number!r}")

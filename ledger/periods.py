@@ -1,0 +1,92 @@
+"""Billing months: calendar months in the account's own time zone.
+
+A month ``M`` of an account in zone ``Z`` is the half-open interval
+``[00:00:00.000 on the 1st of M in Z, 00:00:00.000 on the 1st of M+1 in Z)``.
+An email sent at 23:59:59.999 local time on the last day belongs to ``M``;
+one sent a millisecond later belongs to ``M+1``. Daylight-saving changes do
+not matter: boundaries are local midnights converted to instants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ledger.errors import LedgerError
+
+
+class InvalidTimezone(LedgerError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown time zone {name!r} (use an IANA name such as Europe/Amsterdam)")
+
+
+class NaiveDatetime(LedgerError):
+    def __init__(self) -> None:
+        super().__init__("a time without a UTC offset is ambiguous; give one, e.g. 2026-11-30T23:00Z")
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidTimezone(name) from exc
+
+
+def check_aware(instant: datetime) -> datetime:
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise NaiveDatetime()
+    return instant
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Month:
+    year: int
+    month: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.month <= 12:
+            raise LedgerError(f"month out of range: {self.month}")
+
+    @classmethod
+    def parse(cls, text: str) -> Month:
+        try:
+            year, month = text.split("-")
+            return cls(int(year), int(month))
+        except ValueError as exc:
+            raise LedgerError(f"not a month: {text!r} (expected YYYY-MM)") from exc
+
+    @classmethod
+    def containing(cls, instant: datetime, tz: str) -> Month:
+        local = check_aware(instant).astimezone(zone(tz))
+        return cls(local.year, local.month)
+
+    def next(self) -> Month:
+        return Month(self.year + self.month // 12, self.month % 12 + 1)
+
+    def previous(self) -> Month:
+        return Month(self.year - (self.month == 1), (self.month - 2) % 12 + 1)
+
+    @property
+    def first_day(self) -> date:
+        return date(self.year, self.month, 1)
+
+    def starts_at(self, tz: str) -> datetime:
+        """The instant of local midnight on the 1st, as an aware UTC datetime."""
+        local = datetime(self.year, self.month, 1, tzinfo=zone(tz))
+        return local.astimezone(UTC)
+
+    def ends_at(self, tz: str) -> datetime:
+        """Exclusive end: the start of the next month."""
+        return self.next().starts_at(tz)
+
+    def closable_at(self, tz: str, grace: timedelta) -> datetime:
+        """When a close command may document this month: its end plus the grace."""
+        return self.ends_at(tz) + grace
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+
+def local_date(instant: datetime, tz: str) -> date:
+    return check_aware(instant).astimezone(zone(tz)).date()

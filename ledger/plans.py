@@ -1,0 +1,115 @@
+"""Plan terms: prices are data, validated once at the boundary.
+
+A plan catalogue is a folder of TOML files (``plans/*.toml``), each holding one
+or more ``[plans.<id>]`` tables. The models here are frozen: an account's
+events carry the terms they were priced with, so a catalogue edit never
+rewrites the past.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ledger.errors import LedgerError, UnknownPlan
+from ledger.money import MINOR_UNITS
+
+TierMode = Literal["graduated", "volume"]
+
+
+class Terms(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Tier(Terms):
+    """Emails whose position in the month's volume is at most ``up_to``
+    (inclusive; ``None`` means no upper bound) cost ``unit_price`` each."""
+
+    up_to: int | None = Field(default=None, gt=0)
+    unit_price: Decimal = Field(ge=0)
+
+
+class EmailPlan(Terms):
+    """The email API's pay-as-you-go / postpay model.
+
+    Positions ``1..included_emails`` of a month are free. Beyond that:
+    ``graduated`` prices each email by the tier its own position falls in;
+    ``volume`` prices every non-free email of the month at the tier the
+    month's total volume reaches.
+    """
+
+    kind: Literal["email"] = "email"
+    id: str
+    name: str
+    currency: str
+    monthly_fee: Decimal = Field(ge=0)
+    included_emails: int = Field(default=0, ge=0)
+    tier_mode: TierMode = "graduated"
+    tiers: tuple[Tier, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> EmailPlan:
+        if self.currency not in MINOR_UNITS:
+            raise ValueError(f"unknown currency {self.currency!r}")
+        bounds = [t.up_to for t in self.tiers]
+        if bounds[-1] is not None:
+            raise ValueError("the last tier must be open-ended (no up_to)")
+        if any(b is None for b in bounds[:-1]):
+            raise ValueError("only the last tier may be open-ended")
+        finite = [b for b in bounds[:-1] if b is not None]
+        if finite != sorted(set(finite)):
+            raise ValueError("tier bounds must strictly increase")
+        return self
+
+
+Plan = Annotated[EmailPlan, Field(discriminator="kind")]
+
+
+class _CatalogueFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    plans: dict[str, dict[str, object]]
+
+
+class InvalidCatalogue(LedgerError):
+    pass
+
+
+class Catalogue:
+    """The plans an account may be opened on or moved to, by id."""
+
+    def __init__(self, plans: dict[str, EmailPlan]) -> None:
+        self._plans = dict(plans)
+
+    @classmethod
+    def load(cls, folder: Path) -> Catalogue:
+        plans: dict[str, EmailPlan] = {}
+        files = sorted(folder.glob("*.toml"))
+        if not files:
+            raise InvalidCatalogue(f"no plan files (*.toml) in {folder}")
+        for path in files:
+            try:
+                raw = _CatalogueFile.model_validate(tomllib.loads(path.read_text()))
+                for plan_id, table in raw.plans.items():
+                    if plan_id in plans:
+                        raise InvalidCatalogue(f"{path.name}: plan {plan_id!r} defined twice")
+                    plans[plan_id] = EmailPlan.model_validate({"id": plan_id, **table})
+            except (tomllib.TOMLDecodeError, ValidationError) as exc:
+                first = str(exc).splitlines()
+                raise InvalidCatalogue(f"{path.name}: {' '.join(first[:3])}") from exc
+        return cls(plans)
+
+    def get(self, plan_id: str) -> EmailPlan:
+        try:
+            return self._plans[plan_id]
+        except KeyError:
+            raise UnknownPlan(plan_id) from None
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._plans.values())
+
+    def __len__(self) -> int:
+        return len(self._plans)

@@ -1,0 +1,112 @@
+"""Usage of one billing month, as the account aggregate holds it.
+
+A month is a run of *segments*, one per plan in force while emails were sent:
+a plan change mid-month starts a new segment, the month's position counter
+carries on (volume discounts earned are not lost), and each segment keeps the
+terms its emails were priced with. Late usage (event time in a month already
+documented) is priced as the continuation of that month under the terms in
+force when it closed, and waits for the next document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from ledger.money import Money
+from ledger.periods import Month
+from ledger.plans import EmailPlan
+from ledger.pricing import Charge, free_count, merge, provisional_charges, total
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    plan: EmailPlan
+    start: int
+    end: int
+    charged: tuple[Charge, ...] = ()
+
+    @property
+    def included(self) -> int:
+        return free_count(self.plan, self.start, self.end)
+
+
+@dataclass(frozen=True, slots=True)
+class MonthUsage:
+    month: Month
+    fee: Money | None = None
+    fee_plan: EmailPlan | None = None
+    platform: int = 0
+    custom_smtp: int = 0
+    segments: tuple[Segment, ...] = ()
+
+    @property
+    def charged(self) -> Decimal:
+        return sum((total(s.charged) for s in self.segments), Decimal(0))
+
+    @property
+    def included(self) -> int:
+        return sum(s.included for s in self.segments)
+
+    def with_fee(self, fee: Money, plan: EmailPlan) -> MonthUsage:
+        return replace(self, fee=fee, fee_plan=plan)
+
+    def record(
+        self, plan: EmailPlan, platform: int, custom_smtp: int
+    ) -> tuple[MonthUsage, tuple[Charge, ...]]:
+        """Add a batch; return the new month and what the batch is charged now."""
+        start, end = self.platform, self.platform + platform
+        charges = provisional_charges(plan, start, end)
+        segments = self.segments
+        if platform:
+            if segments and segments[-1].plan == plan:
+                last = segments[-1]
+                segments = (*segments[:-1], replace(last, end=end, charged=merge(last.charged, charges)))
+            else:
+                segments = (*segments, Segment(plan, start, end, charges))
+        updated = replace(
+            self,
+            platform=end,
+            custom_smtp=self.custom_smtp + custom_smtp,
+            segments=segments,
+        )
+        return updated, charges
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedMonth:
+    """What a documented month needs for pricing late usage: its volume and last terms."""
+
+    month: Month
+    volume: int
+    plan: EmailPlan
+
+
+@dataclass(frozen=True, slots=True)
+class LateUsage:
+    """Emails that belong to a documented month, billed on the next document."""
+
+    month: Month
+    count: int
+    charges: tuple[Charge, ...]
+
+    @property
+    def amount(self) -> Decimal:
+        return total(self.charges)
+
+
+def record_late(
+    closed: ClosedMonth, count: int
+) -> tuple[ClosedMonth, tuple[Charge, ...]]:
+    """Late emails continue the closed month's positions; issued documents are never re-priced."""
+    end = closed.volume + count
+    charges = provisional_charges(closed.plan, closed.volume, end)
+    return replace(closed, volume=end), charges
+
+
+def add_late(pending: tuple[LateUsage, ...], month: Month, count: int, charges: tuple[Charge, ...]) -> tuple[LateUsage, ...]:
+    for index, late in enumerate(pending):
+        if late.month == month:
+            merged = LateUsage(month, late.count + count, merge(late.charges, charges))
+            return (*pending[:index], merged, *pending[index + 1 :])
+    return (*pending, LateUsage(month, count, charges))
