@@ -175,16 +175,17 @@ class Account(Aggregate):
 
     # ------------------------------------------------------------------ usage
 
-    def record_emails(self, emails: Sequence[SentEmail]) -> None:
+    def record_emails(self, emails: Sequence[SentEmail]) -> int:
         """Bill a batch of already-deduplicated emails: one event, whatever the batch size.
 
         Emails are grouped by the month their send time falls in (account time
         zone). A month already documented gets the emails as late usage on the
         next document; a time before the account opened counts in the opening
-        month.
+        month. Returns the version of the recording event: the dedupe keys of
+        these emails point at it.
         """
         if not emails:
-            return
+            return self.version
         counts: dict[Month, list[int]] = defaultdict(lambda: [0, 0])
         for email in emails:
             month = max(Month.containing(email.sent_at, self.timezone), self.first_month)
@@ -216,7 +217,9 @@ class Account(Aggregate):
             closed_months=tuple(closed),
             pending_late=late,
         )
+        recorded_version = self.version
         self._update_sending(at)
+        return recorded_version
 
     @event("EmailsRecorded")
     def _emails_recorded(
@@ -237,17 +240,18 @@ class Account(Aggregate):
 
     def _update_sending(self, at: datetime) -> None:
         can_send = self.can_send(max(Month.containing(at, self.timezone), self.current))
+        # The account id rides along: these events are published as they are.
         if self.blocked and can_send:
-            self._sending_unblocked(effective_at=at, balance=self.balance)
+            self._sending_unblocked(account_id=self.account_id, effective_at=at, balance=self.balance)
         elif not self.blocked and not can_send:
-            self._sending_blocked(effective_at=at, balance=self.balance)
+            self._sending_blocked(account_id=self.account_id, effective_at=at, balance=self.balance)
 
     @event("SendingBlocked")
-    def _sending_blocked(self, effective_at: datetime, balance: Money) -> None:
+    def _sending_blocked(self, account_id: str, effective_at: datetime, balance: Money) -> None:
         self.blocked = True
 
     @event("SendingUnblocked")
-    def _sending_unblocked(self, effective_at: datetime, balance: Money) -> None:
+    def _sending_unblocked(self, account_id: str, effective_at: datetime, balance: Money) -> None:
         self.blocked = False
 
     # ------------------------------------------------------------------ plans

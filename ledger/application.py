@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import JSONTranscoder, ProcessRecorder, Transcoder
 
@@ -48,6 +48,16 @@ class Ledger(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:  # type: ignore[override]
         super().register_transcodings(transcoder)
         register_ledger_transcodings(transcoder)
+
+    def record(self, processing: ProcessingEvent[UUID]) -> None:
+        """Save a batch's events together with its tracking position and side records.
+
+        ``save(tracking=...)`` would collide with ``ProcessingEvent.tracking``;
+        this is what ``EventSourcedProjection.process_event`` does instead.
+        """
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
 
     @property
     def process_recorder(self) -> ProcessRecorder:

@@ -1,0 +1,86 @@
+"""Closing billing months: documents for every account whose month has ended.
+
+Accounts are closed in chunks; each chunk's accounts and the year's number
+sequence are saved in one transaction, so numbers are gapless and each is
+committed with its document. A chunk that collides with a concurrent writer
+(a consumer billing the same account, another closer) is reloaded and redone.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+import structlog
+from eventsourcing.persistence import IntegrityError
+
+from commands.models import ClosePeriods
+from ledger.account import Account, account_uuid
+from ledger.application import Ledger
+from ledger.documents import Document
+from ledger.numbering import DocumentNumberSequence, format_number
+
+log = structlog.get_logger(__name__)
+
+
+class NumberAllocator:
+    """Hands out numbers as documents are built; records them as one range per year."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.sequences: dict[int, DocumentNumberSequence] = {}
+        self.taken: dict[int, int] = defaultdict(int)
+
+    def __call__(self, year: int) -> str:
+        sequence = self.sequences.get(year)
+        if sequence is None:
+            sequence = self.ledger.get_sequence(year) or DocumentNumberSequence(year)
+            self.sequences[year] = sequence
+        self.taken[year] += 1
+        return format_number(year, sequence.last + self.taken[year])
+
+    def commit(self) -> list[DocumentNumberSequence]:
+        for year, count in self.taken.items():
+            self.sequences[year].allocate(count)
+        return list(self.sequences.values())
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def close_periods(
+    ledger: Ledger, cmd: ClosePeriods, chunk_size: int = 200, attempts: int = 10
+) -> list[Document]:
+    issued: list[Document] = []
+    for chunk in _chunks(ledger.process_recorder.account_ids(), chunk_size):
+        for attempt in range(1, attempts + 1):
+            allocator = NumberAllocator(ledger)
+            try:
+                issued.extend(_close_chunk(ledger, chunk, cmd, allocator))
+                break
+            except IntegrityError:
+                log.warning("close_conflict_retrying", accounts=len(chunk), attempt=attempt)
+                ledger.evict([account_uuid(a) for a in chunk])
+                ledger.evict([s.id for s in allocator.sequences.values()])
+        else:
+            raise RuntimeError(f"could not close {len(chunk)} accounts after {attempts} attempts")
+    return issued
+
+
+def _close_chunk(
+    ledger: Ledger, account_ids: list[str], cmd: ClosePeriods, allocator: NumberAllocator
+) -> list[Document]:
+    touched: list[Account] = []
+    documents: list[Document] = []
+    for account_id in account_ids:
+        account = ledger.get_account(account_id)
+        issued = account.close_periods(cmd.as_of, cmd.grace, allocator)
+        if issued:
+            touched.append(account)
+            documents.extend(issued)
+    if touched:
+        ledger.save(*touched, *allocator.commit())
+        log.info("periods_closed", accounts=len(touched), documents=len(documents))
+    return documents

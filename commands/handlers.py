@@ -1,0 +1,159 @@
+"""Command handlers: one function per command, one table that maps them.
+
+A batch of commands (all the messages of one consumed partition batch) is
+applied to aggregates held in a :class:`BatchWork`, then saved with a single
+``ProcessingEvent``: aggregate events, the Kafka position, dedupe keys and
+dead letters commit together or not at all. A command the domain refuses
+becomes a :class:`Rejection` (dead-lettered by the caller) and leaves the
+aggregates as they were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventsourcing.application import ProcessingEvent
+from eventsourcing.persistence import Tracking
+
+from commands.models import (
+    AccountCommand,
+    ChangePlan,
+    CloseAccount,
+    OpenAccount,
+    Origin,
+    PurchaseCredit,
+    RecordEmailsSent,
+)
+from commands.store import AccountRow, DeadLetterRow, DedupeRow
+from ledger.account import Account, SentEmail
+from ledger.application import Ledger
+from ledger.errors import AccountAlreadyOpen, LedgerError, PlanNotAllowed
+from ledger.money import Money
+from ledger.plans import Catalogue
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    origins: tuple[Origin, ...]
+    reason: str
+
+
+@dataclass
+class BatchWork:
+    """What one batch loaded and decided, saved in one transaction."""
+
+    ledger: Ledger
+    catalogue: Catalogue
+    accounts: dict[str, Account] = field(default_factory=dict)
+    opened: list[AccountRow] = field(default_factory=list)
+    dedupe: list[DedupeRow] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def account(self, account_id: str) -> Account:
+        account = self.accounts.get(account_id)
+        if account is None:
+            account = self.ledger.get_account(account_id)
+            self.accounts[account_id] = account
+        return account
+
+    def exists(self, account_id: str) -> bool:
+        return account_id in self.accounts or self.ledger.find_account(account_id) is not None
+
+    def applied(self, origin: Origin | None, account: Account, version: int) -> None:
+        if origin is not None:
+            self.dedupe.append(
+                DedupeRow(
+                    origin.source,
+                    origin.event_id,
+                    account.account_id,
+                    origin.message_id,
+                    account.id,
+                    version,
+                )
+            )
+
+
+def open_account(cmd: OpenAccount, work: BatchWork) -> None:
+    if work.exists(cmd.account_id):
+        raise AccountAlreadyOpen(cmd.account_id)
+    plan = work.catalogue.get(cmd.plan)
+    if cmd.billing_period != "month":
+        raise PlanNotAllowed(f"email plan {plan.id!r} bills monthly, not by {cmd.billing_period}")
+    account = Account.open(
+        account_id=cmd.account_id,
+        plan=plan,
+        payment_mode=cmd.payment_mode,
+        currency=cmd.currency,
+        timezone=cmd.timezone,
+        tax_rate=cmd.tax_rate,
+        opened_at=cmd.at,
+    )
+    work.accounts[cmd.account_id] = account
+    work.opened.append(AccountRow(cmd.account_id, account.id))
+    work.applied(cmd.origin, account, account.version)
+
+
+def purchase_credit(cmd: PurchaseCredit, work: BatchWork) -> None:
+    account = work.account(cmd.account_id)
+    account.purchase_credit(Money.of(cmd.amount, account.currency), cmd.reference, cmd.at)
+    work.applied(cmd.origin, account, account.version)
+
+
+def change_plan(cmd: ChangePlan, work: BatchWork) -> None:
+    account = work.account(cmd.account_id)
+    account.change_plan(work.catalogue.get(cmd.plan), cmd.at)
+    work.applied(cmd.origin, account, account.version)
+
+
+def close_account(cmd: CloseAccount, work: BatchWork) -> None:
+    account = work.account(cmd.account_id)
+    account.close(cmd.at)
+    work.applied(cmd.origin, account, account.version)
+
+
+def record_emails_sent(cmd: RecordEmailsSent, work: BatchWork) -> None:
+    account = work.account(cmd.account_id)
+    version = account.record_emails([SentEmail(e.sent_at, e.route) for e in cmd.emails])
+    for email in cmd.emails:
+        work.applied(email.origin, account, version)
+
+
+HANDLERS: dict[type[Any], Callable[[Any, BatchWork], None]] = {
+    OpenAccount: open_account,
+    PurchaseCredit: purchase_credit,
+    ChangePlan: change_plan,
+    CloseAccount: close_account,
+    RecordEmailsSent: record_emails_sent,
+}
+
+
+def origins_of(cmd: AccountCommand) -> tuple[Origin, ...]:
+    if isinstance(cmd, RecordEmailsSent):
+        return tuple(e.origin for e in cmd.emails)
+    return (cmd.origin,) if cmd.origin else ()
+
+
+def apply_commands(commands: Sequence[AccountCommand], work: BatchWork) -> None:
+    for cmd in commands:
+        try:
+            HANDLERS[type(cmd)](cmd, work)
+        except LedgerError as exc:
+            work.rejections.append(Rejection(origins_of(cmd), str(exc)))
+
+
+def save_batch(
+    work: BatchWork,
+    tracking: Tracking | None,
+    dead_letters: Sequence[DeadLetterRow] = (),
+) -> None:
+    """One transaction: new events of every touched account, position, dedupe keys, dead letters."""
+    processing = ProcessingEvent[Any](tracking=tracking)
+    processing.collect_events(
+        *work.accounts.values(),
+        dedupe=work.dedupe,
+        accounts=work.opened,
+        dead_letters=dead_letters,
+    )
+    work.ledger.record(processing)

@@ -1,0 +1,89 @@
+"""Command models: imperative, validated, independent of where they came from.
+
+A command that came from Kafka carries its :class:`Origin` (dedupe key and
+source coordinates) so that the handler can record the dedupe key with the
+event it produced, or dead-letter the message with its coordinates.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Origin(Command):
+    """Where a command came from: upstream identity and Kafka coordinates."""
+
+    source: str
+    event_id: str
+    topic: str = ""
+    partition: int = -1
+    offset: int = -1
+    message_id: str | None = None
+
+    @property
+    def dedupe_key(self) -> tuple[str, str]:
+        return (self.source, self.event_id)
+
+
+class OpenAccount(Command):
+    account_id: str = Field(min_length=1)
+    plan: str
+    payment_mode: Literal["prepaid", "postpaid"]
+    currency: str
+    timezone: str = "UTC"
+    tax_rate: Decimal = Decimal(0)
+    billing_period: Literal["month", "quarter", "half_year", "year"] = "month"
+    at: AwareDatetime
+    origin: Origin | None = None
+
+
+class PurchaseCredit(Command):
+    account_id: str
+    amount: Decimal
+    reference: str
+    at: AwareDatetime
+    origin: Origin | None = None
+
+
+class ChangePlan(Command):
+    account_id: str
+    plan: str
+    at: AwareDatetime
+    origin: Origin | None = None
+
+
+class CloseAccount(Command):
+    account_id: str
+    at: AwareDatetime
+    origin: Origin | None = None
+
+
+class SentEmailItem(Command):
+    sent_at: AwareDatetime
+    route: Literal["platform", "custom_smtp"]
+    origin: Origin
+
+
+class RecordEmailsSent(Command):
+    """Every email of one account in one consumed batch: billed as one event."""
+
+    account_id: str
+    emails: tuple[SentEmailItem, ...]
+
+
+class ClosePeriods(Command):
+    """Document every month that ended at least ``grace`` before ``as_of``."""
+
+    as_of: datetime
+    grace: timedelta = timedelta(hours=6)
+
+
+AccountCommand = OpenAccount | PurchaseCredit | ChangePlan | CloseAccount | RecordEmailsSent

@@ -1,0 +1,188 @@
+"""The write transaction of a batch: events, Kafka positions and dedupe keys together.
+
+``LedgerRecorder`` is eventsourcing's PostgreSQL process recorder plus two
+tables written in the *same* transaction as the aggregate events and the
+tracking row (the consumer's Kafka position):
+
+- ``ledger_dedupe``: one row per upstream message applied, keyed by the
+  CloudEvent ``(source, id)``, pointing at the ledger event that applied it.
+  A redelivered or re-published message finds its key and is not applied
+  again; an auditor follows the pointer from any email to its charge.
+- ``ledger_dead_letters``: every refused message with its reason and Kafka
+  coordinates, so the refusal is as durable as the offset that skipped it.
+- ``ledger_accounts``: the account ids the ledger holds, for the closer.
+
+The hook is ``_insert_events``, a private method of eventsourcing 9.5.x (the
+library's own searchable-timestamps example overrides it); a test fails if
+it stops being called (tests/integration/test_store.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresProcessRecorder
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+
+@dataclass(frozen=True, slots=True)
+class DedupeRow:
+    source: str
+    event_id: str
+    account_id: str
+    message_id: str | None
+    originator_id: UUID
+    originator_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRow:
+    topic: str
+    partition: int
+    offset: int
+    reason: str
+    key: bytes | None
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    account_id: str
+    originator_id: UUID
+
+
+class LedgerRecorder(PostgresProcessRecorder):
+    def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        schema = Identifier(self.datastore.schema)
+        self.dedupe_table = SQL("{}.{}").format(schema, Identifier("ledger_dedupe"))
+        self.dead_letter_table = SQL("{}.{}").format(schema, Identifier("ledger_dead_letters"))
+        self.accounts_table = SQL("{}.{}").format(schema, Identifier("ledger_accounts"))
+        self.sql_create_statements.extend(
+            [
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {} ("
+                    "source text NOT NULL, event_id text NOT NULL, account_id text NOT NULL, "
+                    "message_id text, originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
+                    "recorded_at timestamptz NOT NULL DEFAULT now(), "
+                    "PRIMARY KEY (source, event_id))"
+                ).format(self.dedupe_table),
+                SQL(
+                    "CREATE INDEX IF NOT EXISTS ledger_dedupe_message_idx "
+                    "ON {} (account_id, message_id)"
+                ).format(self.dedupe_table),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {} ("
+                    "id bigserial PRIMARY KEY, topic text NOT NULL, kafka_partition int NOT NULL, "
+                    "kafka_offset bigint NOT NULL, reason text NOT NULL, key bytea, payload bytea NOT NULL, "
+                    "recorded_at timestamptz NOT NULL DEFAULT now())"
+                ).format(self.dead_letter_table),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {} ("
+                    "account_id text PRIMARY KEY, originator_id uuid NOT NULL UNIQUE)"
+                ).format(self.accounts_table),
+            ]
+        )
+        self.hook_calls = 0
+
+    def _insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        super()._insert_events(curs, stored_events, **kwargs)
+        self.hook_calls += 1
+        dedupe: Sequence[DedupeRow] = kwargs.get("dedupe", ())
+        if dedupe:
+            # A plain INSERT: a key that is already there means another writer
+            # applied the message meanwhile, and the whole batch must be redone.
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} (source, event_id, account_id, message_id, "
+                    "originator_id, originator_version) "
+                    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
+                    "%s::uuid[], %s::bigint[])"
+                ).format(self.dedupe_table),
+                (
+                    [r.source for r in dedupe],
+                    [r.event_id for r in dedupe],
+                    [r.account_id for r in dedupe],
+                    [r.message_id for r in dedupe],
+                    [r.originator_id for r in dedupe],
+                    [r.originator_version for r in dedupe],
+                ),
+            )
+        dead: Sequence[DeadLetterRow] = kwargs.get("dead_letters", ())
+        if dead:
+            curs.executemany(
+                SQL(
+                    "INSERT INTO {} (topic, kafka_partition, kafka_offset, reason, key, payload) "
+                    "VALUES (%s, %s, %s, %s, %s, %s)"
+                ).format(self.dead_letter_table),
+                [(d.topic, d.partition, d.offset, d.reason, d.key, d.payload) for d in dead],
+            )
+        accounts: Sequence[AccountRow] = kwargs.get("accounts", ())
+        if accounts:
+            curs.executemany(
+                SQL("INSERT INTO {} (account_id, originator_id) VALUES (%s, %s)").format(
+                    self.accounts_table
+                ),
+                [(a.account_id, a.originator_id) for a in accounts],
+            )
+
+    # ------------------------------------------------------------------ reads
+
+    def known_keys(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these upstream (source, id) keys were applied already."""
+        pairs = list(keys)
+        if not pairs:
+            return set()
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT d.source, d.event_id FROM {} d "
+                    "JOIN unnest(%s::text[], %s::text[]) AS k(source, event_id) "
+                    "ON d.source = k.source AND d.event_id = k.event_id"
+                ).format(self.dedupe_table),
+                ([p[0] for p in pairs], [p[1] for p in pairs]),
+            )
+            return {(row["source"], row["event_id"]) for row in curs.fetchall()}
+
+    def account_ids(self) -> list[str]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(SQL("SELECT account_id FROM {} ORDER BY account_id").format(self.accounts_table))
+            return [row["account_id"] for row in curs.fetchall()]
+
+    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT id, topic, kafka_partition, kafka_offset, reason, recorded_at "
+                    "FROM {} ORDER BY id LIMIT %s"
+                ).format(self.dead_letter_table),
+                (limit,),
+            )
+            return [dict(row) for row in curs.fetchall()]
+
+    def dead_letter_count(self) -> int:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(SQL("SELECT count(*) AS n FROM {}").format(self.dead_letter_table))
+            row = curs.fetchone()
+            return int(row["n"]) if row else 0
+
+    def trace_message(self, account_id: str, message_id: str) -> list[dict[str, Any]]:
+        """Which ledger event billed an upstream message (e.g. an email's message id)."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT source, event_id, account_id, message_id, originator_id, "
+                    "originator_version, recorded_at FROM {} "
+                    "WHERE account_id = %s AND (message_id = %s OR event_id = %s)"
+                ).format(self.dedupe_table),
+                (account_id, message_id, message_id),
+            )
+            return [dict(row) for row in curs.fetchall()]

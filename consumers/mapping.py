@@ -1,0 +1,90 @@
+"""From validated messages to commands: a pure function of a batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from commands.models import (
+    AccountCommand,
+    ChangePlan,
+    CloseAccount,
+    OpenAccount,
+    Origin,
+    PurchaseCredit,
+    RecordEmailsSent,
+    SentEmailItem,
+)
+from consumers.messages import (
+    Accepted,
+    AccountClosedEvent,
+    AccountOpenedEvent,
+    CreditPurchasedEvent,
+    EmailSentEvent,
+    PlanChangedEvent,
+)
+
+
+def origin_of(message: Accepted) -> Origin:
+    event = message.event
+    return Origin(
+        source=event.source,
+        event_id=event.id,
+        topic=message.record.topic,
+        partition=message.record.partition,
+        offset=message.record.offset,
+        message_id=getattr(event.data, "message_id", None),
+    )
+
+
+def to_commands(messages: Sequence[Accepted]) -> list[AccountCommand]:
+    """Account messages become one command each, in order; the emails of a batch
+    become one ``RecordEmailsSent`` per account, placed where its first email was."""
+    commands: list[AccountCommand] = []
+    emails: dict[str, list[SentEmailItem]] = {}
+    for message in messages:
+        event = message.event
+        origin = origin_of(message)
+        data = event.data
+        if isinstance(event, EmailSentEvent):
+            if data.account_id not in emails:
+                emails[data.account_id] = []
+                commands.append(RecordEmailsSent(account_id=data.account_id, emails=()))
+            emails[data.account_id].append(
+                SentEmailItem(sent_at=event.time, route=data.route, origin=origin)
+            )
+        elif isinstance(event, AccountOpenedEvent):
+            commands.append(
+                OpenAccount(
+                    account_id=data.account_id,
+                    plan=data.plan,
+                    payment_mode=data.payment_mode,
+                    currency=data.currency,
+                    timezone=data.timezone,
+                    tax_rate=data.tax_rate,
+                    billing_period=data.billing_period,
+                    at=event.time,
+                    origin=origin,
+                )
+            )
+        elif isinstance(event, CreditPurchasedEvent):
+            commands.append(
+                PurchaseCredit(
+                    account_id=data.account_id,
+                    amount=data.amount,
+                    reference=data.reference or event.id,
+                    at=event.time,
+                    origin=origin,
+                )
+            )
+        elif isinstance(event, PlanChangedEvent):
+            commands.append(
+                ChangePlan(account_id=data.account_id, plan=data.plan, at=event.time, origin=origin)
+            )
+        elif isinstance(event, AccountClosedEvent):
+            commands.append(CloseAccount(account_id=data.account_id, at=event.time, origin=origin))
+    return [
+        cmd.model_copy(update={"emails": tuple(emails[cmd.account_id])})
+        if isinstance(cmd, RecordEmailsSent)
+        else cmd
+        for cmd in commands
+    ]

@@ -1,0 +1,196 @@
+"""The input contract: CloudEvents 1.0, structured JSON mode, Kafka key = account id.
+
+``decode`` is a pure function of one Kafka record: it returns the validated
+event or the reason it was refused. Extra fields are tolerated; a missing or
+mistyped required field is refused with the field's path in the reason.
+JSON Schemas under ``schemas/`` are generated from these models.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
+
+
+def _amount_as_string(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("amounts are strings, e.g. \"25.00\" (a JSON number may already be inexact)")
+    return value
+
+
+def _rate(value: Any) -> Any:
+    if isinstance(value, float):
+        return str(value)  # a tax rate such as 0.21 as a JSON number is tolerated
+    return value
+
+
+Amount = Annotated[Decimal, BeforeValidator(_amount_as_string)]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class Data(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    account_id: NonEmpty
+
+
+class EmailSent(Data):
+    message_id: NonEmpty
+    route: Literal["platform", "custom_smtp"]
+
+
+class AccountOpened(Data):
+    plan: NonEmpty
+    payment_mode: Literal["prepaid", "postpaid"]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    billing_period: Literal["month", "quarter", "half_year", "year"] = "month"
+    tax_rate: Annotated[Decimal, BeforeValidator(_rate), Field(ge=0, lt=1)] = Decimal(0)
+    timezone: NonEmpty = "UTC"
+
+
+class CreditPurchased(Data):
+    amount: Amount
+    reference: str | None = None
+
+
+class PlanChanged(Data):
+    plan: NonEmpty
+
+
+class AccountClosed(Data):
+    pass
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: Literal["1.0"]
+    id: NonEmpty
+    source: NonEmpty
+    time: AwareDatetime
+
+
+class EmailSentEvent(Envelope):
+    type: Literal["email.sent"]
+    data: EmailSent
+
+
+class AccountOpenedEvent(Envelope):
+    type: Literal["account.opened"]
+    data: AccountOpened
+
+
+class CreditPurchasedEvent(Envelope):
+    type: Literal["account.credit-purchased"]
+    data: CreditPurchased
+
+
+class PlanChangedEvent(Envelope):
+    type: Literal["account.plan-changed"]
+    data: PlanChanged
+
+
+class AccountClosedEvent(Envelope):
+    type: Literal["account.closed"]
+    data: AccountClosed
+
+
+InputEvent = Annotated[
+    EmailSentEvent | AccountOpenedEvent | CreditPurchasedEvent | PlanChangedEvent | AccountClosedEvent,
+    Field(discriminator="type"),
+]
+INPUT_EVENTS: dict[str, type[Envelope]] = {
+    "email.sent": EmailSentEvent,
+    "account.opened": AccountOpenedEvent,
+    "account.credit-purchased": CreditPurchasedEvent,
+    "account.plan-changed": PlanChangedEvent,
+    "account.closed": AccountClosedEvent,
+}
+_INPUT = TypeAdapter[Any](InputEvent)
+
+#: Which event types each kind of topic carries (keys are the setting names).
+TOPIC_TYPES: dict[str, frozenset[str]] = {
+    "email_sent": frozenset({"email.sent"}),
+    "accounts": frozenset(
+        {"account.opened", "account.credit-purchased", "account.plan-changed", "account.closed"}
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A Kafka record as the consumer hands it over: coordinates, key and bytes."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    record: Record
+    event: Any  # one of the *Event models above
+
+    @property
+    def dedupe_key(self) -> tuple[str, str]:
+        return (self.event.source, self.event.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    record: Record
+    reason: str
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False)
+    parts = []
+    for error in errors[:3]:
+        where = ".".join(str(p) for p in error["loc"])
+        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
+    more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
+    return "; ".join(parts) + more
+
+
+def decode(record: Record, accepted_types: frozenset[str]) -> Accepted | Refused:
+    """Validate one record against the contract; never raises."""
+    try:
+        raw = json.loads(record.value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return Refused(record, f"not JSON: {exc}")
+    if not isinstance(raw, dict):
+        return Refused(record, "not a CloudEvent: the message is not a JSON object")
+    event_type = raw.get("type")
+    if event_type not in INPUT_EVENTS:
+        return Refused(record, f"unknown event type {event_type!r}")
+    if event_type not in accepted_types:
+        return Refused(record, f"event type {event_type!r} does not belong on topic {record.topic!r}")
+    try:
+        event = INPUT_EVENTS[event_type].model_validate(raw)
+    except ValidationError as exc:
+        return Refused(record, f"invalid {event_type}: {_first_error(exc)}")
+    key = record.key.decode("utf-8", "replace") if record.key is not None else None
+    if key != event.data.account_id:  # type: ignore[attr-defined]
+        return Refused(
+            record,
+            f"Kafka key {key!r} is not the account id {event.data.account_id!r}",  # type: ignore[attr-defined]
+        )
+    return Accepted(record, event)
+
+
+def input_adapter() -> TypeAdapter[Any]:
+    return _INPUT

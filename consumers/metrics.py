@@ -1,0 +1,16 @@
+"""Prometheus metrics of the consumers (served by ``ledger serve --metrics-port``)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES = Counter(
+    "ledger_messages_total", "Consumed messages by outcome", ["topic", "outcome"]
+)
+DEAD_LETTERS = Counter(
+    "ledger_dead_letters_total", "Messages sent to the dead-letter topic", ["topic"]
+)
+CONSUMER_LAG = Gauge(
+    "ledger_consumer_lag", "Records not yet consumed, per partition", ["topic", "partition"]
+)
+BATCH_SECONDS = Histogram(
+    "ledger_batch_seconds", "Time to apply and commit one partition batch", ["topic"]
+)

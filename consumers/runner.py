@@ -1,0 +1,343 @@
+"""The consumer loop: Kafka records in, one PostgreSQL transaction per partition batch.
+
+Exactly-once effect, step by step (``docs/exactly-once.md``):
+
+1. On every partition assignment, seek to the position stored in PostgreSQL
+   (``Tracking("kafka:<topic>:<partition>", offset)``), not Kafka's committed
+   offset; Kafka group commits are made for lag monitoring only.
+2. Decode and validate each record (pure), drop duplicates within the batch and
+   those whose CloudEvent ``(source, id)`` is already in ``ledger_dedupe``.
+3. Map to commands, apply them to aggregates (one event per account per batch).
+4. Publish dead letters (refused records) to the dead-letter topic and flush:
+   network I/O happens before, never inside, the database transaction.
+5. Commit events + tracking + dedupe keys + dead-letter rows in one
+   transaction. If it collides (the position or a dedupe key or an aggregate
+   version already taken: another writer got there first, or this consumer is
+   stale after a rebalance), nothing is written: the cache is evicted and the
+   partition rewound to the stored position, and the batch is redone.
+
+A crash anywhere before step 5 commits leaves the stored position where it was,
+so the records are consumed again; after it, they are never applied again.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from base64 import b64encode
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from eventsourcing.persistence import IntegrityError, Tracking
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+from commands.handlers import BatchWork, apply_commands, save_batch
+from commands.store import DeadLetterRow, LedgerRecorder
+from consumers.mapping import to_commands
+from consumers.messages import Accepted, Record, Refused, decode
+from consumers.metrics import BATCH_SECONDS, CONSUMER_LAG, DEAD_LETTERS, MESSAGES
+from ledger.account import account_uuid
+from ledger.application import Ledger
+from ledger.plans import Catalogue
+
+log = structlog.get_logger(__name__)
+
+
+def tracking_name(topic: str, partition: int) -> str:
+    return f"kafka:{topic}:{partition}"
+
+
+@dataclass(frozen=True)
+class TopicRoles:
+    """Topic names by role (configurable), and which event types each accepts."""
+
+    by_topic: dict[str, frozenset[str]]
+    priority: frozenset[str] = frozenset()  # consumed first: the accounts topic
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted(self.by_topic)
+
+
+@dataclass
+class BatchOutcome:
+    records: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    accounts: int = 0
+    redo: bool = False
+
+
+def dead_letter_message(record: Record, reason: str) -> bytes:
+    try:
+        payload: Any = record.value.decode("utf-8")
+        encoding = "utf-8"
+    except UnicodeDecodeError:
+        payload, encoding = b64encode(record.value).decode(), "base64"
+    return json.dumps(
+        {
+            "reason": reason,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "key": record.key.decode("utf-8", "replace") if record.key is not None else None,
+            "payload": payload,
+            "payload_encoding": encoding,
+            "dead_lettered_at": datetime.now(UTC).isoformat(),
+        }
+    ).encode()
+
+
+@dataclass
+class PartitionBatch:
+    """The pure part of a batch: decode, split, drop in-batch duplicates."""
+
+    records: Sequence[Record]
+    accepted_types: frozenset[str]
+    accepted: list[Accepted] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+    duplicates: int = 0
+
+    def __post_init__(self) -> None:
+        seen: set[tuple[str, str]] = set()
+        for record in self.records:
+            result = decode(record, self.accepted_types)
+            if isinstance(result, Refused):
+                self.refused.append(result)
+            elif result.dedupe_key in seen:
+                self.duplicates += 1
+            else:
+                seen.add(result.dedupe_key)
+                self.accepted.append(result)
+
+    def drop_known(self, known: set[tuple[str, str]]) -> None:
+        fresh = [a for a in self.accepted if a.dedupe_key not in known]
+        self.duplicates += len(self.accepted) - len(fresh)
+        self.accepted = fresh
+
+
+class LedgerConsumer:
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        catalogue: Catalogue,
+        kafka_config: dict[str, Any],
+        roles: TopicRoles,
+        group_id: str,
+        dead_letter_topic: str,
+        max_records: int = 5000,
+        poll_timeout_ms: int = 200,
+        on_batch: Callable[[BatchOutcome], None] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.catalogue = catalogue
+        self.roles = roles
+        self.dead_letter_topic = dead_letter_topic
+        self.max_records = max_records
+        self.poll_timeout_ms = poll_timeout_ms
+        self.on_batch = on_batch
+        recorder = ledger.process_recorder
+        assert isinstance(recorder, LedgerRecorder), "bootstrap sets PROCESS_RECORDER_TOPIC"
+        self.recorder = recorder
+        self.consumer = KafkaConsumer(
+            **kafka_config,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+            max_poll_interval_ms=60000,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_bytes=32 * 1024 * 1024,
+        )
+        self.producer = KafkaProducer(**kafka_config, acks="all", linger_ms=5)
+        self.consumer.subscribe(roles.topics, listener=_SeekToStoredPositions(self))
+        self._held_back: dict[TopicPartition, int] = {}
+        self._lag_reported = 0.0
+
+    # ------------------------------------------------------------------ positions
+
+    def stored_position(self, tp: TopicPartition) -> int | None:
+        return self.recorder.max_tracking_id(tracking_name(tp.topic, tp.partition))
+
+    def seek_to_stored(self, partitions: Sequence[TopicPartition]) -> None:
+        for tp in partitions:
+            stored = self.stored_position(tp)
+            if stored is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, stored + 1)
+            log.info("partition_assigned", topic=tp.topic, partition=tp.partition, resume_after=stored)
+        self._hold_back_until_accounts_caught_up(partitions)
+
+    def _hold_back_until_accounts_caught_up(self, assigned: Sequence[TopicPartition]) -> None:
+        """Usage waits until the account facts present at assignment are applied,
+        so an email is not dead-lettered for an account whose opening is queued.
+
+        Runs on kafka-python's IO thread (rebalance callback): only local calls
+        here; the end offsets are fetched after the poll returns.
+        """
+        priority = [tp for tp in assigned if tp.topic in self.roles.priority]
+        others = [tp for tp in assigned if tp.topic not in self.roles.priority]
+        if priority and others:
+            self.consumer.pause(*others)
+            self._held_back = {tp: -1 for tp in priority}
+
+    def _maybe_release(self) -> None:
+        if not self._held_back:
+            return
+        unknown = [tp for tp, end in self._held_back.items() if end < 0]
+        if unknown:
+            self._held_back.update(self.consumer.end_offsets(unknown))
+        for tp, end in list(self._held_back.items()):
+            stored = self.stored_position(tp)
+            if end == 0 or (stored is not None and stored + 1 >= end):
+                del self._held_back[tp]
+        if not self._held_back:
+            paused = list(self.consumer.paused())
+            if paused:
+                self.consumer.resume(*paused)
+            log.info("accounts_caught_up_resuming_usage")
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll until ``stop`` is set; the batch in flight is always finished first."""
+        log.info("consumer_started", topics=self.roles.topics)
+        try:
+            while not stop.is_set():
+                self.poll_once()
+        finally:
+            self.close()
+
+    def poll_once(self) -> list[BatchOutcome]:
+        polled = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
+        outcomes = []
+        ordered = sorted(polled, key=lambda tp: (tp.topic not in self.roles.priority, tp.topic, tp.partition))
+        for tp in ordered:
+            records = [
+                Record(r.topic, r.partition, r.offset, r.key, r.value) for r in polled[tp]
+            ]
+            outcome = self.process(tp, records)
+            outcomes.append(outcome)
+            if self.on_batch:
+                self.on_batch(outcome)
+        if polled and time.monotonic() - self._lag_reported > 1.0:
+            self._report_lag(list(polled))
+        self._maybe_release()
+        return outcomes
+
+    def process(self, tp: TopicPartition, records: Sequence[Record]) -> BatchOutcome:
+        started = time.perf_counter()
+        batch = PartitionBatch(records, self.roles.by_topic[tp.topic])
+        batch.drop_known(self.recorder.known_keys(a.dedupe_key for a in batch.accepted))
+        work = BatchWork(self.ledger, self.catalogue)
+        apply_commands(to_commands(batch.accepted), work)
+        dead = [DeadLetterRow(r.record.topic, r.record.partition, r.record.offset, r.reason, r.record.key, r.record.value) for r in batch.refused]
+        by_offset = {r.offset: r for r in records}
+        for rejection in work.rejections:
+            for origin in rejection.origins:
+                record = by_offset[origin.offset]
+                dead.append(DeadLetterRow(record.topic, record.partition, record.offset, rejection.reason, record.key, record.value))
+        self._publish_dead_letters(dead)
+        tracking = Tracking(tracking_name(tp.topic, tp.partition), records[-1].offset)
+        outcome = BatchOutcome(
+            records=len(records),
+            applied=len(work.dedupe),
+            duplicates=batch.duplicates,
+            dead_letters=len(dead),
+            accounts=len(work.accounts),
+        )
+        try:
+            save_batch(work, tracking, dead)
+        except IntegrityError as exc:
+            self.ledger.evict([account_uuid(a) for a in work.accounts])
+            stored = self.stored_position(tp)
+            self.consumer.seek(tp, 0 if stored is None else stored + 1)
+            log.warning(
+                "batch_collided_redoing",
+                topic=tp.topic,
+                partition=tp.partition,
+                first_offset=records[0].offset,
+                resume_after=stored,
+                error=str(exc).splitlines()[0],
+            )
+            outcome.redo = True
+            return outcome
+        elapsed = time.perf_counter() - started
+        BATCH_SECONDS.labels(tp.topic).observe(elapsed)
+        MESSAGES.labels(tp.topic, "applied").inc(outcome.applied)
+        MESSAGES.labels(tp.topic, "duplicate").inc(outcome.duplicates)
+        MESSAGES.labels(tp.topic, "dead_letter").inc(outcome.dead_letters)
+        DEAD_LETTERS.labels(tp.topic).inc(outcome.dead_letters)
+        log.info(
+            "batch_committed",
+            topic=tp.topic,
+            partition=tp.partition,
+            first_offset=records[0].offset,
+            last_offset=records[-1].offset,
+            records=outcome.records,
+            applied=outcome.applied,
+            duplicates=outcome.duplicates,
+            dead_letters=outcome.dead_letters,
+            accounts=sorted(work.accounts)[:20],
+            account_count=outcome.accounts,
+            ms=round(elapsed * 1000, 1),
+        )
+        return outcome
+
+    def _publish_dead_letters(self, dead: Sequence[DeadLetterRow]) -> None:
+        if not dead:
+            return
+        for row in dead:
+            record = Record(row.topic, row.partition, row.offset, row.key, row.payload)
+            self.producer.send(
+                self.dead_letter_topic,
+                key=row.key,
+                value=dead_letter_message(record, row.reason),
+                headers=[("reason", row.reason.encode()[:512])],
+            )
+            log.warning(
+                "dead_lettered",
+                topic=row.topic,
+                partition=row.partition,
+                offset=row.offset,
+                reason=row.reason,
+            )
+        self.producer.flush()
+
+    def _report_lag(self, partitions: list[TopicPartition]) -> None:
+        """Kafka group offsets are for lag dashboards only; positions live in PostgreSQL."""
+        self._lag_reported = time.monotonic()
+        try:
+            ends = self.consumer.end_offsets(partitions)
+            for tp in partitions:
+                position = self.consumer.position(tp)
+                CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, ends[tp] - position))
+            self.consumer.commit_async()
+        except Exception as exc:  # lag reporting must never stop billing
+            log.debug("lag_report_failed", error=str(exc))
+
+    def close(self) -> None:
+        self.producer.flush()
+        self.producer.close()
+        self.consumer.close()
+        log.info("consumer_stopped")
+
+
+class _SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: LedgerConsumer) -> None:
+        self.owner = owner
+
+    def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        log.info("partitions_revoked", partitions=[f"{tp.topic}:{tp.partition}" for tp in revoked])
+
+    def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        self.owner.seek_to_stored(list(assigned))

@@ -1,0 +1,28 @@
+"""Topic administration: create the ledger's topics if they are missing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+
+def ensure_topics(kafka_config: dict[str, Any], topics: Iterable[str], partitions: int) -> None:
+    admin = KafkaAdminClient(**kafka_config)
+    try:
+        existing = set(admin.list_topics())
+        missing = [
+            NewTopic(name=t, num_partitions=partitions, replication_factor=1)
+            for t in topics
+            if t not in existing
+        ]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()

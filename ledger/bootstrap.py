@@ -1,0 +1,187 @@
+"""One place that wires everything: settings -> infrastructure -> services.
+
+Nothing runs at import time. ``bootstrap()`` returns a :class:`Services`
+whose parts (consumer, projection followers, status publisher, closer) the
+CLI starts in one process or one role per process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from eventsourcing.postgres import PostgresFactory
+from eventsourcing.utils import Environment
+from kafka import KafkaProducer
+from psycopg.conninfo import conninfo_to_dict
+
+from commands.closing import close_periods
+from commands.models import ClosePeriods
+from consumers.messages import TOPIC_TYPES
+from consumers.runner import LedgerConsumer, TopicRoles
+from consumers.topics import ensure_topics
+from ledger.application import Ledger
+from ledger.documents import Document
+from ledger.embedded import EmbeddedBroker, EmbeddedPostgres, start_broker, start_postgres
+from ledger.plans import Catalogue
+from ledger.settings import Settings
+from projections.balances import BalancesProjection
+from projections.base import TableProjection
+from projections.documents import DocumentsProjection
+from projections.queries import Reports
+from projections.runner import Follower
+from projections.status_publisher import STATUS_TOPICS, AccountStatusPublisher, StatusTracking
+from projections.usage import UsageProjection
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], datetime]
+PROJECTIONS: tuple[type[TableProjection[Any]], ...] = (
+    BalancesProjection,
+    UsageProjection,
+    DocumentsProjection,
+)
+
+
+def postgres_env(database_url: str, schema: str, pool_size: int) -> dict[str, str]:
+    info = conninfo_to_dict(database_url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(info.get("dbname", "postgres")),
+        "POSTGRES_HOST": str(info.get("host", "localhost")),
+        "POSTGRES_PORT": str(info.get("port", "5432")),
+        "POSTGRES_USER": str(info.get("user", "postgres")),
+        "POSTGRES_PASSWORD": str(info.get("password", "")),
+        "POSTGRES_SCHEMA": schema,
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(pool_size),
+        # Never wait forever for the events table lock; a timed-out batch is redone.
+        "POSTGRES_LOCK_TIMEOUT": "10",
+        # Off on purpose: with DB functions on, a process recorder drops Tracking.
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+        "PROCESS_RECORDER_TOPIC": "commands.store:LedgerRecorder",
+        "CREATE_TABLE": "y",
+    }
+
+
+@dataclass
+class Services:
+    settings: Settings
+    database_url: str
+    ledger: Ledger
+    catalogue: Catalogue
+    env: dict[str, str]
+    clock: Clock
+    kafka_bootstrap: str | None = None
+    embedded_postgres: EmbeddedPostgres | None = None
+    embedded_broker: EmbeddedBroker | None = None
+    projections: dict[str, TableProjection[Any]] = field(default_factory=dict)
+
+    @property
+    def kafka_config(self) -> dict[str, Any]:
+        if self.kafka_bootstrap is None:
+            raise RuntimeError("no Kafka configured for this command")
+        return self.settings.kafka_config(self.kafka_bootstrap)
+
+    def ensure_topics(self) -> None:
+        ensure_topics(self.kafka_config, self.settings.all_topics(), self.settings.topic_partitions)
+
+    def consumer(self, **kwargs: Any) -> LedgerConsumer:
+        topics = self.settings.input_topics()
+        roles = TopicRoles(
+            by_topic={topic: TOPIC_TYPES[role] for role, topic in topics.items()},
+            priority=frozenset({topics["accounts"]}),
+        )
+        return LedgerConsumer(
+            ledger=self.ledger,
+            catalogue=self.catalogue,
+            kafka_config=self.kafka_config,
+            roles=roles,
+            group_id=self.settings.consumer_group,
+            dead_letter_topic=self.settings.topic_dead_letter,
+            max_records=self.settings.batch_max_records,
+            **kwargs,
+        )
+
+    def projection(self, cls: type[TableProjection[Any]]) -> TableProjection[Any]:
+        if cls.name not in self.projections:
+            factory = PostgresFactory(Environment(cls.name, self.env))
+            view = factory.tracking_recorder(cls.view_class)
+            self.projections[cls.name] = cls(view=view)
+        return self.projections[cls.name]
+
+    def followers(self) -> list[Follower]:
+        return [
+            Follower(self.ledger, projection, projection.view)
+            for projection in (self.projection(cls) for cls in PROJECTIONS)
+        ]
+
+    def status_publisher(self) -> Follower:
+        factory = PostgresFactory(Environment(AccountStatusPublisher.name, self.env))
+        tracking = factory.tracking_recorder(StatusTracking)
+        assert isinstance(tracking, StatusTracking)
+        producer = KafkaProducer(**self.kafka_config, acks="all", linger_ms=5)
+        publisher = AccountStatusPublisher(producer, self.settings.topic_account_status, tracking)
+        return Follower(self.ledger, publisher, tracking, topics=STATUS_TOPICS)
+
+    def reports(self) -> Reports:
+        return Reports(
+            self.projection(BalancesProjection).view,
+            self.projection(UsageProjection).view,
+            self.projection(DocumentsProjection).view,
+        )
+
+    def close_periods(self, as_of: datetime | None = None) -> list[Document]:
+        command = ClosePeriods(as_of=as_of or self.clock(), grace=self.settings.close_grace)
+        return close_periods(self.ledger, command)
+
+    def close(self) -> None:
+        self.ledger.close()
+        for projection in self.projections.values():
+            projection.view.datastore.close()
+        if self.embedded_broker:
+            self.embedded_broker.stop()
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    need_kafka: bool = True,
+    clock: Clock = utc_now,
+    announce: Callable[[str], None] | None = None,
+) -> Services:
+    settings = settings or Settings()
+    embedded_postgres = None
+    database_url = settings.database_url
+    if database_url is None:
+        embedded_postgres = start_postgres(settings.home / "pg")
+        database_url = embedded_postgres.url
+        if announce:
+            announce(f"LEDGER_DATABASE_URL is unset: using embedded PostgreSQL in {settings.home / 'pg'}")
+    embedded_broker = None
+    kafka_bootstrap = settings.kafka_bootstrap
+    if need_kafka and kafka_bootstrap is None:
+        embedded_broker = start_broker()
+        kafka_bootstrap = embedded_broker.bootstrap
+        if announce:
+            announce(f"LEDGER_KAFKA_BOOTSTRAP is unset: using an embedded in-memory broker at {kafka_bootstrap}")
+    env = postgres_env(database_url, settings.database_schema, settings.pg_pool_size)
+    ledger = Ledger(env=env)
+    return Services(
+        settings=settings,
+        database_url=database_url,
+        ledger=ledger,
+        catalogue=Catalogue.load(settings.plans_dir),
+        env=env,
+        clock=clock,
+        kafka_bootstrap=kafka_bootstrap,
+        embedded_postgres=embedded_postgres,
+        embedded_broker=embedded_broker,
+    )

@@ -1,0 +1,85 @@
+"""Configuration: environment variables only (``LEDGER_*``), validated at start.
+
+With ``LEDGER_DATABASE_URL`` / ``LEDGER_KAFKA_BOOTSTRAP`` unset the ledger
+runs on embedded services (pgserver PostgreSQL, Tansu Kafka-protocol broker)
+under ``LEDGER_HOME`` and says so. Secrets are ``SecretStr`` and never logged.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")
+
+    database_url: str | None = None
+    database_schema: str = "public"
+    kafka_bootstrap: str | None = None
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+
+    topic_email_sent: str = "billing.email-sent"
+    topic_contact_changed: str = "billing.contact-changed"
+    topic_payments: str = "billing.payments"
+    topic_accounts: str = "billing.accounts"
+    topic_account_status: str = "billing.account-status"
+    topic_notices: str = "billing.notices"
+    topic_dead_letter: str = "billing.dead-letter"
+    topic_partitions: int = Field(default=4, ge=1)
+
+    consumer_group: str = "billing-ledger"
+    batch_max_records: int = Field(default=5000, ge=1)
+    plans_dir: Path = PROJECT_ROOT / "plans"
+    close_grace: timedelta = timedelta(hours=6)
+    close_interval: timedelta = timedelta(minutes=5)
+    home: Path = Path(".ledger")
+    metrics_port: int | None = None
+    pg_pool_size: int = 5
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def uses_embedded_kafka(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    def kafka_config(self, bootstrap: str) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "bootstrap_servers": bootstrap.split(","),
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            config["sasl_mechanism"] = self.kafka_sasl_mechanism
+            config["sasl_plain_username"] = self.kafka_sasl_username
+            if self.kafka_sasl_password is not None:
+                config["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_cafile:
+            config["ssl_cafile"] = self.kafka_ssl_cafile
+        return config
+
+    def input_topics(self) -> dict[str, str]:
+        """Role -> topic name of the topics the consumers read today."""
+        return {"accounts": self.topic_accounts, "email_sent": self.topic_email_sent}
+
+    def all_topics(self) -> list[str]:
+        return [
+            self.topic_email_sent,
+            self.topic_contact_changed,
+            self.topic_payments,
+            self.topic_accounts,
+            self.topic_account_status,
+            self.topic_notices,
+            self.topic_dead_letter,
+        ]

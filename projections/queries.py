@@ -1,0 +1,122 @@
+"""Reporting queries over the read models (the CLI today, HTTP later).
+
+Amounts come back exact from the tables; ``rounded`` applies the ledger's one
+rounding rule for display.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.errors import AccountNotFound, DocumentNotFound
+from ledger.money import Money
+from projections.view import TableView
+
+
+def rounded(amount: Any, currency: str) -> str:
+    return str(Money.of(amount, currency).rounded().amount)
+
+
+@dataclass
+class Reports:
+    balances_view: TableView
+    usage_view: TableView
+    documents_view: TableView
+
+    def balance(self, account_id: str) -> dict[str, Any]:
+        rows = self.balances_view.rows(
+            "SELECT account_id, currency, payment_mode, plan_id, balance, credited, debited,"
+            " sending_blocked, status, updated_at FROM {schema}.balances WHERE account_id = %s",
+            (account_id,),
+        )
+        if not rows:
+            raise AccountNotFound(account_id)
+        row = rows[0]
+        currency = row["currency"]
+        return {
+            **row,
+            "balance": rounded(row["balance"], currency),
+            "balance_exact": str(row["balance"]),
+            "credited": rounded(row["credited"], currency),
+            "debited": rounded(row["debited"], currency),
+            "owed": rounded(max(-row["balance"], 0), currency),
+        }
+
+    def all_balances(self) -> list[dict[str, Any]]:
+        rows = self.balances_view.rows(
+            "SELECT account_id, currency, payment_mode, plan_id, balance, sending_blocked, status"
+            " FROM {schema}.balances ORDER BY account_id"
+        )
+        return [{**r, "balance": rounded(r["balance"], r["currency"])} for r in rows]
+
+    def _account_uuid(self, account_id: str) -> tuple[Any, str]:
+        rows = self.balances_view.rows(
+            "SELECT account_uuid, currency FROM {schema}.balances WHERE account_id = %s", (account_id,)
+        )
+        if not rows:
+            raise AccountNotFound(account_id)
+        return rows[0]["account_uuid"], rows[0]["currency"]
+
+    def usage(self, account_id: str, month: str | None = None) -> list[dict[str, Any]]:
+        account_uuid, currency = self._account_uuid(account_id)
+        where = "account_uuid = %s" + (" AND month = %s" if month else "")
+        params: tuple[Any, ...] = (account_uuid, month) if month else (account_uuid,)
+        rows = self.usage_view.rows(
+            "SELECT month, platform_emails, included_emails, charged_emails, custom_smtp_emails,"
+            " late_emails, usage_amount, fee, document_number FROM {schema}.monthly_usage"
+            f" WHERE {where} ORDER BY month",
+            params,
+        )
+        tiers = self.usage_view.rows(
+            "SELECT month, plan_id, tier, unit_price, emails, amount FROM {schema}.monthly_usage_tiers"
+            f" WHERE {where} ORDER BY month, plan_id, tier, unit_price",
+            params,
+        )
+        result = []
+        for row in rows:
+            result.append(
+                {
+                    "account_id": account_id,
+                    **row,
+                    "currency": currency,
+                    "usage_amount": rounded(row["usage_amount"], currency),
+                    "usage_amount_exact": str(row["usage_amount"]),
+                    "fee": rounded(row["fee"], currency),
+                    "tiers": [
+                        {k: v for k, v in t.items() if k != "month"}
+                        for t in tiers
+                        if t["month"] == row["month"]
+                    ],
+                }
+            )
+        return result
+
+    def documents_of(self, account_id: str) -> list[dict[str, Any]]:
+        self._account_uuid(account_id)
+        return self.documents_view.rows(
+            "SELECT number, kind, period, issued_on, due_on, currency, subtotal, tax, total, status"
+            " FROM {schema}.documents WHERE account_id = %s ORDER BY issued_on, number",
+            (account_id,),
+        )
+
+    def document(self, number: str) -> dict[str, Any]:
+        rows = self.documents_view.rows(
+            "SELECT number, account_id, kind, period, issued_on, due_on, currency, subtotal,"
+            " tax_rate, tax, total, status, event_version FROM {schema}.documents WHERE number = %s",
+            (number,),
+        )
+        if not rows:
+            raise DocumentNotFound(number)
+        lines = self.documents_view.rows(
+            "SELECT line_no, kind, description, quantity, unit_price, amount"
+            " FROM {schema}.document_lines WHERE number = %s ORDER BY line_no",
+            (number,),
+        )
+        return {**rows[0], "lines": lines}
+
+    def all_documents(self) -> list[dict[str, Any]]:
+        return self.documents_view.rows(
+            "SELECT number, account_id, kind, period, issued_on, due_on, currency, subtotal, tax,"
+            " total, status FROM {schema}.documents ORDER BY number"
+        )

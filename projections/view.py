@@ -1,0 +1,67 @@
+"""A read model: SQL tables plus a tracking row, written in one transaction.
+
+A projection turns each domain event into row changes (:class:`Change`);
+the view applies a whole batch of them and the position of the last event in
+one transaction, so a projection is never ahead of or behind its tracking.
+Views are eventsourcing ``PostgresTrackingRecorder`` subclasses, so the
+library's ``ProjectionRunner`` can drive them as well as our batched runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from psycopg.sql import SQL, Composable, Identifier
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    sql: str
+    params: tuple[Any, ...] | dict[str, Any]
+
+
+class TableView(PostgresTrackingRecorder):
+    """Subclasses name their tables and give their DDL (``{schema}`` is substituted)."""
+
+    tables: ClassVar[tuple[str, ...]] = ()
+    ddl: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        for statement in self.ddl:
+            self.sql_create_statements.append(SQL(statement.replace("{schema}", self.schema_sql)))  # type: ignore[arg-type]
+
+    @property
+    def schema_sql(self) -> str:
+        return Identifier(self.datastore.schema).as_string()
+
+    def table(self, name: str) -> Composable:
+        return SQL("{}.{}").format(Identifier(self.datastore.schema), Identifier(name))
+
+    def write(self, changes: Sequence[Change], tracking: Tracking) -> None:
+        with self.datastore.get_connection() as conn, conn.pipeline(), conn.transaction():
+            with conn.cursor() as curs:
+                for change in changes:
+                    curs.execute(change.sql.replace("{schema}", self.schema_sql), change.params)  # type: ignore[arg-type]
+                self._insert_tracking(curs, tracking)
+
+    def reset(self) -> None:
+        """Empty the tables and forget the position: the next run replays from the start."""
+        with self.datastore.transaction(commit=True) as curs:
+            for name in self.tables:
+                curs.execute(SQL("TRUNCATE {}").format(self.table(name)))
+            curs.execute(
+                SQL("DELETE FROM {} WHERE application_name <> %s").format(
+                    self.table(self.tracking_table_name)
+                ),
+                (self.table_migration_identifier,),
+            )
+
+    def rows(self, query: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(query.replace("{schema}", self.schema_sql), params)  # type: ignore[arg-type]
+            return [dict(row) for row in curs.fetchall()]
