@@ -7,6 +7,7 @@ event it produced, or dead-letter the message with its coordinates.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal
@@ -18,8 +19,13 @@ class Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Origin(Command):
-    """Where a command came from: upstream identity and Kafka coordinates."""
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a command came from: upstream identity and Kafka coordinates.
+
+    A plain dataclass: it is built from an already validated message, once per
+    email, on the hot path.
+    """
 
     source: str
     event_id: str
@@ -66,8 +72,9 @@ class CloseAccount(Command):
     origin: Origin | None = None
 
 
-class SentEmailItem(Command):
-    sent_at: AwareDatetime
+@dataclass(frozen=True, slots=True)
+class SentEmailItem:
+    sent_at: datetime
     route: Literal["platform", "custom_smtp"]
     origin: Origin
 

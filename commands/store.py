@@ -91,6 +91,26 @@ class LedgerRecorder(PostgresProcessRecorder):
         )
         self.hook_calls = 0
 
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """The library's insert, without psycopg's pipeline mode.
+
+        With a batch-sized payload (a few MB: thousands of dedupe keys and
+        hundreds of events) a pipelined transaction hangs here: the client waits
+        for results while the server still waits for the rest of the query
+        (reproduced with psycopg 3.3.9, libpq 15 and 18, over a unix socket).
+        Batching makes the pipeline's round-trip saving irrelevant anyway.
+        Same steps, same order, same errors: tracking and side tables first
+        (``_insert_events``), then the table lock and the events.
+        """
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._insert_events(curs, stored_events, **kwargs)
+            if not stored_events:
+                return None
+            self._insert_stored_events(curs, stored_events, **kwargs)
+            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
@@ -98,24 +118,25 @@ class LedgerRecorder(PostgresProcessRecorder):
         self.hook_calls += 1
         dedupe: Sequence[DedupeRow] = kwargs.get("dedupe", ())
         if dedupe:
-            # A plain INSERT: a key that is already there means another writer
-            # applied the message meanwhile, and the whole batch must be redone.
-            curs.execute(
+            # COPY, not INSERT ... ON CONFLICT: a key already there means another
+            # writer applied the message meanwhile, and the whole batch is redone.
+            with curs.copy(
                 SQL(
-                    "INSERT INTO {} (source, event_id, account_id, message_id, "
-                    "originator_id, originator_version) "
-                    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
-                    "%s::uuid[], %s::bigint[])"
-                ).format(self.dedupe_table),
-                (
-                    [r.source for r in dedupe],
-                    [r.event_id for r in dedupe],
-                    [r.account_id for r in dedupe],
-                    [r.message_id for r in dedupe],
-                    [r.originator_id for r in dedupe],
-                    [r.originator_version for r in dedupe],
-                ),
-            )
+                    "COPY {} (source, event_id, account_id, message_id, originator_id, "
+                    "originator_version) FROM STDIN"
+                ).format(self.dedupe_table)
+            ) as copy:
+                for row in dedupe:
+                    copy.write_row(
+                        (
+                            row.source,
+                            row.event_id,
+                            row.account_id,
+                            row.message_id,
+                            row.originator_id,
+                            row.originator_version,
+                        )
+                    )
         dead: Sequence[DeadLetterRow] = kwargs.get("dead_letters", ())
         if dead:
             curs.executemany(

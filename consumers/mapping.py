@@ -25,6 +25,7 @@ from consumers.messages import (
 
 
 def origin_of(message: Accepted) -> Origin:
+    """Built without re-validation: the message was validated against the contract."""
     event = message.event
     return Origin(
         source=event.source,
@@ -50,7 +51,7 @@ def to_commands(messages: Sequence[Accepted]) -> list[AccountCommand]:
                 emails[data.account_id] = []
                 commands.append(RecordEmailsSent(account_id=data.account_id, emails=()))
             emails[data.account_id].append(
-                SentEmailItem(sent_at=event.time, route=data.route, origin=origin)
+                SentEmailItem(event.time, data.route, origin)
             )
         elif isinstance(event, AccountOpenedEvent):
             commands.append(
@@ -83,7 +84,7 @@ def to_commands(messages: Sequence[Accepted]) -> list[AccountCommand]:
         elif isinstance(event, AccountClosedEvent):
             commands.append(CloseAccount(account_id=data.account_id, at=event.time, origin=origin))
     return [
-        cmd.model_copy(update={"emails": tuple(emails[cmd.account_id])})
+        RecordEmailsSent.model_construct(account_id=cmd.account_id, emails=tuple(emails[cmd.account_id]))
         if isinstance(cmd, RecordEmailsSent)
         else cmd
         for cmd in commands

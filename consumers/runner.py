@@ -325,10 +325,34 @@ class LedgerConsumer:
         except Exception as exc:  # lag reporting must never stop billing
             log.debug("lag_report_failed", error=str(exc))
 
+    def caught_up(self) -> bool:
+        """Every assigned partition's stored position has reached its end offset."""
+        assigned = list(self.consumer.assignment())
+        if not assigned or self._held_back:
+            return False
+        ends = self.consumer.end_offsets(assigned)
+        return all(self._next_offset(tp) >= end for tp, end in ends.items())
+
+    def _next_offset(self, tp: TopicPartition) -> int:
+        stored = self.stored_position(tp)
+        return 0 if stored is None else stored + 1
+
+    def drain(self, timeout: float = 60.0) -> list[BatchOutcome]:
+        """Poll until caught up (demo, tests, benchmarks); raise if the deadline passes."""
+        deadline = time.monotonic() + timeout
+        outcomes: list[BatchOutcome] = []
+        while True:
+            outcomes.extend(self.poll_once())
+            if self.caught_up():
+                return outcomes
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"consumer not caught up after {timeout}s")
+
     def close(self) -> None:
         self.producer.flush()
         self.producer.close()
         self.consumer.close()
+        self.ledger.close()
         log.info("consumer_stopped")
 
 

@@ -121,6 +121,8 @@ class Account(Aggregate):
     ) -> None:
         self.account_id = account_id
         self.plan = plan
+        # Terms by business time: an email is priced by the plan in force when it was sent.
+        self.plans: list[tuple[datetime, EmailPlan]] = [(effective_at, plan)]
         self.payment_mode = payment_mode
         self.currency = currency
         self.timezone = timezone
@@ -186,25 +188,27 @@ class Account(Aggregate):
         """
         if not emails:
             return self.version
-        counts: dict[Month, list[int]] = defaultdict(lambda: [0, 0])
+        # (month, index of the plan in force) -> [platform, custom_smtp]
+        counts: dict[tuple[Month, int], list[int]] = defaultdict(lambda: [0, 0])
         for email in emails:
             month = max(Month.containing(email.sent_at, self.timezone), self.first_month)
-            counts[month][0 if email.route == "platform" else 1] += 1
+            counts[(month, self._plan_index_at(email.sent_at))][email.route != "platform"] += 1
         entries: list[UsageEntry] = []
-        months: list[MonthUsage] = []
-        closed: list[ClosedMonth] = []
+        months: dict[Month, MonthUsage] = {}
+        closed: dict[Month, ClosedMonth] = {}
         late = self.pending_late
-        for month in sorted(counts):
-            platform, smtp = counts[month]
+        for month, plan_index in sorted(counts):
+            platform, smtp = counts[(month, plan_index)]
             if month < self.current:
-                after, charges = record_late(self.closed_months[str(month)], platform)
-                closed.append(after)
+                before = closed.get(month) or self.closed_months[str(month)]
+                after, charges = record_late(before, platform)
+                closed[month] = after
                 late = add_late(late, month, platform, charges) if platform else late
                 entries.append(UsageEntry(month, True, platform, smtp, 0, charges))
             else:
-                usage = self.months.get(str(month), MonthUsage(month))
-                updated, charges = usage.record(self.plan, platform, smtp)
-                months.append(updated)
+                usage = months.get(month) or self.months.get(str(month), MonthUsage(month))
+                updated, charges = usage.record(self.plans[plan_index][1], platform, smtp)
+                months[month] = updated
                 included = updated.included - usage.included
                 entries.append(UsageEntry(month, False, platform, smtp, included, charges))
         at = max(email.sent_at for email in emails)
@@ -213,8 +217,8 @@ class Account(Aggregate):
             effective_at=at,
             entries=tuple(entries),
             charged=charged,
-            months=tuple(months),
-            closed_months=tuple(closed),
+            months=tuple(months.values()),
+            closed_months=tuple(closed.values()),
             pending_late=late,
         )
         recorded_version = self.version
@@ -271,6 +275,16 @@ class Account(Aggregate):
     @event("PlanChanged")
     def _plan_changed(self, plan: EmailPlan, effective_at: datetime) -> None:
         self.plan = plan
+        self.plans = sorted([*self.plans, (effective_at, plan)], key=lambda item: item[0])
+
+    def _plan_index_at(self, instant: datetime) -> int:
+        """Which terms were in force at ``instant`` (the first plan for anything before opening)."""
+        index = 0
+        for position, (effective_at, _) in enumerate(self.plans):
+            if effective_at > instant:
+                break
+            index = position
+        return index
 
     # ------------------------------------------------------------------ periods
 
@@ -284,16 +298,11 @@ class Account(Aggregate):
         self.months[str(usage.month)] = usage
         self.debited = self.debited + fee
 
-    def closable_months(self, as_of: datetime, grace: timedelta) -> list[Month]:
-        months: list[Month] = []
-        month = self.current
-        last = Month.containing(self.closed_at, self.timezone) if self.closed_at else None
-        while month.closable_at(self.timezone, grace) <= as_of:
-            if last and month > last and str(month) not in self.months and not self.pending_late:
-                break  # a closed account gets documents only while it has something to bill
-            months.append(month)
-            month = month.next()
-        return months
+    def _has_nothing_left_to_bill(self, month: Month) -> bool:
+        """A closed account gets documents only while it has something to bill."""
+        if self.closed_at is None or month <= Month.containing(self.closed_at, self.timezone):
+            return False
+        return str(month) not in self.months and not self.pending_late
 
     def close_periods(
         self, as_of: datetime, grace: timedelta, next_number: Callable[[int], str]
@@ -306,7 +315,10 @@ class Account(Aggregate):
         check_aware(as_of)
         issued: list[Document] = []
         issued_on = local_date(as_of, self.timezone)
-        for month in self.closable_months(as_of, grace):
+        while self.current.closable_at(self.timezone, grace) <= as_of:
+            month = self.current
+            if self._has_nothing_left_to_bill(month):
+                break
             usage = self.months.get(str(month), MonthUsage(month))
             document = build_document(
                 number=next_number(issued_on.year),

@@ -95,8 +95,12 @@ class Services:
             by_topic={topic: TOPIC_TYPES[role] for role, topic in topics.items()},
             priority=frozenset({topics["accounts"]}),
         )
+        # The consumer gets its own Ledger: its cache holds the aggregates of its
+        # partitions and is used without deep copies (a batch that fails to commit
+        # evicts what it touched), which nothing else may share.
+        consumer_ledger = Ledger(env={**self.env, "DEEPCOPY_FROM_AGGREGATE_CACHE": "n"})
         return LedgerConsumer(
-            ledger=self.ledger,
+            ledger=consumer_ledger,
             catalogue=self.catalogue,
             kafka_config=self.kafka_config,
             roles=roles,

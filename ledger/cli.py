@@ -1,0 +1,344 @@
+"""``ledger``: run the service, close periods, and read the books.
+
+User errors (unknown account, bad time, unreachable database) print one line
+on stderr and exit non-zero; tracebacks are for bugs.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import psycopg
+import structlog
+import typer
+from kafka.errors import KafkaError
+from pydantic import ValidationError
+from rich.console import Console
+
+from ledger import render
+from ledger.bootstrap import Services, bootstrap
+from ledger.errors import LedgerError
+from ledger.logging import configure
+from ledger.settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+projections_app = typer.Typer(no_args_is_help=True, help="Maintain the read models.")
+app.add_typer(projections_app, name="projections")
+out = Console()
+err = Console(stderr=True)
+log = structlog.get_logger("ledger.cli")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+class UserError(Exception):
+    pass
+
+
+def _announce(message: str) -> None:
+    err.print(f"[dim]{message}[/dim]")
+
+
+@contextmanager
+def services(*, need_kafka: bool = False) -> Iterator[Services]:
+    svc = bootstrap(Settings(), need_kafka=need_kafka, announce=_announce)
+    try:
+        yield svc
+    finally:
+        svc.close()
+
+
+def _json(data: Any) -> None:
+    def default(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return str(value)
+        if hasattr(value, "isoformat"):
+            return value.isoformat()
+        return str(value)
+
+    out.print_json(json.dumps(data, default=default))
+
+
+def parse_time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(f"not a time: {text!r} (use RFC 3339, e.g. 2026-12-01T06:00:00Z)") from None
+    if value.tzinfo is None:
+        raise UserError(f"time {text!r} has no UTC offset (add Z or +01:00)")
+    return value
+
+
+def parse_duration(text: str) -> timedelta:
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    try:
+        return timedelta(**{units[text[-1]]: float(text[:-1])})
+    except (KeyError, ValueError):
+        raise UserError(f"not a duration: {text!r} (e.g. 30m, 6h, 2d)") from None
+
+
+# ---------------------------------------------------------------------- reading
+
+
+@app.command()
+def balance(account: str, as_json: JsonFlag = False) -> None:
+    """Current balance of an account (negative: owed), and whether sending is blocked."""
+    with services() as svc:
+        row = svc.reports().balance(account)
+    _json(row) if as_json else out.print(render.balance_table([row]))
+
+
+@app.command()
+def balances(as_json: JsonFlag = False) -> None:
+    """Balances of all accounts."""
+    with services() as svc:
+        rows = svc.reports().all_balances()
+    _json(rows) if as_json else out.print(render.balance_table(rows))
+
+
+@app.command()
+def usage(
+    account: str,
+    month: Annotated[str | None, typer.Option(help="YYYY-MM; all months if omitted.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Monthly usage: emails sent, included, charged, custom SMTP, late, per tier."""
+    if month is not None:
+        from ledger.periods import Month
+
+        month = str(Month.parse(month))
+    with services() as svc:
+        rows = svc.reports().usage(account, month)
+    _json(rows) if as_json else out.print(render.usage_table(rows))
+
+
+@app.command()
+def invoices(account: str, as_json: JsonFlag = False) -> None:
+    """Receipts and invoices of an account."""
+    with services() as svc:
+        rows = svc.reports().documents_of(account)
+    _json(rows) if as_json else out.print(render.documents_table(rows))
+
+
+@app.command()
+def invoice(number: str, as_json: JsonFlag = False) -> None:
+    """One receipt or invoice with its lines."""
+    with services() as svc:
+        document = svc.reports().document(number)
+    _json(document) if as_json else out.print(render.document_panel(document))
+
+
+@app.command()
+def history(account: str, as_json: JsonFlag = False) -> None:
+    """Every stored event of an account: business time, recording time, what happened."""
+    with services() as svc:
+        events = [render.event_summary(e) for e in svc.ledger.history(account)]
+    _json(events) if as_json else out.print(render.history_table(account, events))
+
+
+@app.command()
+def trace(account: str, message_id: str, as_json: JsonFlag = False) -> None:
+    """Which ledger event billed an upstream message (email message id or CloudEvent id)."""
+    with services() as svc:
+        rows = svc.ledger.process_recorder.trace_message(account, message_id)  # type: ignore[attr-defined]
+        if not rows:
+            raise UserError(f"no message {message_id!r} was applied to account {account!r}")
+        for row in rows:
+            stored = svc.ledger.get_account(account, version=row["originator_version"])
+            row["document_number"] = render.document_of_version(svc, account, row["originator_version"])
+            row["account_version_balance"] = str(stored.balance.rounded().amount)
+    _json(rows) if as_json else out.print(render.trace_table(rows))
+
+
+@app.command("dead-letters")
+def dead_letters(limit: int = 50, as_json: JsonFlag = False) -> None:
+    """Messages refused by the consumers, with the reason and Kafka coordinates."""
+    with services() as svc:
+        rows = svc.ledger.process_recorder.dead_letters(limit)  # type: ignore[attr-defined]
+    _json(rows) if as_json else out.print(render.dead_letter_table(rows))
+
+
+# ---------------------------------------------------------------------- writing
+
+
+@app.command("close-periods")
+def close_periods_cmd(
+    as_of: Annotated[str, typer.Option("--as-of", help="Close time, RFC 3339.")],
+    grace: Annotated[str | None, typer.Option(help="Late-event grace, e.g. 6h (default LEDGER_CLOSE_GRACE).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Issue receipts/invoices for every month that ended at least GRACE before AS_OF."""
+    when = parse_time(as_of)
+    with services() as svc:
+        if grace is not None:
+            svc.settings.close_grace = parse_duration(grace)
+        documents = svc.close_periods(when)
+    rows = [
+        {"number": d.number, "account_id": d.account_id, "kind": d.kind, "period": str(d.period),
+         "total": str(d.total.amount), "currency": d.currency}
+        for d in documents
+    ]
+    if as_json:
+        _json(rows)
+    else:
+        out.print(f"{len(rows)} document(s) issued")
+        if rows:
+            out.print(render.simple_table(rows))
+
+
+@projections_app.command("rebuild")
+def projections_rebuild() -> None:
+    """Drop the read models and replay the whole history into them."""
+    from rich.progress import Progress
+
+    with services() as svc:
+        followers = svc.followers()
+        head = svc.ledger.recorder.max_notification_id() or 0
+        for follower in followers:
+            follower.tracking.reset()  # type: ignore[attr-defined]
+        with Progress(console=err) as progress:
+            for follower in followers:
+                task = progress.add_task(f"{follower.processor.name}", total=head)
+                follower.catch_up(lambda n, task=task: progress.advance(task, n))  # type: ignore[misc]
+                progress.update(task, completed=head)
+    out.print(f"rebuilt {len(followers)} projections from {head} events")
+
+
+@app.command()
+def schemas(
+    check: Annotated[bool, typer.Option("--check", help="Fail if the files are stale.")] = False,
+    folder: Path = Path("schemas"),
+) -> None:
+    """Regenerate the JSON Schemas of every input and outbound message."""
+    from ledger import schemas as schema_files
+
+    if check:
+        stale = schema_files.stale(folder)
+        if stale:
+            raise UserError(f"stale schemas: {', '.join(stale)} (run: ledger schemas)")
+        out.print("schemas are current")
+        return
+    written = schema_files.write(folder)
+    out.print(f"wrote {len(written)} schemas to {folder}/")
+
+
+# ---------------------------------------------------------------------- running
+
+
+@app.command()
+def serve(
+    role: Annotated[
+        list[str] | None,
+        typer.Option(help="consumer, projections, publisher, scheduler; all when omitted."),
+    ] = None,
+) -> None:
+    """Run the service: consumers, projections, status publisher, period scheduler."""
+    configure(json_lines=True)
+    roles = set(role or ["consumer", "projections", "publisher", "scheduler"])
+    unknown = roles - {"consumer", "projections", "publisher", "scheduler"}
+    if unknown:
+        raise UserError(f"unknown role(s): {', '.join(sorted(unknown))}")
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("shutdown_requested", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    svc = bootstrap(Settings(), need_kafka=bool(roles & {"consumer", "publisher"}), announce=lambda m: log.info("embedded", message=m))
+    if svc.settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(svc.settings.metrics_port)
+    if svc.kafka_bootstrap:
+        svc.ensure_topics()
+
+    def guarded(name: str, target: Callable[[], None]) -> threading.Thread:
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:  # a crashed role stops the process: restart, don't limp
+                log.exception("role_crashed", role=name)
+                failures.append(exc)
+                stop.set()
+
+        thread = threading.Thread(target=run, name=name)
+        thread.start()
+        return thread
+
+    threads = []
+    if "consumer" in roles:
+        threads.append(guarded("consumer", lambda: svc.consumer().run(stop)))
+    if "projections" in roles:
+        for follower in svc.followers():
+            threads.append(guarded(follower.processor.name, lambda f=follower: f.run(stop)))  # type: ignore[misc]
+    if "publisher" in roles:
+        publisher = svc.status_publisher()
+        threads.append(guarded("publisher", lambda: publisher.run(stop)))
+    if "scheduler" in roles:
+
+        def schedule() -> None:
+            while not stop.is_set():
+                documents = svc.close_periods()
+                if documents:
+                    log.info("scheduler_closed_periods", documents=len(documents))
+                stop.wait(svc.settings.close_interval.total_seconds())
+
+        threads.append(guarded("scheduler", schedule))
+    log.info("serving", roles=sorted(roles))
+    for thread in threads:
+        thread.join()
+    svc.close()
+    log.info("stopped", failures=len(failures))
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo() -> None:
+    """A generated month on embedded PostgreSQL and Kafka, end to end, printed."""
+    from ledger.demo import run_demo
+
+    run_demo(out, err)
+
+
+def main() -> None:
+    configure(json_lines=False)
+    try:
+        app(standalone_mode=False)
+    except (UserError, LedgerError) as exc:
+        err.print(f"error: {exc}", highlight=False)
+        sys.exit(1)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        err.print(f"error: invalid setting {where}: {first['msg']}", highlight=False)
+        sys.exit(1)
+    except psycopg.OperationalError as exc:
+        err.print(f"error: database unavailable: {str(exc).splitlines()[0]}", highlight=False)
+        sys.exit(1)
+    except KafkaError as exc:
+        err.print(f"error: Kafka unavailable: {exc}", highlight=False)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

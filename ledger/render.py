@@ -1,0 +1,210 @@
+"""Readable tables for the CLI (rich). Numbers come rounded from the queries."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from rich import box
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+
+from ledger.money import Money
+
+if TYPE_CHECKING:
+    from ledger.bootstrap import Services
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def simple_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left")
+    if not rows:
+        table.add_column("(none)")
+        return table
+    for key in rows[0]:
+        numeric = isinstance(rows[0][key], (int, Decimal)) and not isinstance(rows[0][key], bool)
+        table.add_column(key.replace("_", " "), justify="right" if numeric else "left")
+    for row in rows:
+        table.add_row(*(_fmt(v) for v in row.values()))
+    return table
+
+
+def balance_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="Balances", box=box.SIMPLE_HEAVY, title_justify="left")
+    for name, justify in [
+        ("account", "left"),
+        ("mode", "left"),
+        ("plan", "left"),
+        ("balance", "right"),
+        ("currency", "left"),
+        ("sending", "left"),
+        ("status", "left"),
+    ]:
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        amount = Decimal(row["balance"])
+        shown = f"[red]{amount}[/red] (owed)" if amount < 0 else str(amount)
+        table.add_row(
+            row["account_id"],
+            row["payment_mode"],
+            row["plan_id"],
+            shown,
+            row["currency"],
+            "[red]blocked[/red]" if row["sending_blocked"] else "allowed",
+            row["status"],
+        )
+    return table
+
+
+def usage_table(rows: list[dict[str, Any]]) -> Group:
+    table = Table(title="Monthly usage", box=box.SIMPLE_HEAVY, title_justify="left")
+    columns = [
+        ("account", "account_id"),
+        ("month", "month"),
+        ("platform", "platform_emails"),
+        ("included", "included_emails"),
+        ("charged", "charged_emails"),
+        ("custom SMTP", "custom_smtp_emails"),
+        ("late", "late_emails"),
+        ("usage amount", "usage_amount"),
+        ("fee", "fee"),
+        ("document", "document_number"),
+    ]
+    for title, key in columns:
+        table.add_column(title, justify="left" if key in {"account_id", "month", "document_number"} else "right")
+    tiers = Table(title="Charged emails by tier", box=box.SIMPLE, title_justify="left")
+    for title in ["account", "month", "plan", "tier", "unit price", "emails", "amount"]:
+        tiers.add_column(title, justify="right" if title in {"emails", "amount", "unit price"} else "left")
+    for row in rows:
+        table.add_row(*(_fmt(row[key]) for _, key in columns))
+        for tier in row["tiers"]:
+            tiers.add_row(
+                row["account_id"],
+                row["month"],
+                tier["plan_id"],
+                str(tier["tier"]),
+                str(tier["unit_price"]),
+                f"{tier['emails']:,}",
+                str(Money.of(tier["amount"], row["currency"]).rounded().amount),
+            )
+    return Group(table, tiers)
+
+
+def documents_table(rows: list[dict[str, Any]], title: str = "Receipts and invoices") -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left")
+    keys = ["number", "account_id", "kind", "period", "issued_on", "due_on", "subtotal", "tax", "total", "currency", "status"]
+    present = [k for k in keys if not rows or k in rows[0]]
+    for key in present:
+        table.add_column(key.replace("_", " "), justify="right" if key in {"subtotal", "tax", "total"} else "left")
+    for row in rows:
+        table.add_row(*(_fmt(row[k]) for k in present))
+    return table
+
+
+def document_panel(document: dict[str, Any]) -> Panel:
+    lines = Table(box=box.SIMPLE, show_edge=False)
+    lines.add_column("#", justify="right")
+    lines.add_column("description")
+    lines.add_column("qty", justify="right")
+    lines.add_column("unit price", justify="right")
+    lines.add_column("amount", justify="right")
+    for line in document["lines"]:
+        lines.add_row(
+            str(line["line_no"]),
+            line["description"],
+            f"{line['quantity']:,}",
+            "" if line["unit_price"] is None else str(line["unit_price"]),
+            str(line["amount"]),
+        )
+    currency = document["currency"]
+    rate = Decimal(document["tax_rate"]) * 100
+    lines.add_section()
+    lines.add_row("", "Subtotal", "", "", str(document["subtotal"]))
+    lines.add_row("", f"Tax {rate.normalize()}%", "", "", str(document["tax"]))
+    lines.add_row("", f"[bold]Total {currency}[/bold]", "", "", f"[bold]{document['total']}[/bold]")
+    due = f"due {document['due_on']}" if document["due_on"] else "settled from prepaid balance"
+    title = (
+        f"{document['kind'].capitalize()} {document['number']} - {document['account_id']} - "
+        f"period {document['period']} - issued {document['issued_on']} - {due} - {document['status']}"
+    )
+    return Panel(lines, title=title, title_align="left")
+
+
+def event_summary(event: Any) -> dict[str, Any]:
+    name = type(event).__name__
+    summary: dict[str, Any] = {
+        "version": event.originator_version,
+        "event": name,
+        "effective_at": getattr(event, "effective_at", None),
+        "recorded_at": event.timestamp,
+    }
+    details = ""
+    if name == "EmailsRecorded":
+        parts = []
+        for entry in event.entries:
+            late = " late" if entry.late else ""
+            parts.append(f"{entry.month}{late}: {entry.platform} platform, {entry.custom_smtp} custom SMTP")
+        details = "; ".join(parts) + f"; charged {event.charged.amount} {event.charged.currency}"
+    elif name == "DocumentIssued":
+        doc = event.document
+        details = f"{doc.kind} {doc.number} for {doc.period}: total {doc.total}"
+    elif name in {"CreditPurchased"}:
+        details = f"+{event.amount}"
+    elif name == "MonthOpened":
+        details = f"{event.usage.month} opened, fee {event.fee}"
+    elif name in {"Opened", "PlanChanged"}:
+        details = f"plan {event.plan.id}"
+    elif name in {"SendingBlocked", "SendingUnblocked"}:
+        details = f"balance {event.balance}"
+    summary["details"] = details
+    return summary
+
+
+def history_table(account: str, events: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"History of {account}", box=box.SIMPLE_HEAVY, title_justify="left")
+    for title in ["v", "event", "effective at", "recorded at", "details"]:
+        table.add_column(title)
+    for e in events:
+        table.add_row(
+            str(e["version"]),
+            e["event"],
+            _fmt(e["effective_at"]),
+            e["recorded_at"].isoformat(timespec="seconds"),
+            e["details"],
+        )
+    return table
+
+
+def document_of_version(svc: Services, account: str, version: int) -> str | None:
+    """The document that billed what the event at ``version`` recorded."""
+    events = list(svc.ledger.history(account))
+    recorded = next((e for e in events if e.originator_version == version), None)
+    if recorded is None or type(recorded).__name__ != "EmailsRecorded":
+        return None
+    late = any(entry.late for entry in recorded.entries)
+    months = {entry.month for entry in recorded.entries if not entry.late}
+    for later in events:
+        if type(later).__name__ != "DocumentIssued" or later.originator_version < version:
+            continue
+        if later.document.period in months or late:
+            number: str = later.document.number
+            return number
+    return None
+
+
+def trace_table(rows: list[dict[str, Any]]) -> Table:
+    return simple_table(rows, title="Trace")
+
+
+def dead_letter_table(rows: list[dict[str, Any]]) -> Table:
+    return simple_table(rows, title="Dead letters")
