@@ -1,0 +1,125 @@
+"""Helpers shared by integration and end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from kafka import KafkaConsumer, TopicPartition
+
+from consumers.publishing import Outgoing, Upstream, producer, publish
+from ledger.bootstrap import Services
+
+T = TypeVar("T")
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 30.0, what: str = "condition") -> T:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+class Upstreams:
+    """The fake upstream systems of a test, bound to its topics."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.mta = Upstream("urn:test:mta")
+        self.panel = Upstream("urn:test:panel")
+        self.kafka = producer(services.kafka_config)
+
+    def opened(self, account: str, at: datetime, **data: Any) -> Outgoing:
+        body = {"account_id": account, "plan": "email-starter", "payment_mode": "postpaid", "currency": "EUR"}
+        body.update(data)
+        return self.panel.event(self.settings.topic_accounts, "account.opened", at, body)
+
+    def credit(self, account: str, amount: str, at: datetime) -> Outgoing:
+        return self.panel.event(
+            self.settings.topic_accounts, "account.credit-purchased", at, {"account_id": account, "amount": amount}
+        )
+
+    def plan_changed(self, account: str, plan: str, at: datetime) -> Outgoing:
+        return self.panel.event(
+            self.settings.topic_accounts, "account.plan-changed", at, {"account_id": account, "plan": plan}
+        )
+
+    def email(self, account: str, at: datetime, route: str = "platform", message_id: str | None = None) -> Outgoing:
+        message = self.mta.event(
+            self.settings.topic_email_sent,
+            "email.sent",
+            at,
+            {"account_id": account, "message_id": message_id or "m", "route": route},
+        )
+        if message_id is None:
+            body = json.loads(message.value)
+            body["data"]["message_id"] = f"<{body['id']}@test>"
+            message = Outgoing(message.topic, message.key, json.dumps(body).encode())
+        return message
+
+    def emails(self, account: str, count: int, at: datetime, route: str = "platform") -> list[Outgoing]:
+        return [self.email(account, at, route) for _ in range(count)]
+
+    def publish(self, messages: list[Outgoing]) -> int:
+        return publish(self.kafka, messages)
+
+    def close(self) -> None:
+        self.kafka.close()
+
+
+def read_topic(services: Services, topic: str, expected: int | None = None, timeout: float = 15.0) -> list[dict[str, Any]]:
+    """Every message on ``topic`` (JSON), waiting until at least ``expected`` are there."""
+    consumer = KafkaConsumer(**services.kafka_config, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        messages: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            ends = consumer.end_offsets(partitions)
+            for records in consumer.poll(timeout_ms=100).values():
+                messages.extend(json.loads(r.value) for r in records)
+            drained = all(consumer.position(tp) >= ends[tp] for tp in partitions)
+            if drained and (expected is None or len(messages) >= expected):
+                return messages
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic}: {len(messages)} messages, expected {expected}")
+    finally:
+        consumer.close()
+
+
+def catch_up(services: Services) -> None:
+    for follower in services.followers():
+        follower.catch_up()
+
+
+def positions_at_end(services: Services, topics: list[str]) -> bool:
+    """Whether the Kafka positions stored in PostgreSQL have reached every partition's end."""
+    consumer = KafkaConsumer(**services.kafka_config, enable_auto_commit=False)
+    try:
+        partitions = [
+            TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or [])
+        ]
+        ends = consumer.end_offsets(partitions)
+    finally:
+        consumer.close()
+    recorder = services.ledger.process_recorder
+    for tp, end in ends.items():
+        stored = recorder.max_tracking_id(f"kafka:{tp.topic}:{tp.partition}")
+        if (-1 if stored is None else stored) + 1 < end:
+            return False
+    return True
