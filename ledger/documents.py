@@ -64,8 +64,10 @@ class Document:
             raise DocumentInvariantBroken(f"{self.number}: lines do not sum to the subtotal")
         if self.subtotal + self.tax != self.total:
             raise DocumentInvariantBroken(f"{self.number}: subtotal + tax != total")
-        if any(line.amount != line.amount.rounded() for line in self.lines):
-            raise DocumentInvariantBroken(f"{self.number}: a line is not rounded")
+        for amount in [*(line.amount for line in self.lines), self.subtotal, self.tax, self.total]:
+            rounded = amount.rounded()
+            if amount != rounded or amount.amount.as_tuple().exponent != rounded.amount.as_tuple().exponent:
+                raise DocumentInvariantBroken(f"{self.number}: {amount} is not in minor units")
 
     @property
     def balance_adjustment(self) -> Money:
@@ -138,7 +140,7 @@ def build_document(
         )
     if usage.included:
         lines.append(
-            Line("included", "Included emails", usage.included, Decimal(0), Money.zero(currency))
+            Line("included", "Included emails", usage.included, Decimal(0), Money.zero(currency).rounded())
         )
     lines.extend(usage_lines(usage, payment_mode, currency))
     if usage.custom_smtp:
@@ -148,7 +150,7 @@ def build_document(
                 "Emails via custom SMTP (never charged)",
                 usage.custom_smtp,
                 Decimal(0),
-                Money.zero(currency),
+                Money.zero(currency).rounded(),
             )
         )
     for item in late:
@@ -161,7 +163,7 @@ def build_document(
                 Money(item.amount, currency).rounded(),
             )
         )
-    subtotal = money_sum([line.amount for line in lines], currency)
+    subtotal = money_sum([line.amount for line in lines], currency).rounded()
     tax = (subtotal * tax_rate).rounded()
     accrued = Money(usage.charged + sum((i.amount for i in late), Decimal(0)), currency)
     if usage.fee is not None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from kafka import KafkaConsumer, TopicPartition
@@ -123,3 +127,19 @@ def positions_at_end(services: Services, topics: list[str]) -> bool:
         if (-1 if stored is None else stored) + 1 < end:
             return False
     return True
+
+
+def ledger_env(settings: Any) -> dict[str, str]:
+    """Environment for a ``ledger`` process configured like ``settings``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("LEDGER_")}
+    for name, value in settings.model_dump().items():
+        if value is not None and name.startswith(("database_", "kafka_bootstrap", "topic_", "consumer_group")):
+            env[f"LEDGER_{name.upper()}"] = str(value)
+    return env
+
+
+def ledger_command(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    executable = Path(sys.executable).with_name("ledger")
+    return subprocess.run(
+        [str(executable), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )

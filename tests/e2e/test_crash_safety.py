@@ -22,17 +22,14 @@ import psycopg
 
 from ledger.settings import Settings
 from tests.conftest import MakeServices
-from tests.support import Upstreams, catch_up, positions_at_end, utc, wait_for
+from tests.support import Upstreams, catch_up, ledger_env, positions_at_end, utc, wait_for
 
 ACCOUNTS = 15
 PER_ACCOUNT = 2000
 
 
 def _env(settings: Settings) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("LEDGER_")}
-    for name, value in settings.model_dump().items():
-        if value is not None and name.startswith(("database_", "kafka_bootstrap", "topic_", "consumer_group")):
-            env[f"LEDGER_{name.upper()}"] = str(value)
+    env = ledger_env(settings)
     env["LEDGER_BATCH_MAX_RECORDS"] = "1000"  # many small batches: many places to die
     return env
 

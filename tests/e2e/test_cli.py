@@ -1,0 +1,81 @@
+"""The ``ledger`` command as a user runs it: readable output, JSON, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import MakeServices
+from tests.support import Upstreams, catch_up, ledger_command, ledger_env, utc
+
+
+@pytest.fixture
+def books(make_services: MakeServices) -> dict[str, str]:
+    services = make_services()
+    up = Upstreams(services)
+    up.publish(
+        [
+            up.opened("acme", utc(2026, 10, 2), payment_mode="prepaid", tax_rate="0.21"),
+            up.credit("acme", "25.00", utc(2026, 10, 2, 1)),
+            *up.emails("acme", 1500, utc(2026, 10, 15)),
+        ]
+    )
+    consumer = services.consumer()
+    consumer.drain(timeout=60)
+    consumer.close()
+    up.close()
+    services.close_periods(utc(2026, 11, 1, 7))
+    catch_up(services)
+    return ledger_env(services.settings)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["balance", "nobody"], "error: unknown account 'nobody'"),
+        (["invoice", "2026-999999"], "error: no invoice or receipt numbered '2026-999999'"),
+        (["close-periods", "--as-of", "yesterday"], "error: not a time: 'yesterday'"),
+        (["close-periods", "--as-of", "2026-12-01T00:00:00"], "error: time '2026-12-01T00:00:00' has no UTC offset"),
+        (["usage", "acme", "--month", "2026-13"], "error: month out of range: 13"),
+    ],
+)
+def test_user_errors_are_one_line_with_a_non_zero_exit(books: dict[str, str], args: list[str], message: str) -> None:
+    result = ledger_command(*args, env=books)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(message), result.stderr
+
+
+def test_reports_read_the_books_as_json(books: dict[str, str]) -> None:
+    # October: fee 10.00; 1,500 emails, 1,000 included, 500 at 0.0010 = 0.50; subtotal 10.50;
+    # tax 21% = 2.205 -> 2.21 (half-up); total 12.71. Balance: 25.00 - 10.00 - 0.50 - 2.21
+    # (close adjustment 12.71 - 10.50) - 10.00 (November fee) = 2.29.
+    balance = json.loads(ledger_command("balance", "acme", "--json", env=books).stdout)
+    assert (balance["balance"], balance["sending_blocked"]) == ("2.29", False)
+    documents = json.loads(ledger_command("invoices", "acme", "--json", env=books).stdout)
+    assert [(d["number"], d["period"], d["total"]) for d in documents] == [("2026-000001", "2026-10", "12.71")]
+    receipt = json.loads(ledger_command("invoice", "2026-000001", "--json", env=books).stdout)
+    assert [line["amount"] for line in receipt["lines"]] == ["10.00", "0.00", "0.50"]
+    assert receipt["tax"] == "2.21"
+    usage = json.loads(ledger_command("usage", "acme", "--month", "2026-10", "--json", env=books).stdout)
+    assert (usage[0]["platform_emails"], usage[0]["charged_emails"]) == (1500, 500)
+
+
+def test_tables_for_people_and_a_rebuild(books: dict[str, str]) -> None:
+    table = ledger_command("invoice", "2026-000001", env=books)
+    assert table.returncode == 0
+    assert "Receipt 2026-000001" in table.stdout and "12.71" in table.stdout
+    before = ledger_command("balances", "--json", env=books).stdout
+    rebuilt = ledger_command("projections", "rebuild", env=books)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "rebuilt 3 projections" in rebuilt.stdout
+    assert ledger_command("balances", "--json", env=books).stdout == before
+    history = ledger_command("history", "acme", env=books)
+    assert "DocumentIssued" in history.stdout
+
+
+def test_published_schemas_are_current(books: dict[str, str]) -> None:
+    result = ledger_command("schemas", "--check", env=books)
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,92 @@
+"""Projections: batched follower, the library's ProjectionRunner, and rebuilds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.projection import ProjectionRunner
+
+from ledger.application import Ledger
+from ledger.bootstrap import Services
+from projections.balances import BalancesProjection, BalancesView
+from tests.conftest import MakeServices
+from tests.support import Upstreams, catch_up, utc
+
+TABLES = {
+    "balances": "SELECT * FROM {schema}.balances ORDER BY account_id",
+    "monthly_usage": "SELECT * FROM {schema}.monthly_usage ORDER BY account_uuid, month",
+    "monthly_usage_tiers": "SELECT * FROM {schema}.monthly_usage_tiers ORDER BY 1, 2, 3, 4, 5",
+    "documents": "SELECT * FROM {schema}.documents ORDER BY number",
+    "document_lines": "SELECT * FROM {schema}.document_lines ORDER BY number, line_no",
+}
+
+
+def _history(services: Services) -> None:
+    up = Upstreams(services)
+    up.publish(
+        [
+            up.opened("a", utc(2026, 10, 3), payment_mode="prepaid", tax_rate="0.21"),
+            up.credit("a", "30.00", utc(2026, 10, 3, 1)),
+            up.opened("b", utc(2026, 10, 5), plan="email-volume"),
+            *up.emails("a", 2500, utc(2026, 10, 9)),
+            *up.emails("b", 9000, utc(2026, 10, 20)),
+            *up.emails("a", 12, utc(2026, 10, 9), route="custom_smtp"),
+            up.plan_changed("b", "email-starter", utc(2026, 10, 25)),
+            *up.emails("b", 300, utc(2026, 10, 26)),
+        ]
+    )
+    consumer = services.consumer()
+    consumer.drain(timeout=60)
+    consumer.close()
+    services.close_periods(utc(2026, 11, 1, 7))
+    up.close()
+
+
+def _snapshot(services: Services) -> dict[str, list[dict[str, Any]]]:
+    views = {p.name: p.view for p in services.projections.values()}
+    owner = {"balances": "balances", "monthly_usage": "monthly_usage", "monthly_usage_tiers": "monthly_usage",
+             "documents": "documents", "document_lines": "documents"}
+    return {table: views[owner[table]].rows(query) for table, query in TABLES.items()}
+
+
+def test_rebuilt_projections_equal_the_live_ones(make_services: MakeServices) -> None:
+    services = make_services()
+    _history(services)
+    catch_up(services)
+    live = _snapshot(services)
+    assert len(live["documents"]) == 2 and len(live["document_lines"]) >= 6
+
+    for follower in services.followers():
+        follower.tracking.reset()  # type: ignore[attr-defined]
+    assert _snapshot(services)["balances"] == []
+    catch_up(services)
+
+    assert _snapshot(services) == live
+
+
+def test_balance_rows_hold_credits_minus_debits(make_services: MakeServices) -> None:
+    services = make_services()
+    _history(services)
+    catch_up(services)
+    for row in _snapshot(services)["balances"]:
+        assert row["balance"] == row["credited"] - row["debited"]
+        account = services.ledger.get_account(row["account_id"])
+        assert row["balance"] == account.balance.amount
+
+
+def test_the_library_projection_runner_builds_the_same_rows(make_services: MakeServices) -> None:
+    """Our batched follower is an optimisation of eventsourcing's ProjectionRunner, not a fork."""
+    services = make_services()
+    _history(services)
+    head = services.ledger.recorder.max_notification_id()
+    with ProjectionRunner(
+        application_class=Ledger, projection_class=BalancesProjection, view_class=BalancesView, env=services.env
+    ) as runner:
+        runner.wait(head, timeout=30)
+        by_library = runner.view.rows(TABLES["balances"])  # type: ignore[attr-defined]
+    assert len(by_library) == 2
+
+    balances = next(f for f in services.followers() if f.processor.name == "balances")
+    balances.tracking.reset()  # type: ignore[attr-defined]
+    balances.catch_up()
+    assert balances.processor.view.rows(TABLES["balances"]) == by_library  # type: ignore[attr-defined]
