@@ -15,6 +15,7 @@ import structlog
 from eventsourcing.persistence import IntegrityError
 
 from commands.models import ClosePeriods
+from commands.store import LedgerRecorder
 from ledger.account import Account, account_uuid
 from ledger.application import Ledger
 from ledger.documents import Document
@@ -54,7 +55,9 @@ def close_periods(
     ledger: Ledger, cmd: ClosePeriods, chunk_size: int = 200, attempts: int = 10
 ) -> list[Document]:
     issued: list[Document] = []
-    for chunk in _chunks(ledger.process_recorder.account_ids(), chunk_size):
+    recorder = ledger.process_recorder
+    assert isinstance(recorder, LedgerRecorder)
+    for chunk in _chunks(recorder.account_ids(), chunk_size):
         for attempt in range(1, attempts + 1):
             allocator = NumberAllocator(ledger)
             try:

@@ -310,6 +310,8 @@ def demo() -> None:
     """A generated month on embedded PostgreSQL and Kafka, end to end, printed."""
     from ledger.demo import run_demo
 
+    if not out.is_terminal:
+        out.width = 150  # tables stay readable when piped or captured
     run_demo(out, err)
 
 

@@ -35,10 +35,10 @@ class EmbeddedPostgres:
 
 
 def start_postgres(datadir: Path, *, persistent: bool = True) -> EmbeddedPostgres:
-    import pgserver
+    from pgserver import postgres_server
 
     datadir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(str(datadir.resolve()), cleanup_mode=None if persistent else "stop")
+    server = postgres_server.get_server(str(datadir.resolve()), cleanup_mode=None if persistent else "stop")
     return EmbeddedPostgres(datadir, server)
 
 

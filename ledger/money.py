@@ -56,12 +56,14 @@ def check_currency(currency: str) -> str:
     return currency
 
 
-def to_decimal(value: Decimal | int | str) -> Decimal:
+def to_decimal(value: object) -> Decimal:
     """Accept exact inputs only: a float has already lost the amount."""
-    if isinstance(value, float):  # type: ignore[unreachable]
-        raise MoneyError("floats are refused for money; pass a string or Decimal")  # type: ignore[unreachable]
+    if isinstance(value, float):
+        raise MoneyError("floats are refused for money; pass a string or Decimal")
     if isinstance(value, bool):
         raise MoneyError("a boolean is not an amount")
+    if not isinstance(value, (Decimal, int, str)):
+        raise MoneyError(f"not a decimal amount: {value!r}")
     try:
         result = Decimal(value)
     except (InvalidOperation, ValueError) as exc:

@@ -187,7 +187,7 @@ def history_table(account: str, events: list[dict[str, Any]]) -> Table:
 
 def document_of_version(svc: Services, account: str, version: int) -> str | None:
     """The document that billed what the event at ``version`` recorded."""
-    events = list(svc.ledger.history(account))
+    events: list[Any] = list(svc.ledger.history(account))
     recorded = next((e for e in events if e.originator_version == version), None)
     if recorded is None or type(recorded).__name__ != "EmailsRecorded":
         return None

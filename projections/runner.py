@@ -16,10 +16,15 @@ from typing import Any, Protocol
 
 import structlog
 from eventsourcing.persistence import Tracking, TrackingRecorder
+from prometheus_client import Gauge
 
 from ledger.application import Ledger
 
 log = structlog.get_logger(__name__)
+
+PROJECTION_LAG = Gauge(
+    "ledger_projection_lag_events", "Stored events not yet applied, per projection", ["projection"]
+)
 
 
 class BatchProcessor(Protocol):
@@ -77,5 +82,6 @@ class Follower:
         log.info("projection_started", projection=self.processor.name, position=self.position)
         while not stop.is_set():
             if self.run_once() == 0:
+                PROJECTION_LAG.labels(self.processor.name).set(self.lag())
                 stop.wait(idle_seconds)
         log.info("projection_stopped", projection=self.processor.name, position=self.position)

@@ -46,7 +46,7 @@ class TableView(PostgresTrackingRecorder):
         with self.datastore.get_connection() as conn, conn.pipeline(), conn.transaction():
             with conn.cursor() as curs:
                 for change in changes:
-                    curs.execute(change.sql.replace("{schema}", self.schema_sql), change.params)  # type: ignore[arg-type]
+                    curs.execute(change.sql.replace("{schema}", self.schema_sql), change.params)
                 self._insert_tracking(curs, tracking)
 
     def reset(self) -> None:

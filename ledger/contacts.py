@@ -1,0 +1,155 @@
+"""Billable contacts: who counts, and which version of a contact is the truth.
+
+A contact is billable (seed 002) when it has at least one of:
+
+- an ``email`` address,
+- a ``phone`` number,
+- a ``user_id``,
+- a chat conversation in which the user wrote (``chat_replied``),
+- a web push subscription (``web_push``),
+
+and it is not deleted. A string identifier counts only when something is left
+after stripping whitespace: upstream sends ``""`` or ``" "`` for "cleared",
+and nobody should pay for a blank field.
+
+Upstream numbers each contact's changes with an increasing ``version``. Kafka
+redelivers and reorders, so a change is applied only when its version is
+strictly newer than the one held: an older version is stale, an equal one is
+a duplicate (the first one seen wins, so a replay is deterministic), and both
+are ignored. A delete is kept as a *tombstone*: a state with ``deleted=True``
+and the delete's version. Forgetting the contact instead would let a stale
+change that arrives after the delete bring it back; with the tombstone, only a
+re-creation with a higher version counts the contact again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ledger.errors import LedgerError
+
+#: The identifiers that make a contact billable, in the order reasons are named.
+BILLABLE_FIELDS: tuple[str, ...] = ("email", "phone", "user_id", "chat_replied", "web_push")
+
+
+class ContactError(LedgerError):
+    """A contact change or count that cannot be right."""
+
+
+class InvalidContactState(ContactError):
+    pass
+
+
+class ContactMismatch(ContactError):
+    def __init__(self, held: str, incoming: str) -> None:
+        super().__init__(f"a change of contact {incoming!r} cannot apply to contact {held!r}")
+
+
+class NegativeBillableCount(ContactError):
+    def __init__(self, count: int) -> None:
+        super().__init__(f"the billable contact count cannot go below zero (got {count})")
+
+
+@dataclass(frozen=True, slots=True)
+class ContactState:
+    """One version of one contact, as upstream last described it."""
+
+    contact_id: str
+    version: int
+    email: str | None = None
+    phone: str | None = None
+    user_id: str | None = None
+    chat_replied: bool = False
+    web_push: bool = False
+    deleted: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.contact_id.strip():
+            raise InvalidContactState("a contact needs a non-empty contact_id")
+        # bool is an int subclass; True as a version is a bug upstream, not version 1.
+        if isinstance(self.version, bool) or not isinstance(self.version, int):
+            raise InvalidContactState(f"contact version must be an integer, got {self.version!r}")
+        if self.version < 0:
+            raise InvalidContactState(f"contact version must be >= 0, got {self.version}")
+
+    @classmethod
+    def tombstone(cls, contact_id: str, version: int) -> ContactState:
+        """What ``contact.deleted`` leaves behind: no identifiers, the delete's version."""
+        return cls(contact_id=contact_id, version=version, deleted=True)
+
+
+def _present(value: str | None) -> bool:
+    return value is not None and value.strip() != ""
+
+
+def reasons(state: ContactState) -> tuple[str, ...]:
+    """The identifiers that make the contact billable, in :data:`BILLABLE_FIELDS` order.
+
+    Empty for a deleted contact, whatever identifiers it still carries: the
+    auditor's ``ledger contacts --as-of`` shows exactly these names.
+    """
+    if state.deleted:
+        return ()
+    flags = (
+        _present(state.email),
+        _present(state.phone),
+        _present(state.user_id),
+        state.chat_replied,
+        state.web_push,
+    )
+    return tuple(name for name, flag in zip(BILLABLE_FIELDS, flags, strict=True) if flag)
+
+
+def is_billable(state: ContactState | None) -> bool:
+    """Billable when any identifier is present and the contact is not deleted."""
+    return state is not None and bool(reasons(state))
+
+
+def apply_change(current: ContactState | None, incoming: ContactState) -> ContactState | None:
+    """The contact's new state, or ``None`` when ``incoming`` is not newer and is ignored.
+
+    ``None`` means "nothing happened": the caller records nothing, so a
+    redelivered or reordered change leaves no trace in the history.
+    """
+    if current is None:
+        return incoming
+    if current.contact_id != incoming.contact_id:
+        raise ContactMismatch(current.contact_id, incoming.contact_id)
+    if incoming.version <= current.version:
+        return None
+    return incoming
+
+
+def billable_delta(old: ContactState | None, new: ContactState | None) -> int:
+    """How a change moves the billable count: -1, 0 or +1.
+
+    ``new`` is ``None`` when :func:`apply_change` ignored the change, which
+    moves nothing.
+    """
+    if new is None:
+        return 0
+    return int(is_billable(new)) - int(is_billable(old))
+
+
+@dataclass(frozen=True, slots=True)
+class BillableCount:
+    """An account's number of billable contacts, moved one change at a time.
+
+    Keeping it as a running sum of :func:`billable_delta` makes the count
+    exact at every version without rescanning the contacts; a negative value
+    can only come from a lost or doubled change, so it is refused.
+    """
+
+    value: int = 0
+
+    def __post_init__(self) -> None:
+        if self.value < 0:
+            raise NegativeBillableCount(self.value)
+
+    @staticmethod
+    def delta(old: ContactState | None, new: ContactState | None) -> int:
+        return billable_delta(old, new)
+
+    def after(self, old: ContactState | None, new: ContactState | None) -> BillableCount:
+        """The count once ``old`` became ``new`` (``new`` None: the change was ignored)."""
+        return BillableCount(self.value + billable_delta(old, new))
