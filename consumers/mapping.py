@@ -44,15 +44,29 @@ def to_commands(messages: Sequence[Accepted]) -> list[AccountCommand]:
     emails: dict[str, list[SentEmailItem]] = {}
     for message in messages:
         event = message.event
-        origin = origin_of(message)
         data = event.data
+        if type(event) is EmailSentEvent:  # the hot path: most messages are emails
+            record = message.record
+            origin = Origin(
+                event.source,
+                event.id,
+                record.topic,
+                record.partition,
+                record.offset,
+                data.message_id,
+            )
+            items = emails.get(data.account_id)
+            if items is None:
+                items = emails[data.account_id] = []
+                commands.append(RecordEmailsSent(account_id=data.account_id, emails=()))
+            items.append(SentEmailItem(event.time, data.route, origin))
+            continue
+        origin = origin_of(message)
         if isinstance(event, EmailSentEvent):
             if data.account_id not in emails:
                 emails[data.account_id] = []
                 commands.append(RecordEmailsSent(account_id=data.account_id, emails=()))
-            emails[data.account_id].append(
-                SentEmailItem(event.time, data.route, origin)
-            )
+            emails[data.account_id].append(SentEmailItem(event.time, data.route, origin))
         elif isinstance(event, AccountOpenedEvent):
             commands.append(
                 OpenAccount(
@@ -84,7 +98,9 @@ def to_commands(messages: Sequence[Accepted]) -> list[AccountCommand]:
         elif isinstance(event, AccountClosedEvent):
             commands.append(CloseAccount(account_id=data.account_id, at=event.time, origin=origin))
     return [
-        RecordEmailsSent.model_construct(account_id=cmd.account_id, emails=tuple(emails[cmd.account_id]))
+        RecordEmailsSent.model_construct(
+            account_id=cmd.account_id, emails=tuple(emails[cmd.account_id])
+        )
         if isinstance(cmd, RecordEmailsSent)
         else cmd
         for cmd in commands

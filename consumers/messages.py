@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import (
     AwareDatetime,
@@ -26,7 +26,7 @@ from pydantic import (
 
 def _amount_as_string(value: Any) -> Any:
     if not isinstance(value, str):
-        raise ValueError("amounts are strings, e.g. \"25.00\" (a JSON number may already be inexact)")
+        raise ValueError('amounts are strings, e.g. "25.00" (a JSON number may already be inexact)')
     return value
 
 
@@ -108,7 +108,11 @@ class AccountClosedEvent(Envelope):
 
 
 InputEvent = Annotated[
-    EmailSentEvent | AccountOpenedEvent | CreditPurchasedEvent | PlanChangedEvent | AccountClosedEvent,
+    EmailSentEvent
+    | AccountOpenedEvent
+    | CreditPurchasedEvent
+    | PlanChangedEvent
+    | AccountClosedEvent,
     Field(discriminator="type"),
 ]
 INPUT_EVENTS: dict[str, type[Envelope]] = {
@@ -140,9 +144,29 @@ class Record:
     value: bytes
 
 
+class RecordLike(Protocol):
+    """A :class:`Record`, or kafka-python's own ``ConsumerRecord`` (same names),
+    which the consumer hands over as polled instead of copying each one."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def key(self) -> bytes | None: ...
+
+    @property
+    def value(self) -> bytes: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    record: Record
+    record: RecordLike
     event: Any  # one of the *Event models above
 
     @property
@@ -152,7 +176,7 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    record: Record
+    record: RecordLike
     reason: str
 
 
@@ -166,25 +190,32 @@ def _first_error(exc: ValidationError) -> str:
     return "; ".join(parts) + more
 
 
-def decode(record: Record, accepted_types: frozenset[str]) -> Accepted | Refused:
+_validate_json = _INPUT.validate_json
+
+
+def decode(record: RecordLike, accepted_types: frozenset[str]) -> Accepted | Refused:
     """Validate one record against the contract; never raises.
 
     One pass in pydantic-core (parse + validate, discriminated on ``type``);
     the slower path that explains a refusal runs only for refused records.
     """
+    if not record.value:  # a tombstone or empty message: nothing to validate
+        return Refused(record, "empty message: no CloudEvent in the record value")
     try:
-        event = _INPUT.validate_json(record.value)
+        event = _validate_json(record.value)
     except ValidationError as exc:
         return Refused(record, _refusal(record, exc))
     if event.type not in accepted_types:
-        return Refused(record, f"event type {event.type!r} does not belong on topic {record.topic!r}")
+        return Refused(
+            record, f"event type {event.type!r} does not belong on topic {record.topic!r}"
+        )
     key = record.key.decode("utf-8", "replace") if record.key is not None else None
     if key != event.data.account_id:
         return Refused(record, f"Kafka key {key!r} is not the account id {event.data.account_id!r}")
     return Accepted(record, event)
 
 
-def _refusal(record: Record, exc: ValidationError) -> str:
+def _refusal(record: RecordLike, exc: ValidationError) -> str:
     try:
         raw = json.loads(record.value)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

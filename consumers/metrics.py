@@ -2,9 +2,7 @@
 
 from prometheus_client import Counter, Gauge, Histogram
 
-MESSAGES = Counter(
-    "ledger_messages_total", "Consumed messages by outcome", ["topic", "outcome"]
-)
+MESSAGES = Counter("ledger_messages_total", "Consumed messages by outcome", ["topic", "outcome"])
 DEAD_LETTERS = Counter(
     "ledger_dead_letters_total", "Messages sent to the dead-letter topic", ["topic"]
 )

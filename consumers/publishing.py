@@ -28,7 +28,12 @@ class Upstream:
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def event(
-        self, topic: str, event_type: str, time: datetime, data: dict[str, Any], event_id: str | None = None
+        self,
+        topic: str,
+        event_type: str,
+        time: datetime,
+        data: dict[str, Any],
+        event_id: str | None = None,
     ) -> Outgoing:
         body = {
             "specversion": "1.0",

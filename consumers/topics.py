@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,9 +21,8 @@ def ensure_topics(kafka_config: dict[str, Any], topics: Iterable[str], partition
             if t not in existing
         ]
         if missing:
-            try:
+            # Another process may create them between the listing and now.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
     finally:
         admin.close()

@@ -15,12 +15,11 @@ a postpay account is never blocked and a negative balance is what it owes.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
 from eventsourcing.domain import Aggregate, event
 
@@ -48,6 +47,16 @@ class SentEmail:
     route: Route
 
 
+class SentEmailLike(Protocol):
+    """What :meth:`Account.record_emails` reads of an email (a ``SentEmail`` or a command item)."""
+
+    @property
+    def sent_at(self) -> datetime: ...
+
+    @property
+    def route(self) -> Route: ...
+
+
 @dataclass(frozen=True, slots=True)
 class UsageEntry:
     """What one batch did to one month: the audit line behind a ledger event."""
@@ -65,6 +74,17 @@ class UsageEntry:
 
 
 class Account(Aggregate):
+    if TYPE_CHECKING:  # the event classes the @event decorators below create
+        Opened: ClassVar[type[Aggregate.Created]]
+        MonthOpened: ClassVar[type[Aggregate.Event]]
+        CreditPurchased: ClassVar[type[Aggregate.Event]]
+        EmailsRecorded: ClassVar[type[Aggregate.Event]]
+        SendingBlocked: ClassVar[type[Aggregate.Event]]
+        SendingUnblocked: ClassVar[type[Aggregate.Event]]
+        PlanChanged: ClassVar[type[Aggregate.Event]]
+        DocumentIssued: ClassVar[type[Aggregate.Event]]
+        Closed: ClassVar[type[Aggregate.Event]]
+
     @staticmethod
     def create_id(account_id: str, **_: object) -> uuid.UUID:
         return account_uuid(account_id)
@@ -177,7 +197,7 @@ class Account(Aggregate):
 
     # ------------------------------------------------------------------ usage
 
-    def record_emails(self, emails: Sequence[SentEmail]) -> int:
+    def record_emails(self, emails: Sequence[SentEmailLike]) -> int:
         """Bill a batch of already-deduplicated emails: one event, whatever the batch size.
 
         Emails are grouped by the month their send time falls in (account time
@@ -188,17 +208,33 @@ class Account(Aggregate):
         """
         if not emails:
             return self.version
-        # (month, index of the plan in force) -> [platform, custom_smtp]
-        counts: dict[tuple[Month, int], list[int]] = defaultdict(lambda: [0, 0])
+        # (year, month, index of the plan in force) -> [platform, custom_smtp].
+        # Per email this is Month.containing() and max() against the first month,
+        # done on (year, month) tuples (same order as Month's) in one pass.
+        tz = zone(self.timezone)
+        first = (self.first_month.year, self.first_month.month)
+        one_plan = len(self.plans) == 1
+        counts: dict[tuple[int, int, int], list[int]] = {}
+        at: datetime | None = None
         for email in emails:
-            month = max(Month.containing(email.sent_at, self.timezone), self.first_month)
-            counts[(month, self._plan_index_at(email.sent_at))][email.route != "platform"] += 1
+            sent_at = email.sent_at
+            local = check_aware(sent_at).astimezone(tz)
+            year_month = max((local.year, local.month), first)
+            key = (*year_month, 0 if one_plan else self._plan_index_at(sent_at))
+            count = counts.get(key)
+            if count is None:
+                count = counts[key] = [0, 0]
+            count[email.route != "platform"] += 1
+            if at is None or sent_at > at:
+                at = sent_at
+        assert at is not None
         entries: list[UsageEntry] = []
         months: dict[Month, MonthUsage] = {}
         closed: dict[Month, ClosedMonth] = {}
         late = self.pending_late
-        for month, plan_index in sorted(counts):
-            platform, smtp = counts[(month, plan_index)]
+        for year, month_number, plan_index in sorted(counts):
+            platform, smtp = counts[(year, month_number, plan_index)]
+            month = Month.of(year, month_number)
             if month < self.current:
                 before = closed.get(month) or self.closed_months[str(month)]
                 after, charges = record_late(before, platform)
@@ -211,7 +247,6 @@ class Account(Aggregate):
                 months[month] = updated
                 included = updated.included - usage.included
                 entries.append(UsageEntry(month, False, platform, smtp, included, charges))
-        at = max(email.sent_at for email in emails)
         charged = Money(sum((e.amount for e in entries), Decimal(0)), self.currency)
         self._emails_recorded(
             effective_at=at,
@@ -246,7 +281,9 @@ class Account(Aggregate):
         can_send = self.can_send(max(Month.containing(at, self.timezone), self.current))
         # The account id rides along: these events are published as they are.
         if self.blocked and can_send:
-            self._sending_unblocked(account_id=self.account_id, effective_at=at, balance=self.balance)
+            self._sending_unblocked(
+                account_id=self.account_id, effective_at=at, balance=self.balance
+            )
         elif not self.blocked and not can_send:
             self._sending_blocked(account_id=self.account_id, effective_at=at, balance=self.balance)
 
@@ -337,7 +374,10 @@ class Account(Aggregate):
                 closed=ClosedMonth(month, usage.platform, last_plan),
             )
             issued.append(document)
-            if self.closed_at is None or month.next() <= Month.containing(self.closed_at, self.timezone):
+            closed_month = (
+                None if self.closed_at is None else Month.containing(self.closed_at, self.timezone)
+            )
+            if closed_month is None or month.next() <= closed_month:
                 self._open_month(month.next(), as_of)
         if issued:
             self._update_sending(as_of)

@@ -6,6 +6,7 @@ the aggregates' job; batching and transactions are ``commands/``'s.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, ClassVar
@@ -45,7 +46,7 @@ class Ledger(Application[UUID]):
         self.register_transcodings(transcoder)
         return transcoder
 
-    def register_transcodings(self, transcoder: JSONTranscoder) -> None:  # type: ignore[override]
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         register_ledger_transcodings(transcoder)
 
@@ -66,7 +67,7 @@ class Ledger(Application[UUID]):
 
     def get_account(self, account_id: str, version: int | None = None) -> Account:
         try:
-            account = self.repository.get(account_uuid(account_id), version=version)
+            account: Account = self.repository.get(account_uuid(account_id), version=version)
         except AggregateNotFoundError:
             raise AccountNotFound(account_id) from None
         assert isinstance(account, Account)
@@ -80,7 +81,7 @@ class Ledger(Application[UUID]):
 
     def get_sequence(self, year: int) -> DocumentNumberSequence | None:
         try:
-            sequence = self.repository.get(sequence_uuid(year))
+            sequence: DocumentNumberSequence = self.repository.get(sequence_uuid(year))
         except AggregateNotFoundError:
             return None
         assert isinstance(sequence, DocumentNumberSequence)
@@ -113,7 +114,5 @@ class Ledger(Application[UUID]):
         if cache is None:
             return
         for aggregate_id in aggregate_ids:
-            try:
+            with contextlib.suppress(KeyError):  # not cached: nothing to evict
                 cache.get(aggregate_id, evict=True)
-            except KeyError:
-                pass

@@ -168,14 +168,19 @@ def bootstrap(
         embedded_postgres = start_postgres(settings.home / "pg")
         database_url = embedded_postgres.url
         if announce:
-            announce(f"LEDGER_DATABASE_URL is unset: using embedded PostgreSQL in {settings.home / 'pg'}")
+            announce(
+                f"LEDGER_DATABASE_URL is unset: using embedded PostgreSQL in {settings.home / 'pg'}"
+            )
     embedded_broker = None
     kafka_bootstrap = settings.kafka_bootstrap
     if need_kafka and kafka_bootstrap is None:
         embedded_broker = start_broker()
         kafka_bootstrap = embedded_broker.bootstrap
         if announce:
-            announce(f"LEDGER_KAFKA_BOOTSTRAP is unset: using an embedded in-memory broker at {kafka_bootstrap}")
+            announce(
+                "LEDGER_KAFKA_BOOTSTRAP is unset: using an embedded in-memory broker"
+                f" at {kafka_bootstrap}"
+            )
     env = postgres_env(database_url, settings.database_schema, settings.pg_pool_size)
     ledger = Ledger(env=env)
     return Services(

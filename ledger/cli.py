@@ -6,13 +6,14 @@ on stderr and exit non-zero; tracebacks are for bugs.
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -154,7 +155,9 @@ def trace(account: str, message_id: str, as_json: JsonFlag = False) -> None:
             raise UserError(f"no message {message_id!r} was applied to account {account!r}")
         for row in rows:
             stored = svc.ledger.get_account(account, version=row["originator_version"])
-            row["document_number"] = render.document_of_version(svc, account, row["originator_version"])
+            row["document_number"] = render.document_of_version(
+                svc, account, row["originator_version"]
+            )
             row["account_version_balance"] = str(stored.balance.rounded().amount)
     _json(rows) if as_json else out.print(render.trace_table(rows))
 
@@ -173,7 +176,9 @@ def dead_letters(limit: int = 50, as_json: JsonFlag = False) -> None:
 @app.command("close-periods")
 def close_periods_cmd(
     as_of: Annotated[str, typer.Option("--as-of", help="Close time, RFC 3339.")],
-    grace: Annotated[str | None, typer.Option(help="Late-event grace, e.g. 6h (default LEDGER_CLOSE_GRACE).")] = None,
+    grace: Annotated[
+        str | None, typer.Option(help="Late-event grace, e.g. 6h (default LEDGER_CLOSE_GRACE).")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Issue receipts/invoices for every month that ended at least GRACE before AS_OF."""
@@ -183,8 +188,14 @@ def close_periods_cmd(
             svc.settings.close_grace = parse_duration(grace)
         documents = svc.close_periods(when)
     rows = [
-        {"number": d.number, "account_id": d.account_id, "kind": d.kind, "period": str(d.period),
-         "total": str(d.total.amount), "currency": d.currency}
+        {
+            "number": d.number,
+            "account_id": d.account_id,
+            "kind": d.kind,
+            "period": str(d.period),
+            "total": str(d.total.amount),
+            "currency": d.currency,
+        }
         for d in documents
     ]
     if as_json:
@@ -234,6 +245,24 @@ def schemas(
 # ---------------------------------------------------------------------- running
 
 
+def _guarded(
+    stop: threading.Event, failures: list[BaseException], name: str, target: Callable[[], None]
+) -> threading.Thread:
+    """Run a role in a thread; a crashed role stops the process: restart, don't limp."""
+
+    def run() -> None:
+        try:
+            target()
+        except BaseException as exc:
+            log.exception("role_crashed", role=name)
+            failures.append(exc)
+            stop.set()
+
+    thread = threading.Thread(target=run, name=name)
+    thread.start()
+    return thread
+
+
 @app.command()
 def serve(
     role: Annotated[
@@ -256,7 +285,11 @@ def serve(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    svc = bootstrap(Settings(), need_kafka=bool(roles & {"consumer", "publisher"}), announce=lambda m: log.info("embedded", message=m))
+    svc = bootstrap(
+        Settings(),
+        need_kafka=bool(roles & {"consumer", "publisher"}),
+        announce=lambda m: log.info("embedded", message=m),
+    )
     if svc.settings.metrics_port:
         from prometheus_client import start_http_server
 
@@ -264,28 +297,16 @@ def serve(
     if svc.kafka_bootstrap:
         svc.ensure_topics()
 
-    def guarded(name: str, target: Callable[[], None]) -> threading.Thread:
-        def run() -> None:
-            try:
-                target()
-            except BaseException as exc:  # a crashed role stops the process: restart, don't limp
-                log.exception("role_crashed", role=name)
-                failures.append(exc)
-                stop.set()
-
-        thread = threading.Thread(target=run, name=name)
-        thread.start()
-        return thread
-
     threads = []
     if "consumer" in roles:
-        threads.append(guarded("consumer", lambda: svc.consumer().run(stop)))
+        threads.append(_guarded(stop, failures, "consumer", lambda: svc.consumer().run(stop)))
     if "projections" in roles:
         for follower in svc.followers():
-            threads.append(guarded(follower.processor.name, lambda f=follower: f.run(stop)))  # type: ignore[misc]
+            runs = functools.partial(follower.run, stop)
+            threads.append(_guarded(stop, failures, follower.processor.name, runs))
     if "publisher" in roles:
         publisher = svc.status_publisher()
-        threads.append(guarded("publisher", lambda: publisher.run(stop)))
+        threads.append(_guarded(stop, failures, "publisher", lambda: publisher.run(stop)))
     if "scheduler" in roles:
 
         def schedule() -> None:
@@ -295,7 +316,7 @@ def serve(
                     log.info("scheduler_closed_periods", documents=len(documents))
                 stop.wait(svc.settings.close_interval.total_seconds())
 
-        threads.append(guarded("scheduler", schedule))
+        threads.append(_guarded(stop, failures, "scheduler", schedule))
     log.info("serving", roles=sorted(roles))
     for thread in threads:
         thread.join()

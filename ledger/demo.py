@@ -30,7 +30,13 @@ SEED = 20261122
 
 
 def _emails(
-    rng: random.Random, topic: str, account: str, count: int, start: datetime, end: datetime, smtp_share: float = 0.0
+    rng: random.Random,
+    topic: str,
+    account: str,
+    count: int,
+    start: datetime,
+    end: datetime,
+    smtp_share: float = 0.0,
 ) -> list[tuple[datetime, Outgoing]]:
     span = (end - start).total_seconds()
     out = []
@@ -39,7 +45,15 @@ def _emails(
         route = "custom_smtp" if rng.random() < smtp_share else "platform"
         message_id = f"<{rng.getrandbits(64):016x}@{account}.example>"
         out.append(
-            (at, MTA.event(topic, "email.sent", at, {"account_id": account, "message_id": message_id, "route": route}))
+            (
+                at,
+                MTA.event(
+                    topic,
+                    "email.sent",
+                    at,
+                    {"account_id": account, "message_id": message_id, "route": route},
+                ),
+            )
         )
     return out
 
@@ -49,7 +63,11 @@ def _in_order(items: list[tuple[datetime, Outgoing]]) -> list[Outgoing]:
 
 
 def _d(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC) if "+" not in text else datetime.fromisoformat(text)
+    return (
+        datetime.fromisoformat(text).replace(tzinfo=UTC)
+        if "+" not in text
+        else datetime.fromisoformat(text)
+    )
 
 
 class Scenario:
@@ -58,34 +76,123 @@ class Scenario:
         self.emails = settings.topic_email_sent
         self.rng = random.Random(SEED)
 
-    def _account(self, event_type: str, at: datetime, data: dict[str, object]) -> tuple[datetime, Outgoing]:
+    def _account(
+        self, event_type: str, at: datetime, data: dict[str, object]
+    ) -> tuple[datetime, Outgoing]:
         return at, PANEL.event(self.accounts, event_type, at, data)
 
     def october(self) -> list[Outgoing]:
         rng, a = self.rng, self._account
         items = [
-            a("account.opened", _d("2026-10-01T08:00"), {"account_id": "initech", "plan": "email-volume", "payment_mode": "postpaid", "currency": "EUR"}),
-            a("account.opened", _d("2026-10-05T09:30"), {"account_id": "hooli", "plan": "email-starter", "payment_mode": "postpaid", "currency": "EUR", "tax_rate": "0.08", "timezone": "America/New_York"}),
-            a("account.opened", _d("2026-10-20T10:00"), {"account_id": "acme", "plan": "email-starter", "payment_mode": "prepaid", "currency": "EUR", "tax_rate": "0.21", "timezone": "Europe/Amsterdam"}),
-            a("account.credit-purchased", _d("2026-10-20T10:05"), {"account_id": "acme", "amount": "40.00", "reference": "TOPUP-1001"}),
-            a("account.opened", _d("2026-10-25T14:00"), {"account_id": "globex", "plan": "email-starter", "payment_mode": "prepaid", "currency": "EUR", "tax_rate": "0.21"}),
-            a("account.credit-purchased", _d("2026-10-25T14:01"), {"account_id": "globex", "amount": "30.00", "reference": "TOPUP-1002"}),
-            a("account.opened", _d("2026-10-28T09:00"), {"account_id": "wonka", "plan": "email-platinum", "payment_mode": "prepaid", "currency": "EUR"}),
+            a(
+                "account.opened",
+                _d("2026-10-01T08:00"),
+                {
+                    "account_id": "initech",
+                    "plan": "email-volume",
+                    "payment_mode": "postpaid",
+                    "currency": "EUR",
+                },
+            ),
+            a(
+                "account.opened",
+                _d("2026-10-05T09:30"),
+                {
+                    "account_id": "hooli",
+                    "plan": "email-starter",
+                    "payment_mode": "postpaid",
+                    "currency": "EUR",
+                    "tax_rate": "0.08",
+                    "timezone": "America/New_York",
+                },
+            ),
+            a(
+                "account.opened",
+                _d("2026-10-20T10:00"),
+                {
+                    "account_id": "acme",
+                    "plan": "email-starter",
+                    "payment_mode": "prepaid",
+                    "currency": "EUR",
+                    "tax_rate": "0.21",
+                    "timezone": "Europe/Amsterdam",
+                },
+            ),
+            a(
+                "account.credit-purchased",
+                _d("2026-10-20T10:05"),
+                {"account_id": "acme", "amount": "40.00", "reference": "TOPUP-1001"},
+            ),
+            a(
+                "account.opened",
+                _d("2026-10-25T14:00"),
+                {
+                    "account_id": "globex",
+                    "plan": "email-starter",
+                    "payment_mode": "prepaid",
+                    "currency": "EUR",
+                    "tax_rate": "0.21",
+                },
+            ),
+            a(
+                "account.credit-purchased",
+                _d("2026-10-25T14:01"),
+                {"account_id": "globex", "amount": "30.00", "reference": "TOPUP-1002"},
+            ),
+            a(
+                "account.opened",
+                _d("2026-10-28T09:00"),
+                {
+                    "account_id": "wonka",
+                    "plan": "email-platinum",
+                    "payment_mode": "prepaid",
+                    "currency": "EUR",
+                },
+            ),
         ]
-        items += _emails(rng, self.emails, "initech", 18_000, _d("2026-10-01T09:00"), _d("2026-10-31T23:00"))
-        items += _emails(rng, self.emails, "hooli", 6_000, _d("2026-10-05T10:00"), _d("2026-10-31T20:00"))
+        items += _emails(
+            rng, self.emails, "initech", 18_000, _d("2026-10-01T09:00"), _d("2026-10-31T23:00")
+        )
+        items += _emails(
+            rng, self.emails, "hooli", 6_000, _d("2026-10-05T10:00"), _d("2026-10-31T20:00")
+        )
         # 23:59 in New York on Oct 31 is Nov 1 in UTC: still October for hooli.
-        items += _emails(rng, self.emails, "hooli", 25, _d("2026-11-01T03:59:00+00:00"), _d("2026-11-01T03:59:59+00:00"))
-        items += _emails(rng, self.emails, "acme", 3_000, _d("2026-10-20T11:00"), _d("2026-10-31T22:00"))
-        items += _emails(rng, self.emails, "globex", 1_500, _d("2026-10-25T15:00"), _d("2026-10-31T23:00"))
+        items += _emails(
+            rng,
+            self.emails,
+            "hooli",
+            25,
+            _d("2026-11-01T03:59:00+00:00"),
+            _d("2026-11-01T03:59:59+00:00"),
+        )
+        items += _emails(
+            rng, self.emails, "acme", 3_000, _d("2026-10-20T11:00"), _d("2026-10-31T22:00")
+        )
+        items += _emails(
+            rng, self.emails, "globex", 1_500, _d("2026-10-25T15:00"), _d("2026-10-31T23:00")
+        )
         return _in_order(items)
 
     def november_first_half(self) -> list[Outgoing]:
         rng, a = self.rng, self._account
         start, mid = _d("2026-11-01T12:00"), _d("2026-11-15T12:00")
         items = [
-            a("account.opened", _d("2026-11-03T08:00"), {"account_id": "umbrella", "plan": "email-usd", "payment_mode": "prepaid", "currency": "USD", "timezone": "America/Chicago"}),
-            a("account.credit-purchased", _d("2026-11-03T08:02"), {"account_id": "umbrella", "amount": "100.00", "reference": "TOPUP-1003"}),
+            a(
+                "account.opened",
+                _d("2026-11-03T08:00"),
+                {
+                    "account_id": "umbrella",
+                    "plan": "email-usd",
+                    "payment_mode": "prepaid",
+                    "currency": "USD",
+                    "timezone": "America/Chicago",
+                },
+            ),
+            a(
+                "account.credit-purchased",
+                _d("2026-11-03T08:02"),
+                {"account_id": "umbrella", "amount": "100.00", "reference": "TOPUP-1003"},
+            ),
             a("account.plan-changed", mid, {"account_id": "hooli", "plan": "email-volume"}),
         ]
         items += _emails(rng, self.emails, "initech", 30_000, start, mid, smtp_share=0.03)
@@ -94,13 +201,21 @@ class Scenario:
         items += _emails(rng, self.emails, "globex", 9_000, start, mid)
         items += _emails(rng, self.emails, "umbrella", 5_000, _d("2026-11-03T09:00"), mid)
         # The MTA was down for a while: October mail reported only now (late usage).
-        items += _emails(rng, self.emails, "acme", 30, _d("2026-10-30T08:00"), _d("2026-10-30T09:00"))
+        items += _emails(
+            rng, self.emails, "acme", 30, _d("2026-10-30T08:00"), _d("2026-10-30T09:00")
+        )
         return _in_order(items)
 
     def november_second_half(self) -> tuple[list[Outgoing], list[Outgoing]]:
         rng, a = self.rng, self._account
         mid, end = _d("2026-11-16T09:00"), _d("2026-11-30T22:00")
-        items = [a("account.credit-purchased", mid, {"account_id": "globex", "amount": "25.00", "reference": "TOPUP-1004"})]
+        items = [
+            a(
+                "account.credit-purchased",
+                mid,
+                {"account_id": "globex", "amount": "25.00", "reference": "TOPUP-1004"},
+            )
+        ]
         items += _emails(rng, self.emails, "initech", 35_000, mid, end, smtp_share=0.03)
         items += _emails(rng, self.emails, "hooli", 25_000, mid, end)
         items += _emails(rng, self.emails, "acme", 14_000, mid, end, smtp_share=0.02)
@@ -113,9 +228,32 @@ class Scenario:
         bad = [
             raw(self.emails, "acme", b'{"specversion": "1.0", "id": '),
             MTA.event(self.emails, "email.sent", end, {"account_id": "acme", "route": "platform"}),
-            MTA.event(self.emails, "email.sent", end, {"account_id": "acme", "message_id": "<x@acme>", "route": "smtp-relay"}),
-            MTA.event(self.emails, "email.sent", end, {"account_id": "ghost-corp", "message_id": "<y@ghost>", "route": "platform"}),
-            raw(self.accounts, "acme", json.dumps({"specversion": "1.0", "id": "p-9", "source": "urn:demo:customer-panel", "type": "account.credit-purchased", "time": "2026-11-20T10:00:00Z", "data": {"account_id": "acme", "amount": 10.5}}).encode()),
+            MTA.event(
+                self.emails,
+                "email.sent",
+                end,
+                {"account_id": "acme", "message_id": "<x@acme>", "route": "smtp-relay"},
+            ),
+            MTA.event(
+                self.emails,
+                "email.sent",
+                end,
+                {"account_id": "ghost-corp", "message_id": "<y@ghost>", "route": "platform"},
+            ),
+            raw(
+                self.accounts,
+                "acme",
+                json.dumps(
+                    {
+                        "specversion": "1.0",
+                        "id": "p-9",
+                        "source": "urn:demo:customer-panel",
+                        "type": "account.credit-purchased",
+                        "time": "2026-11-20T10:00:00Z",
+                        "data": {"account_id": "acme", "amount": 10.5},
+                    }
+                ).encode(),
+            ),
         ]
         return messages, duplicates + bad
 
@@ -135,7 +273,9 @@ def _status_messages(svc: Services) -> list[dict[str, object]]:
     ends = consumer.end_offsets(partitions)
     messages: list[dict[str, object]] = []
     deadline = time.monotonic() + 10
-    while any(consumer.position(tp) < ends[tp] for tp in partitions) and time.monotonic() < deadline:
+    while (
+        any(consumer.position(tp) < ends[tp] for tp in partitions) and time.monotonic() < deadline
+    ):
         for records in consumer.poll(timeout_ms=200).values():
             messages.extend(json.loads(r.value) for r in records)
     consumer.close()
@@ -145,7 +285,10 @@ def _status_messages(svc: Services) -> list[dict[str, object]]:
 def run_demo(out: Console, err: Console) -> None:
     started = time.perf_counter()
     settings = Settings(
-        database_url=None, kafka_bootstrap=None, home=PROJECT_ROOT / ".ledger" / "demo", topic_partitions=4
+        database_url=None,
+        kafka_bootstrap=None,
+        home=PROJECT_ROOT / ".ledger" / "demo",
+        topic_partitions=4,
     )
     svc = bootstrap(settings, announce=lambda m: err.print(f"[dim]{m}[/dim]"))
     try:
@@ -190,12 +333,16 @@ def _run(svc: Services, settings: Settings, out: Console, err: Console) -> None:
 
     phase("October", scenario.october())
     docs = svc.close_periods(_d("2026-11-01T12:00"))
-    err.print(f"[bold cyan]>[/bold cyan] closed October as of 2026-11-01T12:00Z: {len(docs)} documents")
+    err.print(
+        f"[bold cyan]>[/bold cyan] closed October as of 2026-11-01T12:00Z: {len(docs)} documents"
+    )
     phase("November 1-15", scenario.november_first_half())
     second, noise = scenario.november_second_half()
     phase("November 16-30 (+ duplicates and malformed messages)", second + noise)
     docs = svc.close_periods(_d("2026-12-01T12:00"))
-    err.print(f"[bold cyan]>[/bold cyan] closed November as of 2026-12-01T12:00Z: {len(docs)} documents")
+    err.print(
+        f"[bold cyan]>[/bold cyan] closed November as of 2026-12-01T12:00Z: {len(docs)} documents"
+    )
     consumer.close()
     for follower in svc.followers():
         follower.catch_up()
@@ -217,7 +364,12 @@ def _run(svc: Services, settings: Settings, out: Console, err: Console) -> None:
     out.print(
         render.simple_table(
             [
-                {"time": m["time"], "type": m["type"], "account": m["data"]["account_id"], "balance": m["data"]["balance"]}  # type: ignore[index]
+                {
+                    "time": m["time"],
+                    "type": m["type"],
+                    "account": m["data"]["account_id"],  # type: ignore[index]
+                    "balance": m["data"]["balance"],  # type: ignore[index]
+                }
                 for m in status
             ],
             title="billing.account-status (outbox)",
@@ -225,7 +377,15 @@ def _run(svc: Services, settings: Settings, out: Console, err: Console) -> None:
     )
     out.print(
         render.simple_table(
-            [{"published": summary["published"], "applied": summary["applied"], "duplicates dropped": summary["duplicates"], "dead-lettered": summary["dead_letters"], "stored events": svc.ledger.recorder.max_notification_id() or 0}],
+            [
+                {
+                    "published": summary["published"],
+                    "applied": summary["applied"],
+                    "duplicates dropped": summary["duplicates"],
+                    "dead-lettered": summary["dead_letters"],
+                    "stored events": svc.ledger.recorder.max_notification_id() or 0,
+                }
+            ],
             title="Pipeline",
         )
     )

@@ -66,7 +66,10 @@ class Document:
             raise DocumentInvariantBroken(f"{self.number}: subtotal + tax != total")
         for amount in [*(line.amount for line in self.lines), self.subtotal, self.tax, self.total]:
             rounded = amount.rounded()
-            if amount != rounded or amount.amount.as_tuple().exponent != rounded.amount.as_tuple().exponent:
+            if (
+                amount != rounded
+                or amount.amount.as_tuple().exponent != rounded.amount.as_tuple().exponent
+            ):
                 raise DocumentInvariantBroken(f"{self.number}: {amount} is not in minor units")
 
     @property
@@ -84,7 +87,9 @@ def _tier_label(plan: EmailPlan, tier: int) -> str:
 def _charge_line(charge: Charge, plan: EmailPlan, currency: str, how: str) -> Line:
     return Line(
         kind="usage",
-        description=f"Emails, {plan.name}, tier {charge.tier} ({_tier_label(plan, charge.tier)}){how}",
+        description=(
+            f"Emails, {plan.name}, tier {charge.tier} ({_tier_label(plan, charge.tier)}){how}"
+        ),
         quantity=charge.count,
         unit_price=charge.unit_price,
         amount=Money(charge.amount, currency).rounded(),
@@ -136,11 +141,23 @@ def build_document(
     lines: list[Line] = []
     if usage.fee is not None and usage.fee_plan is not None:
         lines.append(
-            Line("fee", f"Monthly fee, {usage.fee_plan.name}", 1, usage.fee.amount, usage.fee.rounded())
+            Line(
+                "fee",
+                f"Monthly fee, {usage.fee_plan.name}",
+                1,
+                usage.fee.amount,
+                usage.fee.rounded(),
+            )
         )
     if usage.included:
         lines.append(
-            Line("included", "Included emails", usage.included, Decimal(0), Money.zero(currency).rounded())
+            Line(
+                "included",
+                "Included emails",
+                usage.included,
+                Decimal(0),
+                Money.zero(currency).rounded(),
+            )
         )
     lines.extend(usage_lines(usage, payment_mode, currency))
     if usage.custom_smtp:

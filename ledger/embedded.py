@@ -38,7 +38,9 @@ def start_postgres(datadir: Path, *, persistent: bool = True) -> EmbeddedPostgre
     from pgserver import postgres_server
 
     datadir.mkdir(parents=True, exist_ok=True)
-    server = postgres_server.get_server(str(datadir.resolve()), cleanup_mode=None if persistent else "stop")
+    server = postgres_server.get_server(
+        str(datadir.resolve()), cleanup_mode=None if persistent else "stop"
+    )
     return EmbeddedPostgres(datadir, server)
 
 
@@ -79,7 +81,10 @@ def start_broker(port: int | None = None, timeout: float = 20.0) -> EmbeddedBrok
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"embedded broker exited with code {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=0.2),
+        ):
             return EmbeddedBroker(f"127.0.0.1:{port}", process)
         time.sleep(0.05)
     process.kill()

@@ -23,14 +23,24 @@ class InvalidTimezone(LedgerError):
 
 class NaiveDatetime(LedgerError):
     def __init__(self) -> None:
-        super().__init__("a time without a UTC offset is ambiguous; give one, e.g. 2026-11-30T23:00Z")
+        super().__init__(
+            "a time without a UTC offset is ambiguous; give one, e.g. 2026-11-30T23:00Z"
+        )
+
+
+_ZONES: dict[str, ZoneInfo] = {}
 
 
 def zone(name: str) -> ZoneInfo:
+    found = _ZONES.get(name)  # called per email: skip ZoneInfo's own key checks
+    if found is not None:
+        return found
     try:
-        return ZoneInfo(name)
+        found = ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise InvalidTimezone(name) from exc
+    _ZONES[name] = found
+    return found
 
 
 def check_aware(instant: datetime) -> datetime:
@@ -59,7 +69,15 @@ class Month:
     @classmethod
     def containing(cls, instant: datetime, tz: str) -> Month:
         local = check_aware(instant).astimezone(zone(tz))
-        return cls(local.year, local.month)
+        return Month.of(local.year, local.month)
+
+    @staticmethod
+    def of(year: int, month: int) -> Month:
+        """``Month(year, month)``, shared: months are immutable values, built per email."""
+        found = _MONTHS.get((year, month))
+        if found is None:
+            found = _MONTHS[(year, month)] = Month(year, month)
+        return found
 
     def next(self) -> Month:
         return Month(self.year + self.month // 12, self.month % 12 + 1)
@@ -86,6 +104,9 @@ class Month:
 
     def __str__(self) -> str:
         return f"{self.year:04d}-{self.month:02d}"
+
+
+_MONTHS: dict[tuple[int, int], Month] = {}
 
 
 def local_date(instant: datetime, tz: str) -> date:

@@ -81,10 +81,14 @@ def usage_table(rows: list[dict[str, Any]]) -> Group:
         ("document", "document_number"),
     ]
     for title, key in columns:
-        table.add_column(title, justify="left" if key in {"account_id", "month", "document_number"} else "right")
+        table.add_column(
+            title, justify="left" if key in {"account_id", "month", "document_number"} else "right"
+        )
     tiers = Table(title="Charged emails by tier", box=box.SIMPLE, title_justify="left")
     for title in ["account", "month", "plan", "tier", "unit price", "emails", "amount"]:
-        tiers.add_column(title, justify="right" if title in {"emails", "amount", "unit price"} else "left")
+        tiers.add_column(
+            title, justify="right" if title in {"emails", "amount", "unit price"} else "left"
+        )
     for row in rows:
         table.add_row(*(_fmt(row[key]) for _, key in columns))
         for tier in row["tiers"]:
@@ -102,10 +106,25 @@ def usage_table(rows: list[dict[str, Any]]) -> Group:
 
 def documents_table(rows: list[dict[str, Any]], title: str = "Receipts and invoices") -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left")
-    keys = ["number", "account_id", "kind", "period", "issued_on", "due_on", "subtotal", "tax", "total", "currency", "status"]
+    keys = [
+        "number",
+        "account_id",
+        "kind",
+        "period",
+        "issued_on",
+        "due_on",
+        "subtotal",
+        "tax",
+        "total",
+        "currency",
+        "status",
+    ]
     present = [k for k in keys if not rows or k in rows[0]]
     for key in present:
-        table.add_column(key.replace("_", " "), justify="right" if key in {"subtotal", "tax", "total"} else "left")
+        table.add_column(
+            key.replace("_", " "),
+            justify="right" if key in {"subtotal", "tax", "total"} else "left",
+        )
     for row in rows:
         table.add_row(*(_fmt(row[k]) for k in present))
     return table
@@ -135,7 +154,8 @@ def document_panel(document: dict[str, Any]) -> Panel:
     due = f"due {document['due_on']}" if document["due_on"] else "settled from prepaid balance"
     title = (
         f"{document['kind'].capitalize()} {document['number']} - {document['account_id']} - "
-        f"period {document['period']} - issued {document['issued_on']} - {due} - {document['status']}"
+        f"period {document['period']} - issued {document['issued_on']} - {due}"
+        f" - {document['status']}"
     )
     return Panel(lines, title=title, title_align="left")
 
@@ -153,7 +173,9 @@ def event_summary(event: Any) -> dict[str, Any]:
         parts = []
         for entry in event.entries:
             late = " late" if entry.late else ""
-            parts.append(f"{entry.month}{late}: {entry.platform} platform, {entry.custom_smtp} custom SMTP")
+            parts.append(
+                f"{entry.month}{late}: {entry.platform} platform, {entry.custom_smtp} custom SMTP"
+            )
         details = "; ".join(parts) + f"; charged {event.charged.amount} {event.charged.currency}"
     elif name == "DocumentIssued":
         doc = event.document

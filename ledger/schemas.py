@@ -41,15 +41,15 @@ OUTBOUND_PREFIX = "outbound."
 def _models() -> dict[str, type[BaseModel]]:
     """File stem -> model, in a fixed order (inputs, then outbound)."""
     # Imported here, not at the top: the edges (and eventsourcing, kafka) load on use only.
-    from consumers.dead_letter import DeadLetter  # noqa: PLC0415
-    from consumers.messages import (  # noqa: PLC0415
+    from consumers.dead_letter import DeadLetter
+    from consumers.messages import (
         AccountClosedEvent,
         AccountOpenedEvent,
         CreditPurchasedEvent,
         EmailSentEvent,
         PlanChangedEvent,
     )
-    from projections.status_publisher import AccountStatusChanged  # noqa: PLC0415
+    from projections.status_publisher import AccountStatusChanged
 
     return {
         "input.email.sent": EmailSentEvent,

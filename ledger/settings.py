@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=4, ge=1)
 
     consumer_group: str = "billing-ledger"
-    batch_max_records: int = Field(default=5000, ge=1)
+    # Bigger batches amortise the per-account event and the per-transaction
+    # costs over more emails (one event per account per batch, whatever its size).
+    batch_max_records: int = Field(default=20000, ge=1)
     plans_dir: Path = PROJECT_ROOT / "plans"
     close_grace: timedelta = timedelta(hours=6)
     close_interval: timedelta = timedelta(minutes=5)

@@ -61,7 +61,10 @@ class MonthUsage:
         if platform:
             if segments and segments[-1].plan == plan:
                 last = segments[-1]
-                segments = (*segments[:-1], replace(last, end=end, charged=merge(last.charged, charges)))
+                segments = (
+                    *segments[:-1],
+                    replace(last, end=end, charged=merge(last.charged, charges)),
+                )
             else:
                 segments = (*segments, Segment(plan, start, end, charges))
         updated = replace(
@@ -95,16 +98,16 @@ class LateUsage:
         return total(self.charges)
 
 
-def record_late(
-    closed: ClosedMonth, count: int
-) -> tuple[ClosedMonth, tuple[Charge, ...]]:
+def record_late(closed: ClosedMonth, count: int) -> tuple[ClosedMonth, tuple[Charge, ...]]:
     """Late emails continue the closed month's positions; issued documents are never re-priced."""
     end = closed.volume + count
     charges = provisional_charges(closed.plan, closed.volume, end)
     return replace(closed, volume=end), charges
 
 
-def add_late(pending: tuple[LateUsage, ...], month: Month, count: int, charges: tuple[Charge, ...]) -> tuple[LateUsage, ...]:
+def add_late(
+    pending: tuple[LateUsage, ...], month: Month, count: int, charges: tuple[Charge, ...]
+) -> tuple[LateUsage, ...]:
     for index, late in enumerate(pending):
         if late.month == month:
             merged = LateUsage(month, late.count + count, merge(late.charges, charges))

@@ -34,7 +34,12 @@ def _update(event: Any, assignments: str, **params: Any) -> Change:
     return Change(
         f"UPDATE {{schema}}.balances SET {assignments}, updated_at = %(at)s,"
         " version = %(version)s WHERE account_uuid = %(id)s",
-        {**params, "at": event.timestamp, "version": event.originator_version, "id": event.originator_id},
+        {
+            **params,
+            "at": event.timestamp,
+            "version": event.originator_version,
+            "id": event.originator_id,
+        },
     )
 
 

@@ -21,9 +21,11 @@ class DocumentsView(TableView):
         " currency text NOT NULL, subtotal numeric NOT NULL, tax_rate numeric NOT NULL,"
         " tax numeric NOT NULL, total numeric NOT NULL, status text NOT NULL,"
         " event_version bigint NOT NULL, recorded_at timestamptz NOT NULL)",
-        "CREATE INDEX IF NOT EXISTS documents_account_idx ON {schema}.documents (account_id, period)",
+        "CREATE INDEX IF NOT EXISTS documents_account_idx"
+        " ON {schema}.documents (account_id, period)",
         "CREATE TABLE IF NOT EXISTS {schema}.document_lines ("
-        " number text NOT NULL, line_no int NOT NULL, kind text NOT NULL, description text NOT NULL,"
+        " number text NOT NULL, line_no int NOT NULL, kind text NOT NULL,"
+        " description text NOT NULL,"
         " quantity bigint NOT NULL, unit_price numeric, amount numeric NOT NULL,"
         " PRIMARY KEY (number, line_no))",
     )
@@ -67,5 +69,13 @@ class DocumentsProjection(TableProjection[DocumentsView]):
         for line_no, line in enumerate(doc.lines, start=1):
             yield Change(
                 "INSERT INTO {schema}.document_lines VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (doc.number, line_no, line.kind, line.description, line.quantity, line.unit_price, line.amount.amount),
+                (
+                    doc.number,
+                    line_no,
+                    line.kind,
+                    line.description,
+                    line.quantity,
+                    line.unit_price,
+                    line.amount.amount,
+                ),
             )

@@ -52,7 +52,8 @@ class Reports:
 
     def _account_uuid(self, account_id: str) -> tuple[Any, str]:
         rows = self.balances_view.rows(
-            "SELECT account_uuid, currency FROM {schema}.balances WHERE account_id = %s", (account_id,)
+            "SELECT account_uuid, currency FROM {schema}.balances WHERE account_id = %s",
+            (account_id,),
         )
         if not rows:
             raise AccountNotFound(account_id)
@@ -69,7 +70,8 @@ class Reports:
             params,
         )
         tiers = self.usage_view.rows(
-            "SELECT month, plan_id, tier, unit_price, emails, amount FROM {schema}.monthly_usage_tiers"
+            "SELECT month, plan_id, tier, unit_price, emails, amount"
+            " FROM {schema}.monthly_usage_tiers"
             f" WHERE {where} ORDER BY month, plan_id, tier, unit_price",
             params,
         )
@@ -103,7 +105,8 @@ class Reports:
     def document(self, number: str) -> dict[str, Any]:
         rows = self.documents_view.rows(
             "SELECT number, account_id, kind, period, issued_on, due_on, currency, subtotal,"
-            " tax_rate, tax, total, status, event_version FROM {schema}.documents WHERE number = %s",
+            " tax_rate, tax, total, status, event_version"
+            " FROM {schema}.documents WHERE number = %s",
             (number,),
         )
         if not rows:

@@ -47,11 +47,11 @@ class AccountStatusChanged(BaseModel):
     data: AccountStatusData
 
 
-STATUS_TOPICS = (get_topic(Account.SendingBlocked), get_topic(Account.SendingUnblocked))  # type: ignore[attr-defined]
+STATUS_TOPICS = (get_topic(Account.SendingBlocked), get_topic(Account.SendingUnblocked))
 
 
 def status_message(event: Any) -> AccountStatusChanged:
-    blocked = isinstance(event, Account.SendingBlocked)  # type: ignore[attr-defined]
+    blocked = isinstance(event, Account.SendingBlocked)
     return AccountStatusChanged(
         id=f"{event.originator_id}:{event.originator_version}",
         type="account.sending-blocked" if blocked else "account.sending-unblocked",

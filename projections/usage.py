@@ -23,13 +23,15 @@ class UsageView(TableView):
     tables = ("monthly_usage", "monthly_usage_tiers")
     ddl = (
         "CREATE TABLE IF NOT EXISTS {schema}.monthly_usage ("
-        " account_uuid uuid NOT NULL, month text NOT NULL, platform_emails bigint NOT NULL DEFAULT 0,"
+        " account_uuid uuid NOT NULL, month text NOT NULL,"
+        " platform_emails bigint NOT NULL DEFAULT 0,"
         " included_emails bigint NOT NULL DEFAULT 0, charged_emails bigint NOT NULL DEFAULT 0,"
         " custom_smtp_emails bigint NOT NULL DEFAULT 0, late_emails bigint NOT NULL DEFAULT 0,"
         " usage_amount numeric NOT NULL DEFAULT 0, fee numeric NOT NULL DEFAULT 0,"
         " document_number text, PRIMARY KEY (account_uuid, month))",
         "CREATE TABLE IF NOT EXISTS {schema}.monthly_usage_tiers ("
-        " account_uuid uuid NOT NULL, month text NOT NULL, plan_id text NOT NULL, tier int NOT NULL,"
+        " account_uuid uuid NOT NULL, month text NOT NULL, plan_id text NOT NULL,"
+        " tier int NOT NULL,"
         " unit_price numeric NOT NULL, emails bigint NOT NULL, amount numeric NOT NULL,"
         " PRIMARY KEY (account_uuid, month, plan_id, tier, unit_price))",
     )
@@ -56,7 +58,15 @@ _UPSERT_TIER = (
 
 
 def _month(event: Any, month: object, **counts: Any) -> Change:
-    values = {"platform": 0, "included": 0, "charged": 0, "smtp": 0, "late": 0, "amount": 0, "fee": 0}
+    values = {
+        "platform": 0,
+        "included": 0,
+        "charged": 0,
+        "smtp": 0,
+        "late": 0,
+        "amount": 0,
+        "fee": 0,
+    }
     values.update(counts)
     return Change(_UPSERT_MONTH, {"id": event.originator_id, "month": str(month), **values})
 
@@ -77,7 +87,13 @@ class UsageProjection(TableProjection[UsageView]):
     def _(self, event: Any) -> Iterable[Change]:
         for entry in event.entries:
             if entry.late:
-                yield _month(event, entry.month, late=entry.platform, smtp=entry.custom_smtp, amount=entry.amount)
+                yield _month(
+                    event,
+                    entry.month,
+                    late=entry.platform,
+                    smtp=entry.custom_smtp,
+                    amount=entry.amount,
+                )
             else:
                 yield _month(
                     event,
@@ -105,6 +121,7 @@ class UsageProjection(TableProjection[UsageView]):
     @changes.register(Account.DocumentIssued)
     def _(self, event: Any) -> Iterable[Change]:
         yield Change(
-            "UPDATE {schema}.monthly_usage SET document_number = %s WHERE account_uuid = %s AND month = %s",
+            "UPDATE {schema}.monthly_usage SET document_number = %s"
+            " WHERE account_uuid = %s AND month = %s",
             (event.document.number, event.originator_id, str(event.document.period)),
         )

@@ -43,11 +43,11 @@ class TableView(PostgresTrackingRecorder):
         return SQL("{}.{}").format(Identifier(self.datastore.schema), Identifier(name))
 
     def write(self, changes: Sequence[Change], tracking: Tracking) -> None:
-        with self.datastore.get_connection() as conn, conn.pipeline(), conn.transaction():
-            with conn.cursor() as curs:
-                for change in changes:
-                    curs.execute(change.sql.replace("{schema}", self.schema_sql), change.params)
-                self._insert_tracking(curs, tracking)
+        # No psycopg pipeline here: with large batches it can hang (commands/store.py).
+        with self.datastore.transaction(commit=True) as curs:
+            for change in changes:
+                curs.execute(change.sql.replace("{schema}", self.schema_sql), change.params)
+            self._insert_tracking(curs, tracking)
 
     def reset(self) -> None:
         """Empty the tables and forget the position: the next run replays from the start."""

@@ -49,14 +49,18 @@ def infrastructure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
             if kafka_bootstrap is None:
                 from testcontainers.community.kafka import KafkaContainer
 
-                kafka = stack.enter_context(KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft())
+                kafka = stack.enter_context(
+                    KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft()
+                )
                 kafka_bootstrap = kafka.get_bootstrap_server()
         if database_url is None or kafka_bootstrap is None:
             kind = "embedded"
             from ledger.embedded import start_broker, start_postgres
 
             if database_url is None:
-                pg_embedded = start_postgres(Path(tmp_path_factory.mktemp("pg")) / "data", persistent=False)
+                pg_embedded = start_postgres(
+                    Path(tmp_path_factory.mktemp("pg")) / "data", persistent=False
+                )
                 stack.callback(pg_embedded.stop)
                 database_url = pg_embedded.url
             if kafka_bootstrap is None:

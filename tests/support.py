@@ -47,21 +47,34 @@ class Upstreams:
         self.kafka = producer(services.kafka_config)
 
     def opened(self, account: str, at: datetime, **data: Any) -> Outgoing:
-        body = {"account_id": account, "plan": "email-starter", "payment_mode": "postpaid", "currency": "EUR"}
+        body = {
+            "account_id": account,
+            "plan": "email-starter",
+            "payment_mode": "postpaid",
+            "currency": "EUR",
+        }
         body.update(data)
         return self.panel.event(self.settings.topic_accounts, "account.opened", at, body)
 
     def credit(self, account: str, amount: str, at: datetime) -> Outgoing:
         return self.panel.event(
-            self.settings.topic_accounts, "account.credit-purchased", at, {"account_id": account, "amount": amount}
+            self.settings.topic_accounts,
+            "account.credit-purchased",
+            at,
+            {"account_id": account, "amount": amount},
         )
 
     def plan_changed(self, account: str, plan: str, at: datetime) -> Outgoing:
         return self.panel.event(
-            self.settings.topic_accounts, "account.plan-changed", at, {"account_id": account, "plan": plan}
+            self.settings.topic_accounts,
+            "account.plan-changed",
+            at,
+            {"account_id": account, "plan": plan},
         )
 
-    def email(self, account: str, at: datetime, route: str = "platform", message_id: str | None = None) -> Outgoing:
+    def email(
+        self, account: str, at: datetime, route: str = "platform", message_id: str | None = None
+    ) -> Outgoing:
         message = self.mta.event(
             self.settings.topic_email_sent,
             "email.sent",
@@ -74,7 +87,9 @@ class Upstreams:
             message = Outgoing(message.topic, message.key, json.dumps(body).encode())
         return message
 
-    def emails(self, account: str, count: int, at: datetime, route: str = "platform") -> list[Outgoing]:
+    def emails(
+        self, account: str, count: int, at: datetime, route: str = "platform"
+    ) -> list[Outgoing]:
         return [self.email(account, at, route) for _ in range(count)]
 
     def publish(self, messages: list[Outgoing]) -> int:
@@ -84,11 +99,15 @@ class Upstreams:
         self.kafka.close()
 
 
-def read_topic(services: Services, topic: str, expected: int | None = None, timeout: float = 15.0) -> list[dict[str, Any]]:
+def read_topic(
+    services: Services, topic: str, expected: int | None = None, timeout: float = 15.0
+) -> list[dict[str, Any]]:
     """Every message on ``topic`` (JSON), waiting until at least ``expected`` are there."""
     consumer = KafkaConsumer(**services.kafka_config, enable_auto_commit=False)
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
+        ]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         messages: list[dict[str, Any]] = []
@@ -116,7 +135,9 @@ def positions_at_end(services: Services, topics: list[str]) -> bool:
     consumer = KafkaConsumer(**services.kafka_config, enable_auto_commit=False)
     try:
         partitions = [
-            TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or [])
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or [])
         ]
         ends = consumer.end_offsets(partitions)
     finally:
@@ -133,13 +154,22 @@ def ledger_env(settings: Any) -> dict[str, str]:
     """Environment for a ``ledger`` process configured like ``settings``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("LEDGER_")}
     for name, value in settings.model_dump().items():
-        if value is not None and name.startswith(("database_", "kafka_bootstrap", "topic_", "consumer_group")):
+        if value is not None and name.startswith(
+            ("database_", "kafka_bootstrap", "topic_", "consumer_group")
+        ):
             env[f"LEDGER_{name.upper()}"] = str(value)
     return env
 
 
-def ledger_command(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def ledger_command(
+    *args: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     executable = Path(sys.executable).with_name("ledger")
     return subprocess.run(
-        [str(executable), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+        [str(executable), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )

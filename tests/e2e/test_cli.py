@@ -36,11 +36,16 @@ def books(make_services: MakeServices) -> dict[str, str]:
         (["balance", "nobody"], "error: unknown account 'nobody'"),
         (["invoice", "2026-999999"], "error: no invoice or receipt numbered '2026-999999'"),
         (["close-periods", "--as-of", "yesterday"], "error: not a time: 'yesterday'"),
-        (["close-periods", "--as-of", "2026-12-01T00:00:00"], "error: time '2026-12-01T00:00:00' has no UTC offset"),
+        (
+            ["close-periods", "--as-of", "2026-12-01T00:00:00"],
+            "error: time '2026-12-01T00:00:00' has no UTC offset",
+        ),
         (["usage", "acme", "--month", "2026-13"], "error: month out of range: 13"),
     ],
 )
-def test_user_errors_are_one_line_with_a_non_zero_exit(books: dict[str, str], args: list[str], message: str) -> None:
+def test_user_errors_are_one_line_with_a_non_zero_exit(
+    books: dict[str, str], args: list[str], message: str
+) -> None:
     result = ledger_command(*args, env=books)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -55,11 +60,15 @@ def test_reports_read_the_books_as_json(books: dict[str, str]) -> None:
     balance = json.loads(ledger_command("balance", "acme", "--json", env=books).stdout)
     assert (balance["balance"], balance["sending_blocked"]) == ("2.29", False)
     documents = json.loads(ledger_command("invoices", "acme", "--json", env=books).stdout)
-    assert [(d["number"], d["period"], d["total"]) for d in documents] == [("2026-000001", "2026-10", "12.71")]
+    assert [(d["number"], d["period"], d["total"]) for d in documents] == [
+        ("2026-000001", "2026-10", "12.71")
+    ]
     receipt = json.loads(ledger_command("invoice", "2026-000001", "--json", env=books).stdout)
     assert [line["amount"] for line in receipt["lines"]] == ["10.00", "0.00", "0.50"]
     assert receipt["tax"] == "2.21"
-    usage = json.loads(ledger_command("usage", "acme", "--month", "2026-10", "--json", env=books).stdout)
+    usage = json.loads(
+        ledger_command("usage", "acme", "--month", "2026-10", "--json", env=books).stdout
+    )
     assert (usage[0]["platform_emails"], usage[0]["charged_emails"]) == (1500, 500)
 
 

@@ -12,7 +12,6 @@ charged at 0.0010 = 1.00; balance = -(fee 10.00 + 1.00) = -11.00.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -36,7 +35,9 @@ def _env(settings: Settings) -> dict[str, str]:
 
 def _applied(settings: Settings) -> int:
     with psycopg.connect(str(settings.database_url)) as conn:
-        row = conn.execute(f'SELECT count(*) FROM "{settings.database_schema}".ledger_dedupe').fetchone()
+        row = conn.execute(
+            f'SELECT count(*) FROM "{settings.database_schema}".ledger_dedupe'
+        ).fetchone()
         return int(row[0]) if row else 0
 
 
@@ -58,7 +59,9 @@ def test_sigkill_at_any_point_loses_nothing_and_bills_nothing_twice(
     up = Upstreams(services)
     accounts = [f"acct-{i:02d}" for i in range(ACCOUNTS)]
     up.publish([up.opened(a, utc(2026, 11, 1)) for a in accounts])
-    emails = [up.email(a, utc(2026, 11, 2 + n % 20, 8)) for n in range(PER_ACCOUNT) for a in accounts]
+    emails = [
+        up.email(a, utc(2026, 11, 2 + n % 20, 8)) for n in range(PER_ACCOUNT) for a in accounts
+    ]
     up.publish(emails[:20_000])
     up.publish(emails[20_000:] + emails[5_000:5_300])  # the tail, then 300 re-publications
     log = tmp_path / "consumer.log"
@@ -66,7 +69,11 @@ def test_sigkill_at_any_point_loses_nothing_and_bills_nothing_twice(
     for kill_after in (4_000, 13_000, 22_000):
         process = _start(settings, log)
         try:
-            wait_for(lambda n=kill_after: _applied(settings) >= n, timeout=120, what=f"{kill_after} applied")
+            wait_for(
+                lambda n=kill_after: _applied(settings) >= n,
+                timeout=120,
+                what=f"{kill_after} applied",
+            )
         finally:
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=10)
@@ -74,9 +81,13 @@ def test_sigkill_at_any_point_loses_nothing_and_bills_nothing_twice(
 
     process = _start(settings, log)
     try:
-        wait_for(lambda: _applied(settings) >= ACCOUNTS * PER_ACCOUNT, timeout=120, what="all applied")
+        wait_for(
+            lambda: _applied(settings) >= ACCOUNTS * PER_ACCOUNT, timeout=120, what="all applied"
+        )
         topics = [settings.topic_accounts, settings.topic_email_sent]
-        wait_for(lambda: positions_at_end(services, topics), timeout=60, what="positions at the end")
+        wait_for(
+            lambda: positions_at_end(services, topics), timeout=60, what="positions at the end"
+        )
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0, log.read_text()[-2000:]
     finally:
@@ -91,6 +102,10 @@ def test_sigkill_at_any_point_loses_nothing_and_bills_nothing_twice(
     reports = services.reports()
     for account in accounts:
         usage = reports.usage(account, "2026-11")[0]
-        assert (usage["platform_emails"], usage["included_emails"], usage["charged_emails"]) == (2000, 1000, 1000)
+        assert (usage["platform_emails"], usage["included_emails"], usage["charged_emails"]) == (
+            2000,
+            1000,
+            1000,
+        )
         assert usage["usage_amount"] == "1.00"
         assert reports.balance(account)["balance"] == "-11.00"

@@ -46,7 +46,10 @@ def test_a_month_is_billed_exactly_once_with_exact_documents(make_services: Make
             *pre_emails,
             *up.emails("post", 15_000, utc(2026, 11, 12, 10)),
             # 23:59:59.999 on Nov 30 in Amsterdam (UTC+1) is still November there ...
-            *[up.email("post", utc(2026, 11, 30, 22, 59, 59).replace(microsecond=999_000)) for _ in range(10)],
+            *[
+                up.email("post", utc(2026, 11, 30, 22, 59, 59).replace(microsecond=999_000))
+                for _ in range(10)
+            ],
             # ... and one millisecond later it is December 1st.
             *[up.email("post", utc(2026, 11, 30, 23)) for _ in range(5)],
         ]
@@ -60,7 +63,12 @@ def test_a_month_is_billed_exactly_once_with_exact_documents(make_services: Make
             *pre_emails[:100],  # re-published: same source + id at new offsets
             credit,  # the credit purchase, re-published
             raw(settings.topic_email_sent, "pre", b'{"specversion": "1.0", "id": '),
-            up.mta.event(settings.topic_email_sent, "email.sent", utc(2026, 11, 20), {"account_id": "pre", "route": "platform"}),
+            up.mta.event(
+                settings.topic_email_sent,
+                "email.sent",
+                utc(2026, 11, 20),
+                {"account_id": "pre", "route": "platform"},
+            ),
             up.email("ghost", utc(2026, 11, 20)),
             raw(settings.topic_email_sent, "pre", up.email("post", utc(2026, 11, 20)).value),
         ]
@@ -95,7 +103,11 @@ def test_a_month_is_billed_exactly_once_with_exact_documents(make_services: Make
         ("included", 5000, Decimal("0.00")),
         ("usage", 10010, Decimal("9.01")),
     ]
-    assert (post["subtotal"], post["tax"], post["total"]) == (Decimal("34.01"), Decimal("0.00"), Decimal("34.01"))
+    assert (post["subtotal"], post["tax"], post["total"]) == (
+        Decimal("34.01"),
+        Decimal("0.00"),
+        Decimal("34.01"),
+    )
 
     # "pre", prepaid graduated: 7,000 platform emails (3,000 + 4,000; duplicates dropped),
     # 1,000 included, 6,000 at 0.0010 = 6.00; 50 via custom SMTP, never charged.
@@ -108,7 +120,11 @@ def test_a_month_is_billed_exactly_once_with_exact_documents(make_services: Make
         ("usage", 6000, Decimal("6.00")),
         ("custom_smtp", 50, Decimal("0.00")),
     ]
-    assert (pre["subtotal"], pre["tax"], pre["total"]) == (Decimal("16.00"), Decimal("3.36"), Decimal("19.36"))
+    assert (pre["subtotal"], pre["tax"], pre["total"]) == (
+        Decimal("16.00"),
+        Decimal("3.36"),
+        Decimal("19.36"),
+    )
 
     # Balances. pre: credits 15 + 20 = 35; debits: Nov fee 10, usage 2.00 + 4.00 as sent,
     # close adjustment 19.36 - 16.00 = 3.36, Dec fee 10 -> 29.36; balance 5.64.
@@ -125,7 +141,10 @@ def test_a_month_is_billed_exactly_once_with_exact_documents(make_services: Make
 
     # Monthly usage: the 5 emails of Dec 1 00:00 Amsterdam are December's.
     post_usage = {row["month"]: row for row in reports.usage("post")}
-    assert (post_usage["2026-11"]["platform_emails"], post_usage["2026-11"]["charged_emails"]) == (15010, 10010)
+    assert (post_usage["2026-11"]["platform_emails"], post_usage["2026-11"]["charged_emails"]) == (
+        15010,
+        10010,
+    )
     assert post_usage["2026-12"]["platform_emails"] == 5
     pre_usage = reports.usage("pre", "2026-11")[0]
     assert (
@@ -139,7 +158,12 @@ def test_a_month_is_billed_exactly_once_with_exact_documents(make_services: Make
     # Bad input: dead-lettered with the reason and coordinates, nothing dropped silently.
     dead = read_topic(services, settings.topic_dead_letter, expected=4)
     reasons = sorted(d["reason"].split(":")[0] for d in dead)
-    assert reasons == ["Kafka key 'pre' is not the account id 'post'", "invalid email.sent", "not JSON", "unknown account 'ghost'"]
+    assert reasons == [
+        "Kafka key 'pre' is not the account id 'post'",
+        "invalid email.sent",
+        "not JSON",
+        "unknown account 'ghost'",
+    ]
     assert all(d["topic"] == settings.topic_email_sent and d["offset"] >= 0 for d in dead)
     assert services.ledger.process_recorder.dead_letter_count() == 4  # type: ignore[attr-defined]
 
@@ -165,7 +189,9 @@ def test_a_month_is_billed_exactly_once_with_exact_documents(make_services: Make
     assert recorded.months["2026-11"].platform >= 1
 
 
-def test_late_usage_is_billed_on_the_next_document_naming_its_month(make_services: MakeServices) -> None:
+def test_late_usage_is_billed_on_the_next_document_naming_its_month(
+    make_services: MakeServices,
+) -> None:
     services = make_services()
     up = Upstreams(services)
     up.publish(

@@ -17,8 +17,13 @@ def _open_accounts(ledger: Ledger, services_catalogue: object, count: int) -> No
     work = BatchWork(ledger, services_catalogue)  # type: ignore[arg-type]
     apply_commands(
         [
-            OpenAccount(account_id=f"acct-{i:03d}", plan="email-starter", payment_mode="postpaid",
-                        currency="EUR", at=utc(2026, 10, 1))
+            OpenAccount(
+                account_id=f"acct-{i:03d}",
+                plan="email-starter",
+                payment_mode="postpaid",
+                currency="EUR",
+                at=utc(2026, 10, 1),
+            )
             for i in range(count)
         ],
         work,
@@ -57,7 +62,9 @@ def test_concurrent_closers_allocate_gapless_unique_numbers(make_services: MakeS
     assert services.close_periods(utc(2026, 11, 1, 7)) == []
 
 
-def test_a_long_history_loads_from_a_snapshot_equal_to_a_full_replay(make_services: MakeServices) -> None:
+def test_a_long_history_loads_from_a_snapshot_equal_to_a_full_replay(
+    make_services: MakeServices,
+) -> None:
     services = make_services()
     _open_accounts(services.ledger, services.catalogue, 1)
     for month in range(11, 13):
@@ -71,7 +78,7 @@ def test_a_long_history_loads_from_a_snapshot_equal_to_a_full_replay(make_servic
 
     class FullReplay(Ledger):
         name = "ledger"
-        snapshotting_intervals = {}  # noqa: RUF012
+        snapshotting_intervals = {}
 
     fresh, replaying = Ledger(env=services.env), FullReplay(env=services.env)
     try:

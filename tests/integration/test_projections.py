@@ -44,8 +44,13 @@ def _history(services: Services) -> None:
 
 def _snapshot(services: Services) -> dict[str, list[dict[str, Any]]]:
     views = {p.name: p.view for p in services.projections.values()}
-    owner = {"balances": "balances", "monthly_usage": "monthly_usage", "monthly_usage_tiers": "monthly_usage",
-             "documents": "documents", "document_lines": "documents"}
+    owner = {
+        "balances": "balances",
+        "monthly_usage": "monthly_usage",
+        "monthly_usage_tiers": "monthly_usage",
+        "documents": "documents",
+        "document_lines": "documents",
+    }
     return {table: views[owner[table]].rows(query) for table, query in TABLES.items()}
 
 
@@ -80,7 +85,10 @@ def test_the_library_projection_runner_builds_the_same_rows(make_services: MakeS
     _history(services)
     head = services.ledger.recorder.max_notification_id()
     with ProjectionRunner(
-        application_class=Ledger, projection_class=BalancesProjection, view_class=BalancesView, env=services.env
+        application_class=Ledger,
+        projection_class=BalancesProjection,
+        view_class=BalancesView,
+        env=services.env,
     ) as runner:
         runner.wait(head, timeout=30)
         by_library = runner.view.rows(TABLES["balances"])  # type: ignore[attr-defined]

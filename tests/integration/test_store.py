@@ -16,7 +16,15 @@ from tests.support import utc
 def _open(services: Services, account: str = "acme") -> None:
     work = BatchWork(services.ledger, services.catalogue)
     apply_commands(
-        [OpenAccount(account_id=account, plan="email-starter", payment_mode="postpaid", currency="EUR", at=utc(2026, 11, 1))],
+        [
+            OpenAccount(
+                account_id=account,
+                plan="email-starter",
+                payment_mode="postpaid",
+                currency="EUR",
+                at=utc(2026, 11, 1),
+            )
+        ],
         work,
     )
     save_batch(work, Tracking("kafka:accounts:0", 0))
@@ -24,7 +32,10 @@ def _open(services: Services, account: str = "acme") -> None:
 
 def _emails(services: Services, ids: list[str], offset: int) -> BatchWork:
     items = tuple(
-        SentEmailItem(utc(2026, 11, 2), "platform", Origin("urn:mta", i, "emails", 0, offset, f"<{i}>")) for i in ids
+        SentEmailItem(
+            utc(2026, 11, 2), "platform", Origin("urn:mta", i, "emails", 0, offset, f"<{i}>")
+        )
+        for i in ids
     )
     work = BatchWork(services.ledger, services.catalogue)
     apply_commands([RecordEmailsSent(account_id="acme", emails=items)], work)
@@ -62,7 +73,9 @@ def test_the_insert_hook_records_dedupe_keys_with_the_events(make_services: Make
     }
     traced = recorder.trace_message("acme", "<e1>")
     account = services.ledger.get_account("acme")
-    assert [(r["originator_id"], r["originator_version"]) for r in traced] == [(account.id, account.version)]
+    assert [(r["originator_id"], r["originator_version"]) for r in traced] == [
+        (account.id, account.version)
+    ]
 
 
 def test_a_dedupe_key_already_taken_aborts_the_whole_batch(make_services: MakeServices) -> None:

@@ -1,0 +1,116 @@
+"""Decoding the input contract is a pure function of one record."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from commands.models import OpenAccount, RecordEmailsSent
+from consumers.mapping import to_commands
+from consumers.messages import TOPIC_TYPES, Accepted, Record, Refused, decode
+
+EMAILS = TOPIC_TYPES["email_sent"]
+ACCOUNTS = TOPIC_TYPES["accounts"]
+
+
+def record(
+    body: Any, key: str | None = "acme", topic: str = "billing.email-sent", offset: int = 7
+) -> Record:
+    value = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return Record(topic, 0, offset, key.encode() if key is not None else None, value)
+
+
+def email(**data: Any) -> dict[str, Any]:
+    body = {"account_id": "acme", "message_id": "<m1@x>", "route": "platform"}
+    body.update(data)
+    return {
+        "specversion": "1.0",
+        "id": "e1",
+        "source": "urn:mta",
+        "type": "email.sent",
+        "time": "2026-11-30T23:59:59.999+01:00",
+        "data": body,
+        "extra": "tolerated",
+    }
+
+
+def test_a_valid_email_is_accepted_with_its_dedupe_key() -> None:
+    result = decode(record(email()), EMAILS)
+    assert isinstance(result, Accepted)
+    assert result.dedupe_key == ("urn:mta", "e1")
+    assert result.event.data.route == "platform"
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "reason"),
+    [
+        (b"", "acme", "empty message: no CloudEvent in the record value"),
+        (b"{not json", "acme", "not JSON"),
+        (b"[1, 2]", "acme", "not a CloudEvent: the message is not a JSON object"),
+        ({**email(), "type": "email.bounced"}, "acme", "unknown event type 'email.bounced'"),
+        (email(route="smtp-relay"), "acme", "invalid email.sent: email.sent.data.route"),
+        (
+            {k: v for k, v in email().items() if k != "time"},
+            "acme",
+            "invalid email.sent: email.sent.time",
+        ),
+        (email(), "other", "Kafka key 'other' is not the account id 'acme'"),
+        (email(), None, "Kafka key None is not the account id 'acme'"),
+    ],
+)
+def test_bad_records_are_refused_with_a_clear_reason(
+    body: Any, key: str | None, reason: str
+) -> None:
+    result = decode(record(body, key=key), EMAILS)
+    assert isinstance(result, Refused)
+    assert result.reason.startswith(reason), result.reason
+
+
+def test_an_event_on_the_wrong_topic_is_refused() -> None:
+    result = decode(record(email()), ACCOUNTS)
+    assert isinstance(result, Refused)
+    assert "does not belong on topic" in result.reason
+
+
+def test_a_credit_amount_as_a_json_number_is_refused() -> None:
+    body = {
+        "specversion": "1.0",
+        "id": "c1",
+        "source": "urn:panel",
+        "type": "account.credit-purchased",
+        "time": "2026-11-01T00:00:00Z",
+        "data": {"account_id": "acme", "amount": 10.5},
+    }
+    result = decode(record(body, topic="billing.accounts"), ACCOUNTS)
+    assert isinstance(result, Refused)
+    assert "amounts are strings" in result.reason
+
+
+def test_emails_of_a_batch_become_one_command_per_account_in_order() -> None:
+    opened = {
+        "specversion": "1.0",
+        "id": "o1",
+        "source": "urn:panel",
+        "type": "account.opened",
+        "time": "2026-11-01T00:00:00Z",
+        "data": {
+            "account_id": "acme",
+            "plan": "email-starter",
+            "payment_mode": "prepaid",
+            "currency": "EUR",
+        },
+    }
+    accepted = [
+        decode(record(opened, topic="billing.accounts", offset=1), ACCOUNTS),
+        decode(record({**email(), "id": "e1"}, offset=2), EMAILS),
+        decode(record({**email(account_id="beta"), "id": "e2"}, key="beta", offset=3), EMAILS),
+        decode(record({**email(), "id": "e3"}, offset=4), EMAILS),
+    ]
+    commands = to_commands([a for a in accepted if isinstance(a, Accepted)])
+    assert [type(c) for c in commands] == [OpenAccount, RecordEmailsSent, RecordEmailsSent]
+    acme, beta = commands[1], commands[2]
+    assert isinstance(acme, RecordEmailsSent) and isinstance(beta, RecordEmailsSent)
+    assert [e.origin.offset for e in acme.emails] == [2, 4]
+    assert [e.origin.event_id for e in beta.emails] == ["e2"]
