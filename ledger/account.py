@@ -36,6 +36,13 @@ ACCOUNT_NAMESPACE = uuid.UUID("6f1c8d1e-4b7a-5c51-9a57-2d0e6b7f0a11")
 Route = Literal["platform", "custom_smtp"]
 
 
+def check_plan_currency(plan: EmailPlan, currency: str) -> None:
+    if plan.currency != currency:
+        raise PlanNotAllowed(
+            f"plan {plan.id!r} is priced in {plan.currency}, the account in {currency}"
+        )
+
+
 def account_uuid(account_id: str) -> uuid.UUID:
     """Aggregate ids derive from the upstream id, so a replayed opening hits the same stream."""
     return uuid.uuid5(ACCOUNT_NAMESPACE, f"account:{account_id}")
@@ -106,10 +113,7 @@ class Account(Aggregate):
         check_currency(currency)
         zone(timezone)
         check_aware(opened_at)
-        if plan.currency != currency:
-            raise PlanNotAllowed(
-                f"plan {plan.id!r} is priced in {plan.currency}, the account in {currency}"
-            )
+        check_plan_currency(plan, currency)
         if not Decimal(0) <= tax_rate < Decimal(1):
             raise InvalidAmount(f"tax rate must be in [0, 1), got {tax_rate}")
         account = cls(
@@ -300,10 +304,7 @@ class Account(Aggregate):
     def change_plan(self, plan: EmailPlan, at: datetime) -> None:
         """New terms apply to usage recorded from now on and to fees of later months."""
         self.check_open()
-        if plan.currency != self.currency:
-            raise PlanNotAllowed(
-                f"plan {plan.id!r} is priced in {plan.currency}, the account in {self.currency}"
-            )
+        check_plan_currency(plan, self.currency)
         if plan == self.plan:
             return
         self._plan_changed(plan=plan, effective_at=check_aware(at))
