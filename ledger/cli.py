@@ -329,8 +329,11 @@ def serve(
 @app.command()
 def demo() -> None:
     """A generated month on embedded PostgreSQL and Kafka, end to end, printed."""
+    import logging
+
     from ledger.demo import run_demo
 
+    configure(json_lines=False, level=logging.WARNING)  # the demo's own lines say what happens
     if not out.is_terminal:
         out.width = 150  # tables stay readable when piped or captured
     run_demo(out, err)
