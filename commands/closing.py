@@ -59,6 +59,10 @@ def close_periods(
     assert isinstance(recorder, LedgerRecorder)
     for chunk in _chunks(recorder.account_ids(), chunk_size):
         for attempt in range(1, attempts + 1):
+            # Consumers write to these accounts through other Ledger instances: a cached
+            # copy may be stale without any collision to reveal it (e.g. a closed account
+            # whose late usage arrived), so each attempt starts from the store.
+            ledger.evict([account_uuid(a) for a in chunk])
             allocator = NumberAllocator(ledger)
             try:
                 issued.extend(_close_chunk(ledger, chunk, cmd, allocator))

@@ -109,19 +109,19 @@ def open_account(cmd: OpenAccount, work: BatchWork) -> None:
     )
     work.accounts[cmd.account_id] = account
     work.opened.append(AccountRow(cmd.account_id, account.id))
-    work.applied(cmd.origin, account, account.version)
+    work.applied(cmd.origin, account, Account.INITIAL_VERSION)  # the Opened event
 
 
 def purchase_credit(cmd: PurchaseCredit, work: BatchWork) -> None:
     account = work.account(cmd.account_id)
-    account.purchase_credit(Money.of(cmd.amount, account.currency), cmd.reference, cmd.at)
-    work.applied(cmd.origin, account, account.version)
+    version = account.purchase_credit(Money.of(cmd.amount, account.currency), cmd.reference, cmd.at)
+    work.applied(cmd.origin, account, version)
 
 
 def change_plan(cmd: ChangePlan, work: BatchWork) -> None:
     account = work.account(cmd.account_id)
-    account.change_plan(work.catalogue.get(cmd.plan), cmd.at)
-    work.applied(cmd.origin, account, account.version)
+    version = account.change_plan(work.catalogue.get(cmd.plan), cmd.at)
+    work.applied(cmd.origin, account, version)
 
 
 def close_account(cmd: CloseAccount, work: BatchWork) -> None:

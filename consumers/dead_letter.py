@@ -36,6 +36,12 @@ class DeadLetter(BaseModel):
     payload_encoding: Literal["utf-8", "base64"] = Field(
         description="'utf-8' when payload is the value as text, 'base64' when it was not UTF-8."
     )
+    payload_truncated: bool = Field(
+        description=(
+            "True when the value was too large to carry whole (over 128 KiB); the full value"
+            " is kept in the ledger's dead-letter table."
+        )
+    )
     dead_lettered_at: datetime = Field(
         description="When the ledger dead-lettered it (RFC 3339, UTC)."
     )

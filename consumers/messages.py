@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -36,8 +38,22 @@ def _rate(value: Any) -> Any:
     return value
 
 
-Amount = Annotated[Decimal, BeforeValidator(_amount_as_string)]
-NonEmpty = Annotated[str, Field(min_length=1)]
+def _plausible_time(value: datetime) -> datetime:
+    # A year 9999 event would make month arithmetic overflow at every later close.
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValueError(f"time must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return value
+
+
+EARLIEST_YEAR, LATEST_YEAR = 1970, 2200
+
+#: Bounded so that no accepted amount can overflow the decimal context.
+Amount = Annotated[
+    Decimal, BeforeValidator(_amount_as_string), Field(max_digits=20, decimal_places=8)
+]
+#: PostgreSQL text cannot hold NUL, and nothing upstream has a reason to send one.
+NonEmpty = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00]+$")]
+EventTime = Annotated[AwareDatetime, AfterValidator(_plausible_time)]
 
 
 class Data(BaseModel):
@@ -79,7 +95,7 @@ class Envelope(BaseModel):
     specversion: Literal["1.0"]
     id: NonEmpty
     source: NonEmpty
-    time: AwareDatetime
+    time: EventTime
 
 
 class EmailSentEvent(Envelope):
@@ -216,15 +232,18 @@ def decode(record: RecordLike, accepted_types: frozenset[str]) -> Accepted | Ref
 
 
 def _refusal(record: RecordLike, exc: ValidationError) -> str:
+    """Why pydantic refused a record; must never raise, whatever the bytes."""
     try:
         raw = json.loads(record.value)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         return f"not JSON: {error}"
+    except (RecursionError, ValueError, TypeError):
+        return "not JSON: undecodable value"
     if not isinstance(raw, dict):
         return "not a CloudEvent: the message is not a JSON object"
     event_type = raw.get("type")
-    if event_type not in INPUT_EVENTS:
-        return f"unknown event type {event_type!r}"
+    if not isinstance(event_type, str) or event_type not in INPUT_EVENTS:
+        return f"unknown event type {str(event_type)[:100]!r}"
     return f"invalid {event_type}: {_first_error(exc)}"
 
 

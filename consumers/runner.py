@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
@@ -113,8 +113,15 @@ class BatchOutcome:
     redo: bool = False
 
 
+#: Kafka's default message limit is 1 MiB; JSON-escaped payloads grow up to 6x.
+MAX_DEAD_LETTER_PAYLOAD = 128 * 1024
+
+
 def dead_letter_message(record: RecordLike, reason: str) -> bytes:
     value = record.value or b""
+    truncated = len(value) > MAX_DEAD_LETTER_PAYLOAD
+    if truncated:
+        value = value[:MAX_DEAD_LETTER_PAYLOAD]
     try:
         payload: Any = value.decode("utf-8")
         encoding = "utf-8"
@@ -129,6 +136,7 @@ def dead_letter_message(record: RecordLike, reason: str) -> bytes:
             "key": record.key.decode("utf-8", "replace") if record.key is not None else None,
             "payload": payload,
             "payload_encoding": encoding,
+            "payload_truncated": truncated,
             "dead_lettered_at": datetime.now(UTC).isoformat(),
         }
     ).encode()
@@ -243,6 +251,11 @@ class LedgerConsumer:
         Runs on kafka-python's IO thread (rebalance callback): only local calls
         here; the end offsets are fetched after the poll returns.
         """
+        # Start from a clean slate: partitions kept across a rebalance keep their paused flag.
+        self._held_back = {}
+        paused = list(self.consumer.paused())
+        if paused:
+            self.consumer.resume(*paused)
         priority = [tp for tp in assigned if tp.topic in self.roles.priority]
         others = [tp for tp in assigned if tp.topic not in self.roles.priority]
         if priority and others:
@@ -255,9 +268,14 @@ class LedgerConsumer:
         unknown = [tp for tp, end in self._held_back.items() if end < 0]
         if unknown:
             self._held_back.update(self.consumer.end_offsets(unknown))
+        assigned = self.consumer.assignment()
         for tp, end in list(self._held_back.items()):
-            stored = self.stored_position(tp)
-            if end == 0 or (stored is not None and stored + 1 >= end):
+            # The consumer's own position counts too: a transaction marker or an
+            # expired log can keep the stored position short of the end forever.
+            reached = max(
+                self._next_offset(tp), self.consumer.position(tp) if tp in assigned else 0
+            )
+            if tp not in assigned or reached >= end:
                 del self._held_back[tp]
         if not self._held_back:
             paused = list(self.consumer.paused())
@@ -351,7 +369,7 @@ class LedgerConsumer:
         )
         try:
             save_batch(work, tracking, dead)
-        except IntegrityError as exc:
+        except (IntegrityError, OperationalError) as exc:  # collision, or lock timeout
             self.ledger.evict([account_uuid(a) for a in work.accounts])
             stored = self.stored_position(tp)
             self.consumer.seek(tp, 0 if stored is None else stored + 1)

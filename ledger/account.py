@@ -186,14 +186,17 @@ class Account(Aggregate):
 
     # ------------------------------------------------------------------ credit
 
-    def purchase_credit(self, amount: Money, reference: str, at: datetime) -> None:
+    def purchase_credit(self, amount: Money, reference: str, at: datetime) -> int:
+        """Returns the version of the recording event (what the dedupe key points at)."""
         self.check_open()
         if amount.currency != self.currency:
             raise InvalidAmount(f"credit in {amount.currency}, account in {self.currency}")
         if amount.amount <= 0:
             raise InvalidAmount(f"credit must be positive, got {amount}")
         self._credit_purchased(amount=amount, reference=reference, effective_at=check_aware(at))
+        recorded_version = self.version
         self._update_sending(at)
+        return recorded_version
 
     @event("CreditPurchased")
     def _credit_purchased(self, amount: Money, reference: str, effective_at: datetime) -> None:
@@ -301,14 +304,19 @@ class Account(Aggregate):
 
     # ------------------------------------------------------------------ plans
 
-    def change_plan(self, plan: EmailPlan, at: datetime) -> None:
-        """New terms apply to usage recorded from now on and to fees of later months."""
+    def change_plan(self, plan: EmailPlan, at: datetime) -> int:
+        """New terms apply to usage sent from ``at`` on and to fees of later months.
+
+        Returns the version of the recording event (the current one if nothing changed).
+        """
         self.check_open()
         check_plan_currency(plan, self.currency)
         if plan == self.plan:
-            return
+            return self.version
         self._plan_changed(plan=plan, effective_at=check_aware(at))
+        recorded_version = self.version
         self._update_sending(at)
+        return recorded_version
 
     @event("PlanChanged")
     def _plan_changed(self, plan: EmailPlan, effective_at: datetime) -> None:

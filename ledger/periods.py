@@ -37,7 +37,7 @@ def zone(name: str) -> ZoneInfo:
         return found
     try:
         found = ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: "Europe", too long
         raise InvalidTimezone(name) from exc
     _ZONES[name] = found
     return found

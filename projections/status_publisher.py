@@ -78,12 +78,17 @@ class AccountStatusPublisher:
         self.tracking = tracking
 
     def process_batch(self, domain_events: Sequence[Any], tracking: Tracking) -> None:
+        futures = []
         for event in domain_events:
             message = status_message(event)
-            self.producer.send(
-                self.topic,
-                key=message.data.account_id.encode(),
-                value=json.dumps(message.model_dump(mode="json")).encode(),
+            futures.append(
+                self.producer.send(
+                    self.topic,
+                    key=message.data.account_id.encode(),
+                    value=json.dumps(message.model_dump(mode="json")).encode(),
+                )
             )
         self.producer.flush()
+        for future in futures:
+            future.get(timeout=30)  # flush() does not raise for a failed send; this does
         self.tracking.insert_tracking(tracking)

@@ -114,3 +114,49 @@ def test_emails_of_a_batch_become_one_command_per_account_in_order() -> None:
     assert isinstance(acme, RecordEmailsSent) and isinstance(beta, RecordEmailsSent)
     assert [e.origin.offset for e in acme.emails] == [2, 4]
     assert [e.origin.event_id for e in beta.emails] == ["e2"]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({**email(), "type": ["email.sent"]}, "unknown event type"),
+        (b"[" * 100_000 + b"]" * 100_000, "not"),
+        ({**email(), "id": "e1\u0000"}, "invalid email.sent: email.sent.id"),
+        ({**email(), "time": "9999-12-01T00:00:00Z"}, "invalid email.sent: email.sent.time"),
+        ({**email(), "time": "0001-01-01T00:00:00+05:00"}, "invalid email.sent: email.sent.time"),
+    ],
+)
+def test_hostile_records_are_refused_not_raised(body: Any, reason: str) -> None:
+    result = decode(record(body), EMAILS)
+    assert isinstance(result, Refused)
+    assert result.reason.startswith(reason), result.reason
+
+
+def test_an_absurd_credit_amount_is_refused() -> None:
+    body = {
+        "specversion": "1.0",
+        "id": "c1",
+        "source": "urn:panel",
+        "type": "account.credit-purchased",
+        "time": "2026-11-01T00:00:00Z",
+        "data": {"account_id": "acme", "amount": "1E+999999999"},
+    }
+    result = decode(record(body, topic="billing.accounts"), ACCOUNTS)
+    assert isinstance(result, Refused)
+
+
+def test_a_huge_dead_letter_is_truncated_below_the_kafka_message_limit() -> None:
+    from consumers.runner import dead_letter_message
+
+    message = dead_letter_message(record(b"\x00" * 200_000), "not JSON")
+    assert len(message) < 1_000_000
+    assert json.loads(message)["payload_truncated"] is True
+
+
+def test_a_directory_is_not_a_time_zone() -> None:
+    from ledger.periods import InvalidTimezone, zone
+
+    with pytest.raises(InvalidTimezone):
+        zone("Europe")
+    with pytest.raises(InvalidTimezone):
+        zone("x" * 5000)
