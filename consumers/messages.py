@@ -51,8 +51,7 @@ EARLIEST_YEAR, LATEST_YEAR = 1970, 2200
 Amount = Annotated[
     Decimal, BeforeValidator(_amount_as_string), Field(max_digits=20, decimal_places=8)
 ]
-#: PostgreSQL text cannot hold NUL, and nothing upstream has a reason to send one.
-NonEmpty = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00]+$")]
+NonEmpty = Annotated[str, Field(min_length=1, max_length=1024)]
 EventTime = Annotated[AwareDatetime, AfterValidator(_plausible_time)]
 
 
@@ -217,6 +216,8 @@ def decode(record: RecordLike, accepted_types: frozenset[str]) -> Accepted | Ref
     """
     if not record.value:  # a tombstone or empty message: nothing to validate
         return Refused(record, "empty message: no CloudEvent in the record value")
+    if b"\\u0000" in record.value:  # one scan of the bytes, cheaper than a pattern per field
+        return Refused(record, "NUL characters (\\u0000) are not accepted in a CloudEvent")
     try:
         event = _validate_json(record.value)
     except ValidationError as exc:

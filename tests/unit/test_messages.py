@@ -121,7 +121,7 @@ def test_emails_of_a_batch_become_one_command_per_account_in_order() -> None:
     [
         ({**email(), "type": ["email.sent"]}, "unknown event type"),
         (b"[" * 100_000 + b"]" * 100_000, "not"),
-        ({**email(), "id": "e1\u0000"}, "invalid email.sent: email.sent.id"),
+        ({**email(), "id": "e1\u0000"}, "NUL characters"),
         ({**email(), "time": "9999-12-01T00:00:00Z"}, "invalid email.sent: email.sent.time"),
         ({**email(), "time": "0001-01-01T00:00:00+05:00"}, "invalid email.sent: email.sent.time"),
     ],
