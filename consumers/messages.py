@@ -246,7 +246,3 @@ def _refusal(record: RecordLike, exc: ValidationError) -> str:
     if not isinstance(event_type, str) or event_type not in INPUT_EVENTS:
         return f"unknown event type {str(event_type)[:100]!r}"
     return f"invalid {event_type}: {_first_error(exc)}"
-
-
-def input_adapter() -> TypeAdapter[Any]:
-    return _INPUT

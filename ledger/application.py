@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -96,18 +95,6 @@ class Ledger(Application[UUID]):
             yield stored
         if not found:
             raise AccountNotFound(account_id)
-
-    def account_as_of(self, account_id: str, as_of: datetime) -> Account:
-        """State by business time: replay events whose ``effective_at`` is not after ``as_of``."""
-        version = None
-        for domain_event in self.history(account_id):
-            effective = getattr(domain_event, "effective_at", None)
-            if effective is not None and effective > as_of:
-                break
-            version = domain_event.originator_version
-        if version is None:
-            raise AccountNotFound(account_id)
-        return self.get_account(account_id, version=version)
 
     def evict(self, aggregate_ids: list[UUID]) -> None:
         cache = self.repository.cache

@@ -36,6 +36,17 @@ def email(**data: Any) -> dict[str, Any]:
     }
 
 
+def credit(amount: Any) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": "c1",
+        "source": "urn:panel",
+        "type": "account.credit-purchased",
+        "time": "2026-11-01T00:00:00Z",
+        "data": {"account_id": "acme", "amount": amount},
+    }
+
+
 def test_a_valid_email_is_accepted_with_its_dedupe_key() -> None:
     result = decode(record(email()), EMAILS)
     assert isinstance(result, Accepted)
@@ -75,15 +86,7 @@ def test_an_event_on_the_wrong_topic_is_refused() -> None:
 
 
 def test_a_credit_amount_as_a_json_number_is_refused() -> None:
-    body = {
-        "specversion": "1.0",
-        "id": "c1",
-        "source": "urn:panel",
-        "type": "account.credit-purchased",
-        "time": "2026-11-01T00:00:00Z",
-        "data": {"account_id": "acme", "amount": 10.5},
-    }
-    result = decode(record(body, topic="billing.accounts"), ACCOUNTS)
+    result = decode(record(credit(10.5), topic="billing.accounts"), ACCOUNTS)
     assert isinstance(result, Refused)
     assert "amounts are strings" in result.reason
 
@@ -133,15 +136,7 @@ def test_hostile_records_are_refused_not_raised(body: Any, reason: str) -> None:
 
 
 def test_an_absurd_credit_amount_is_refused() -> None:
-    body = {
-        "specversion": "1.0",
-        "id": "c1",
-        "source": "urn:panel",
-        "type": "account.credit-purchased",
-        "time": "2026-11-01T00:00:00Z",
-        "data": {"account_id": "acme", "amount": "1E+999999999"},
-    }
-    result = decode(record(body, topic="billing.accounts"), ACCOUNTS)
+    result = decode(record(credit("1E+999999999"), topic="billing.accounts"), ACCOUNTS)
     assert isinstance(result, Refused)
 
 
