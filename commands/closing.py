@@ -8,17 +8,20 @@ committed with its document. A chunk that collides with a concurrent writer
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterator
 
 import structlog
 from eventsourcing.persistence import IntegrityError
 
-from commands.models import ClosePeriods
+from commands.models import ClosePeriods, PayProforma
 from commands.store import LedgerRecorder
 from ledger.account import Account, account_uuid
 from ledger.application import Ledger
+from ledger.contacts_account import ContactsAccount
 from ledger.documents import Document
+from ledger.errors import PlanNotAllowed
 from ledger.numbering import DocumentNumberSequence, format_number
 
 log = structlog.get_logger(__name__)
@@ -79,11 +82,19 @@ def close_periods(
 def _close_chunk(
     ledger: Ledger, account_ids: list[str], cmd: ClosePeriods, allocator: NumberAllocator
 ) -> list[Document]:
-    touched: list[Account] = []
+    touched: list[Account | ContactsAccount] = []
     documents: list[Document] = []
+    recorder = ledger.process_recorder
+    assert isinstance(recorder, LedgerRecorder)
     for account_id in account_ids:
         account = ledger.get_account(account_id)
-        issued = account.close_periods(cmd.as_of, cmd.grace, allocator)
+        if isinstance(account, ContactsAccount):
+            # Proformas take no number; contacts are counted as of each renewal instant.
+            issued = account.close_periods(
+                cmd.as_of, cmd.grace, functools.partial(recorder.billable_count, account_id)
+            )
+        else:
+            issued = account.close_periods(cmd.as_of, cmd.grace, allocator)
         if issued:
             touched.append(account)
             documents.extend(issued)
@@ -91,3 +102,30 @@ def _close_chunk(
         ledger.save(*touched, *allocator.commit())
         log.info("periods_closed", accounts=len(touched), documents=len(documents))
     return documents
+
+
+def pay_proforma(ledger: Ledger, cmd: PayProforma, attempts: int = 10) -> Document:
+    """The final invoice of a paid proforma, saved with its number in one transaction."""
+    for attempt in range(1, attempts + 1):
+        ledger.evict([account_uuid(cmd.account_id)])
+        account = ledger.get_account(cmd.account_id)
+        if not isinstance(account, ContactsAccount):
+            raise PlanNotAllowed(f"account {cmd.account_id!r} is billed by emails: no proformas")
+        allocator = NumberAllocator(ledger)
+        invoice = account.pay(cmd.proforma_id, cmd.at, allocator)
+        try:
+            ledger.save(account, *allocator.commit())
+        except IntegrityError:
+            log.warning("payment_conflict_retrying", account=cmd.account_id, attempt=attempt)
+            ledger.evict([s.id for s in allocator.sequences.values()])
+            continue
+        log.info(
+            "proforma_paid",
+            account=cmd.account_id,
+            proforma=cmd.proforma_id,
+            invoice=invoice.number,
+        )
+        return invoice
+    raise RuntimeError(
+        f"could not record the payment of {cmd.proforma_id} after {attempts} attempts"
+    )

@@ -24,14 +24,16 @@ from commands.models import (
     OpenAccount,
     Origin,
     PurchaseCredit,
+    RecordContactChanges,
     RecordEmailsSent,
 )
-from commands.store import AccountRow, DeadLetterRow, DedupeRow, LedgerRecorder
+from commands.store import AccountRow, ContactRow, DeadLetterRow, DedupeRow, LedgerRecorder
 from ledger.account import Account, account_uuid
 from ledger.application import Ledger
+from ledger.contacts_account import ContactsAccount
 from ledger.errors import AccountAlreadyOpen, LedgerError, PlanNotAllowed
 from ledger.money import Money
-from ledger.plans import Catalogue
+from ledger.plans import Catalogue, ContactsPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,19 +48,46 @@ class BatchWork:
 
     ledger: Ledger
     catalogue: Catalogue
-    accounts: dict[str, Account] = field(default_factory=dict)
+    accounts: dict[str, Account | ContactsAccount] = field(default_factory=dict)
     opened: list[AccountRow] = field(default_factory=list)
     dedupe: list[DedupeRow] = field(default_factory=list)
+    contacts: list[ContactRow] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     #: Account ids known to have no stored events (one lookup for a whole batch).
     absent: set[str] = field(default_factory=set)
+    #: Stored (version, billable) of the batch's contacts, by account then contact id.
+    known_contacts: dict[str, dict[str, tuple[int, bool]]] = field(default_factory=dict)
 
-    def account(self, account_id: str) -> Account:
+    def account(self, account_id: str) -> Account | ContactsAccount:
         account = self.accounts.get(account_id)
         if account is None:
             account = self.ledger.get_account(account_id)
             self.accounts[account_id] = account
         return account
+
+    def email_account(self, account_id: str) -> Account:
+        account = self.account(account_id)
+        if not isinstance(account, Account):
+            raise PlanNotAllowed(
+                f"account {account_id!r} is billed by contacts: no prepaid credit, no email plan"
+            )
+        return account
+
+    def contacts_account(self, account_id: str) -> ContactsAccount:
+        account = self.account(account_id)
+        if not isinstance(account, ContactsAccount):
+            raise PlanNotAllowed(f"account {account_id!r} is billed by emails, not by contacts")
+        return account
+
+    def look_up_contacts(self, commands: Sequence[RecordContactChanges]) -> None:
+        """One query for the stored state of every contact the batch changes."""
+        recorder = self.ledger.recorder
+        assert isinstance(recorder, LedgerRecorder)
+        wanted = [
+            (cmd.account_id, item.state.contact_id) for cmd in commands for item in cmd.changes
+        ]
+        for (account_id, contact_id), held in recorder.latest_contacts(wanted).items():
+            self.known_contacts.setdefault(account_id, {})[contact_id] = held
 
     def exists(self, account_id: str) -> bool:
         if account_id in self.accounts:
@@ -78,7 +107,9 @@ class BatchWork:
         stored = recorder.existing_originators(list(wanted.values()))
         self.absent.update(a for a, aggregate_id in wanted.items() if aggregate_id not in stored)
 
-    def applied(self, origin: Origin | None, account: Account, version: int) -> None:
+    def applied(
+        self, origin: Origin | None, account: Account | ContactsAccount, version: int
+    ) -> None:
         if origin is not None:
             self.dedupe.append(
                 DedupeRow(
@@ -96,31 +127,59 @@ def open_account(cmd: OpenAccount, work: BatchWork) -> None:
     if work.exists(cmd.account_id):
         raise AccountAlreadyOpen(cmd.account_id)
     plan = work.catalogue.get(cmd.plan)
-    if cmd.billing_period != "month":
-        raise PlanNotAllowed(f"email plan {plan.id!r} bills monthly, not by {cmd.billing_period}")
-    account = Account.open(
-        account_id=cmd.account_id,
-        plan=plan,
-        payment_mode=cmd.payment_mode,
-        currency=cmd.currency,
-        timezone=cmd.timezone,
-        tax_rate=cmd.tax_rate,
-        opened_at=cmd.at,
-    )
+    account: Account | ContactsAccount
+    if isinstance(plan, ContactsPlan):
+        if cmd.payment_mode != "postpaid":
+            raise PlanNotAllowed(
+                f"contacts plan {plan.id!r} is paid per proforma (payment_mode postpaid),"
+                " not from prepaid credit"
+            )
+        account = ContactsAccount.open(
+            account_id=cmd.account_id,
+            plan=plan,
+            products=cmd.products,
+            billing_period=cmd.billing_period,
+            currency=cmd.currency,
+            timezone=cmd.timezone,
+            tax_rate=cmd.tax_rate,
+            opened_at=cmd.at,
+        )
+    else:
+        if cmd.billing_period != "month":
+            raise PlanNotAllowed(
+                f"email plan {plan.id!r} bills monthly, not by {cmd.billing_period}"
+            )
+        if cmd.products:
+            raise PlanNotAllowed(f"email plan {plan.id!r} has no products")
+        account = Account.open(
+            account_id=cmd.account_id,
+            plan=plan,
+            payment_mode=cmd.payment_mode,
+            currency=cmd.currency,
+            timezone=cmd.timezone,
+            tax_rate=cmd.tax_rate,
+            opened_at=cmd.at,
+        )
     work.accounts[cmd.account_id] = account
     work.opened.append(AccountRow(cmd.account_id, account.id))
-    work.applied(cmd.origin, account, Account.INITIAL_VERSION)  # the Opened event
+    work.applied(cmd.origin, account, account.INITIAL_VERSION)  # the Opened event
 
 
 def purchase_credit(cmd: PurchaseCredit, work: BatchWork) -> None:
-    account = work.account(cmd.account_id)
+    account = work.email_account(cmd.account_id)
     version = account.purchase_credit(Money.of(cmd.amount, account.currency), cmd.reference, cmd.at)
     work.applied(cmd.origin, account, version)
 
 
 def change_plan(cmd: ChangePlan, work: BatchWork) -> None:
     account = work.account(cmd.account_id)
-    version = account.change_plan(work.catalogue.get(cmd.plan), cmd.at)
+    if isinstance(account, ContactsAccount):
+        plan = work.catalogue.contacts_plan(cmd.plan)
+        version = account.change_plan(plan, cmd.products, cmd.billing_period, cmd.at)
+    else:
+        if cmd.products or cmd.billing_period not in (None, "month"):
+            raise PlanNotAllowed("an email plan has no products and bills monthly")
+        version = account.change_plan(work.catalogue.email_plan(cmd.plan), cmd.at)
     work.applied(cmd.origin, account, version)
 
 
@@ -143,18 +202,45 @@ def record_emails_sent(cmd: RecordEmailsSent, work: BatchWork) -> None:
             append(DedupeRow(o.source, o.event_id, account_id, o.message_id, aggregate_id, version))
 
 
+def record_contact_changes(cmd: RecordContactChanges, work: BatchWork) -> None:
+    account = work.contacts_account(cmd.account_id)
+    known = work.known_contacts.get(cmd.account_id, {})
+    version, applied = account.record_contact_changes(cmd.changes, known)
+    account_id, aggregate_id = account.account_id, account.id
+    for change in applied:
+        work.contacts.append(
+            ContactRow(
+                account_id,
+                change.contact_id,
+                change.version,
+                change.changed_at,
+                list(change.reasons),
+                change.deleted,
+                aggregate_id,
+                version,
+            )
+        )
+    append = work.dedupe.append
+    for item in cmd.changes:
+        o = item.origin
+        append(DedupeRow(o.source, o.event_id, account_id, o.message_id, aggregate_id, version))
+
+
 HANDLERS: dict[type[Any], Callable[[Any, BatchWork], None]] = {
     OpenAccount: open_account,
     PurchaseCredit: purchase_credit,
     ChangePlan: change_plan,
     CloseAccount: close_account,
     RecordEmailsSent: record_emails_sent,
+    RecordContactChanges: record_contact_changes,
 }
 
 
 def origins_of(cmd: AccountCommand) -> tuple[Origin, ...]:
     if isinstance(cmd, RecordEmailsSent):
         return tuple(e.origin for e in cmd.emails)
+    if isinstance(cmd, RecordContactChanges):
+        return tuple(c.origin for c in cmd.changes)
     return (cmd.origin,) if cmd.origin else ()
 
 
@@ -162,6 +248,9 @@ def apply_commands(commands: Sequence[AccountCommand], work: BatchWork) -> None:
     openings = [cmd.account_id for cmd in commands if isinstance(cmd, OpenAccount)]
     if len(openings) > 1:
         work.look_up_absent(openings)
+    contact_changes = [cmd for cmd in commands if isinstance(cmd, RecordContactChanges)]
+    if contact_changes:
+        work.look_up_contacts(contact_changes)
     for cmd in commands:
         try:
             HANDLERS[type(cmd)](cmd, work)
@@ -179,6 +268,7 @@ def save_batch(
     processing.collect_events(
         *work.accounts.values(),
         dedupe=work.dedupe,
+        contacts=work.contacts,
         accounts=work.opened,
         dead_letters=dead_letters,
     )

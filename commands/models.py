@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from ledger.contacts import ContactState
+
 
 class Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -39,6 +41,9 @@ class Origin:
         return (self.source, self.event_id)
 
 
+BillingPeriod = Literal["month", "quarter", "half_year", "year"]
+
+
 class OpenAccount(Command):
     account_id: str = Field(min_length=1)
     plan: str
@@ -46,7 +51,8 @@ class OpenAccount(Command):
     currency: str
     timezone: str = "UTC"
     tax_rate: Decimal = Decimal(0)
-    billing_period: Literal["month", "quarter", "half_year", "year"] = "month"
+    billing_period: BillingPeriod = "month"
+    products: tuple[str, ...] = ()
     at: AwareDatetime
     origin: Origin | None = None
 
@@ -60,8 +66,12 @@ class PurchaseCredit(Command):
 
 
 class ChangePlan(Command):
+    """For a contacts plan, ``products`` / ``billing_period`` left out keep the current choice."""
+
     account_id: str
     plan: str
+    products: tuple[str, ...] | None = None
+    billing_period: BillingPeriod | None = None
     at: AwareDatetime
     origin: Origin | None = None
 
@@ -86,6 +96,28 @@ class RecordEmailsSent(Command):
     emails: tuple[SentEmailItem, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ContactChangeItem:
+    state: ContactState
+    changed_at: datetime
+    origin: Origin
+
+
+class RecordContactChanges(Command):
+    """Every contact change of one account in one consumed batch, in arrival order."""
+
+    account_id: str
+    changes: tuple[ContactChangeItem, ...]
+
+
+class PayProforma(Command):
+    """A proforma was paid: issue its final invoice (until payment events exist, from the CLI)."""
+
+    account_id: str
+    proforma_id: str
+    at: AwareDatetime
+
+
 class ClosePeriods(Command):
     """Document every month that ended at least ``grace`` before ``as_of``."""
 
@@ -93,4 +125,11 @@ class ClosePeriods(Command):
     grace: timedelta = timedelta(hours=6)
 
 
-AccountCommand = OpenAccount | PurchaseCredit | ChangePlan | CloseAccount | RecordEmailsSent
+AccountCommand = (
+    OpenAccount
+    | PurchaseCredit
+    | ChangePlan
+    | CloseAccount
+    | RecordEmailsSent
+    | RecordContactChanges
+)

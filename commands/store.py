@@ -11,6 +11,12 @@ tracking row (the consumer's Kafka position):
 - ``ledger_dead_letters``: every refused message with its reason and Kafka
   coordinates, so the refusal is as durable as the offset that skipped it.
 - ``ledger_accounts``: the account ids the ledger holds, for the closer.
+- ``ledger_contact_versions``: every contact change applied, by (account,
+  contact, version), with its event time, billable reasons and the ledger
+  event that recorded it. It decides whether an incoming change is newer,
+  and counts billable contacts as of a renewal instant, without holding
+  millions of contacts in the aggregate; every row is also in the event's
+  payload, so replaying history rebuilds it.
 
 The hook is ``_insert_events``, a private method of eventsourcing 9.5.x (the
 library's own searchable-timestamps example overrides it); a test fails if
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -42,6 +49,17 @@ class DedupeRow(NamedTuple):
     event_id: str
     account_id: str
     message_id: str | None
+    originator_id: UUID
+    originator_version: int
+
+
+class ContactRow(NamedTuple):
+    account_id: str
+    contact_id: str
+    version: int
+    changed_at: datetime
+    reasons: list[str]
+    deleted: bool
     originator_id: UUID
     originator_version: int
 
@@ -83,6 +101,7 @@ class LedgerRecorder(PostgresProcessRecorder):
         self.dedupe_table = SQL("{}.{}").format(schema, Identifier("ledger_dedupe"))
         self.dead_letter_table = SQL("{}.{}").format(schema, Identifier("ledger_dead_letters"))
         self.accounts_table = SQL("{}.{}").format(schema, Identifier("ledger_accounts"))
+        self.contacts_table = SQL("{}.{}").format(schema, Identifier("ledger_contact_versions"))
         self.sql_create_statements.extend(
             [
                 # Keys are compared for equality only: the "C" collation makes
@@ -111,6 +130,14 @@ class LedgerRecorder(PostgresProcessRecorder):
                     "CREATE TABLE IF NOT EXISTS {} ("
                     "account_id text PRIMARY KEY, originator_id uuid NOT NULL UNIQUE)"
                 ).format(self.accounts_table),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {} ("
+                    'account_id text COLLATE "C" NOT NULL, contact_id text COLLATE "C" NOT NULL, '
+                    "version bigint NOT NULL, changed_at timestamptz NOT NULL, "
+                    "reasons text[] NOT NULL, deleted boolean NOT NULL, "
+                    "originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
+                    "PRIMARY KEY (account_id, contact_id, version))"
+                ).format(self.contacts_table),
             ]
         )
         self.hook_calls = 0
@@ -159,6 +186,16 @@ class LedgerRecorder(PostgresProcessRecorder):
                     if text_id is None:
                         text_id = ids[originator_id] = str(originator_id)
                     write_row((source, event_id, account_id, message_id, text_id, version))
+        contacts: Sequence[ContactRow] = kwargs.get("contacts", ())
+        if contacts:
+            with curs.copy(
+                SQL(
+                    "COPY {} (account_id, contact_id, version, changed_at, reasons, deleted, "
+                    "originator_id, originator_version) FROM STDIN"
+                ).format(self.contacts_table)
+            ) as copy:
+                for row in contacts:
+                    copy.write_row(row)
         dead: Sequence[DeadLetterRow] = kwargs.get("dead_letters", ())
         if dead:
             curs.executemany(
@@ -208,6 +245,65 @@ class LedgerRecorder(PostgresProcessRecorder):
                 curs.execute(statement, (ids, source))
                 known.update((source, row["event_id"]) for row in curs.fetchall())
         return known
+
+    def latest_contacts(
+        self, pairs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, bool]]:
+        """The stored (version, billable) of each (account, contact): one index probe each."""
+        if not pairs:
+            return {}
+        accounts = [a for a, _ in pairs]
+        contacts = [c for _, c in pairs]
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT DISTINCT k.account_id, k.contact_id, v.version, v.billable "
+                    "FROM unnest(%b::text[], %b::text[]) AS k(account_id, contact_id) "
+                    "CROSS JOIN LATERAL (SELECT version, cardinality(reasons) > 0 AS billable "
+                    "FROM {} WHERE account_id = k.account_id AND contact_id = k.contact_id "
+                    "ORDER BY version DESC LIMIT 1) AS v"
+                ).format(self.contacts_table),
+                (accounts, contacts),
+            )
+            return {
+                (row["account_id"], row["contact_id"]): (row["version"], row["billable"])
+                for row in curs.fetchall()
+            }
+
+    def billable_contacts(self, account_id: str, at: datetime) -> dict[str, list[str]]:
+        """Contacts billable at ``at`` (event time) and what made each billable.
+
+        Each contact's state then is its highest version among the changes
+        whose event time is at or before ``at`` (``ledger.contacts.billable_as_of``
+        over the history gives the same answer; a test holds them equal).
+        """
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT contact_id, reasons FROM ("
+                    "SELECT DISTINCT ON (contact_id) contact_id, reasons FROM {} "
+                    "WHERE account_id = %s AND changed_at <= %s "
+                    "ORDER BY contact_id, version DESC) AS latest "
+                    "WHERE cardinality(reasons) > 0 ORDER BY contact_id"
+                ).format(self.contacts_table),
+                (account_id, at),
+            )
+            return {row["contact_id"]: list(row["reasons"]) for row in curs.fetchall()}
+
+    def billable_count(self, account_id: str, at: datetime) -> int:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT count(*) AS n FROM ("
+                    "SELECT DISTINCT ON (contact_id) reasons FROM {} "
+                    "WHERE account_id = %s AND changed_at <= %s "
+                    "ORDER BY contact_id, version DESC) AS latest "
+                    "WHERE cardinality(reasons) > 0"
+                ).format(self.contacts_table),
+                (account_id, at),
+            )
+            row = curs.fetchone()
+            return int(row["n"]) if row else 0
 
     def existing_originators(self, originator_ids: Sequence[UUID]) -> set[UUID]:
         """Which of these aggregates have stored events (one primary-key probe each)."""

@@ -8,9 +8,11 @@ from commands.models import (
     AccountCommand,
     ChangePlan,
     CloseAccount,
+    ContactChangeItem,
     OpenAccount,
     Origin,
     PurchaseCredit,
+    RecordContactChanges,
     RecordEmailsSent,
     SentEmailItem,
 )
@@ -18,10 +20,28 @@ from consumers.messages import (
     Accepted,
     AccountClosedEvent,
     AccountOpenedEvent,
+    ContactChangedEvent,
+    ContactDeletedEvent,
     CreditPurchasedEvent,
     EmailSentEvent,
     PlanChangedEvent,
 )
+from ledger.contacts import ContactState
+
+
+def contact_state(event: ContactChangedEvent | ContactDeletedEvent) -> ContactState:
+    if isinstance(event, ContactDeletedEvent):
+        return ContactState.tombstone(event.data.contact_id, event.data.version)
+    data = event.data
+    return ContactState(
+        contact_id=data.contact_id,
+        version=data.version,
+        email=data.email,
+        phone=data.phone,
+        user_id=data.user_id,
+        chat_replied=data.chat_replied,
+        web_push=data.web_push,
+    )
 
 
 def origin_of(message: Accepted) -> Origin:
@@ -33,15 +53,19 @@ def origin_of(message: Accepted) -> Origin:
         topic=message.record.topic,
         partition=message.record.partition,
         offset=message.record.offset,
-        message_id=getattr(event.data, "message_id", None),
+        # What an auditor traces a message by: an email's message id, a contact's id.
+        message_id=getattr(event.data, "message_id", None)
+        or getattr(event.data, "contact_id", None),
     )
 
 
 def to_commands(messages: Sequence[Accepted]) -> list[AccountCommand]:
     """Account messages become one command each, in order; the emails of a batch
-    become one ``RecordEmailsSent`` per account, placed where its first email was."""
+    become one ``RecordEmailsSent`` per account, placed where its first email was,
+    and so do contact changes (one ``RecordContactChanges``, in arrival order)."""
     commands: list[AccountCommand] = []
     emails: dict[str, list[SentEmailItem]] = {}
+    contacts: dict[str, list[ContactChangeItem]] = {}
     for message in messages:
         event = message.event
         data = event.data
@@ -67,6 +91,13 @@ def to_commands(messages: Sequence[Accepted]) -> list[AccountCommand]:
                 emails[data.account_id] = []
                 commands.append(RecordEmailsSent(account_id=data.account_id, emails=()))
             emails[data.account_id].append(SentEmailItem(event.time, data.route, origin))
+        elif isinstance(event, ContactChangedEvent | ContactDeletedEvent):
+            if data.account_id not in contacts:
+                contacts[data.account_id] = []
+                commands.append(RecordContactChanges(account_id=data.account_id, changes=()))
+            contacts[data.account_id].append(
+                ContactChangeItem(contact_state(event), event.time, origin)
+            )
         elif isinstance(event, AccountOpenedEvent):
             commands.append(
                 OpenAccount(
@@ -77,6 +108,7 @@ def to_commands(messages: Sequence[Accepted]) -> list[AccountCommand]:
                     timezone=data.timezone,
                     tax_rate=data.tax_rate,
                     billing_period=data.billing_period,
+                    products=tuple(data.products),
                     at=event.time,
                     origin=origin,
                 )
@@ -93,15 +125,32 @@ def to_commands(messages: Sequence[Accepted]) -> list[AccountCommand]:
             )
         elif isinstance(event, PlanChangedEvent):
             commands.append(
-                ChangePlan(account_id=data.account_id, plan=data.plan, at=event.time, origin=origin)
+                ChangePlan(
+                    account_id=data.account_id,
+                    plan=data.plan,
+                    products=None if data.products is None else tuple(data.products),
+                    billing_period=data.billing_period,
+                    at=event.time,
+                    origin=origin,
+                )
             )
         elif isinstance(event, AccountClosedEvent):
             commands.append(CloseAccount(account_id=data.account_id, at=event.time, origin=origin))
-    return [
-        RecordEmailsSent.model_construct(
+    return [_filled(cmd, emails, contacts) for cmd in commands]
+
+
+def _filled(
+    cmd: AccountCommand,
+    emails: dict[str, list[SentEmailItem]],
+    contacts: dict[str, list[ContactChangeItem]],
+) -> AccountCommand:
+    """The per-account placeholders with their items (built once, not re-validated)."""
+    if isinstance(cmd, RecordEmailsSent):
+        return RecordEmailsSent.model_construct(
             account_id=cmd.account_id, emails=tuple(emails[cmd.account_id])
         )
-        if isinstance(cmd, RecordEmailsSent)
-        else cmd
-        for cmd in commands
-    ]
+    if isinstance(cmd, RecordContactChanges):
+        return RecordContactChanges.model_construct(
+            account_id=cmd.account_id, changes=tuple(contacts[cmd.account_id])
+        )
+    return cmd

@@ -21,6 +21,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     TypeAdapter,
     ValidationError,
 )
@@ -66,13 +68,19 @@ class EmailSent(Data):
     route: Literal["platform", "custom_smtp"]
 
 
+BillingPeriod = Literal["month", "quarter", "half_year", "year"]
+#: Products (add-ons) chosen with a contacts plan.
+Products = Annotated[list[NonEmpty], Field(max_length=50)]
+
+
 class AccountOpened(Data):
     plan: NonEmpty
     payment_mode: Literal["prepaid", "postpaid"]
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-    billing_period: Literal["month", "quarter", "half_year", "year"] = "month"
+    billing_period: BillingPeriod = "month"
     tax_rate: Annotated[Decimal, BeforeValidator(_rate), Field(ge=0, lt=1)] = Decimal(0)
     timezone: NonEmpty = "UTC"
+    products: Products = []
 
 
 class CreditPurchased(Data):
@@ -81,7 +89,32 @@ class CreditPurchased(Data):
 
 
 class PlanChanged(Data):
+    """For a contacts plan, ``products`` / ``billing_period`` left out keep the current choice."""
+
     plan: NonEmpty
+    products: Products | None = None
+    billing_period: BillingPeriod | None = None
+
+
+#: Contact identifiers: a string, or null / absent for "none".
+Identifier = Annotated[str | None, Field(max_length=1024)]
+
+
+class ContactChanged(Data):
+    """A contact as upstream now describes it; billable when any identifier is present."""
+
+    contact_id: NonEmpty
+    version: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
+    email: Identifier = None
+    phone: Identifier = None
+    user_id: Identifier = None
+    chat_replied: StrictBool = False
+    web_push: StrictBool = False
+
+
+class ContactDeleted(Data):
+    contact_id: NonEmpty
+    version: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
 
 
 class AccountClosed(Data):
@@ -122,12 +155,24 @@ class AccountClosedEvent(Envelope):
     data: AccountClosed
 
 
+class ContactChangedEvent(Envelope):
+    type: Literal["contact.changed"]
+    data: ContactChanged
+
+
+class ContactDeletedEvent(Envelope):
+    type: Literal["contact.deleted"]
+    data: ContactDeleted
+
+
 InputEvent = Annotated[
     EmailSentEvent
     | AccountOpenedEvent
     | CreditPurchasedEvent
     | PlanChangedEvent
-    | AccountClosedEvent,
+    | AccountClosedEvent
+    | ContactChangedEvent
+    | ContactDeletedEvent,
     Field(discriminator="type"),
 ]
 INPUT_EVENTS: dict[str, type[Envelope]] = {
@@ -136,6 +181,8 @@ INPUT_EVENTS: dict[str, type[Envelope]] = {
     "account.credit-purchased": CreditPurchasedEvent,
     "account.plan-changed": PlanChangedEvent,
     "account.closed": AccountClosedEvent,
+    "contact.changed": ContactChangedEvent,
+    "contact.deleted": ContactDeletedEvent,
 }
 _INPUT = TypeAdapter[Any](InputEvent)
 
@@ -145,6 +192,7 @@ TOPIC_TYPES: dict[str, frozenset[str]] = {
     "accounts": frozenset(
         {"account.opened", "account.credit-purchased", "account.plan-changed", "account.closed"}
     ),
+    "contact_changed": frozenset({"contact.changed", "contact.deleted"}),
 }
 
 

@@ -27,7 +27,7 @@ from ledger.documents import Document, PaymentMode, build_document
 from ledger.errors import AccountClosed, InvalidAmount, LedgerError, PlanNotAllowed
 from ledger.money import Money, check_currency
 from ledger.periods import Month, check_aware, local_date, zone
-from ledger.plans import EmailPlan
+from ledger.plans import ContactsPlan, EmailPlan
 from ledger.pricing import Charge, next_email_price, total
 from ledger.usage import ClosedMonth, LateUsage, MonthUsage, add_late, record_late
 
@@ -36,7 +36,7 @@ ACCOUNT_NAMESPACE = uuid.UUID("6f1c8d1e-4b7a-5c51-9a57-2d0e6b7f0a11")
 Route = Literal["platform", "custom_smtp"]
 
 
-def check_plan_currency(plan: EmailPlan, currency: str) -> None:
+def check_plan_currency(plan: EmailPlan | ContactsPlan, currency: str) -> None:
     if plan.currency != currency:
         raise PlanNotAllowed(
             f"plan {plan.id!r} is priced in {plan.currency}, the account in {currency}"
@@ -399,7 +399,7 @@ class Account(Aggregate):
         self.months.pop(str(document.period), None)
         self.closed_months[str(document.period)] = closed
         self.pending_late = ()
-        self.current = document.period.next()
+        self.current = closed.month.next()
         self.debited = self.debited + document.balance_adjustment
         self.documents.append(document.number)
 

@@ -16,6 +16,7 @@ from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import JSONTranscoder, ProcessRecorder, Transcoder
 
 from ledger.account import Account, account_uuid
+from ledger.contacts_account import ContactsAccount
 from ledger.errors import AccountNotFound
 from ledger.numbering import DocumentNumberSequence, sequence_uuid
 from ledger.transcodings import register_ledger_transcodings
@@ -27,6 +28,7 @@ class Ledger(Application[UUID]):
     name = "ledger"
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
         Account: 50,
+        ContactsAccount: 50,
         DocumentNumberSequence: 200,
     }
     env: ClassVar[dict[str, str]] = {
@@ -64,15 +66,18 @@ class Ledger(Application[UUID]):
         assert isinstance(self.recorder, ProcessRecorder)
         return self.recorder
 
-    def get_account(self, account_id: str, version: int | None = None) -> Account:
+    def get_account(self, account_id: str, version: int | None = None) -> Account | ContactsAccount:
+        """The account, billed by emails (:class:`Account`) or by contacts."""
         try:
-            account: Account = self.repository.get(account_uuid(account_id), version=version)
+            account: Account | ContactsAccount = self.repository.get(
+                account_uuid(account_id), version=version
+            )
         except AggregateNotFoundError:
             raise AccountNotFound(account_id) from None
-        assert isinstance(account, Account)
+        assert isinstance(account, Account | ContactsAccount)
         return account
 
-    def find_account(self, account_id: str) -> Account | None:
+    def find_account(self, account_id: str) -> Account | ContactsAccount | None:
         try:
             return self.get_account(account_id)
         except AccountNotFound:

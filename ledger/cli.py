@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from ledger import render
+from ledger.account import Account
 from ledger.bootstrap import Services, bootstrap
 from ledger.errors import LedgerError
 from ledger.logging import configure
@@ -158,7 +159,10 @@ def trace(account: str, message_id: str, as_json: JsonFlag = False) -> None:
             row["document_number"] = render.document_of_version(
                 svc, account, row["originator_version"]
             )
-            row["account_version_balance"] = str(stored.balance.rounded().amount)
+            if isinstance(stored, Account):
+                row["account_version_balance"] = str(stored.balance.rounded().amount)
+            else:
+                row["billable_contacts_then"] = stored.billable
     _json(rows) if as_json else out.print(render.trace_table(rows))
 
 

@@ -24,7 +24,9 @@ re-creation with a higher version counts the contact again.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from ledger.errors import LedgerError
 
@@ -153,3 +155,45 @@ class BillableCount:
     def after(self, old: ContactState | None, new: ContactState | None) -> BillableCount:
         """The count once ``old`` became ``new`` (``new`` None: the change was ignored)."""
         return BillableCount(self.value + billable_delta(old, new))
+
+
+@dataclass(frozen=True, slots=True)
+class ContactChange:
+    """One applied change as the ledger stores it: which identifiers made it billable.
+
+    The identifiers' *kinds* are kept, never their values: an email address or
+    phone number is personal data, and an append-only store cannot forget it.
+    The upstream ``contact_id`` leads back to the contacts database.
+    """
+
+    contact_id: str
+    version: int
+    changed_at: datetime
+    reasons: tuple[str, ...]
+    deleted: bool = False
+
+    @property
+    def billable(self) -> bool:
+        return bool(self.reasons)
+
+    @classmethod
+    def of(cls, state: ContactState, changed_at: datetime) -> ContactChange:
+        return cls(state.contact_id, state.version, changed_at, reasons(state), state.deleted)
+
+
+def billable_as_of(changes: Iterable[ContactChange], at: datetime) -> dict[str, tuple[str, ...]]:
+    """The contacts billable at ``at``, with what made each billable, rebuilt from history.
+
+    For each contact, the change with the highest version among those whose
+    event time is at or before ``at`` is its state then. Applied changes only:
+    a stale change was refused when it arrived and is in no history. Ordered
+    by contact id.
+    """
+    latest: dict[str, ContactChange] = {}
+    for change in changes:
+        if change.changed_at > at:
+            continue
+        held = latest.get(change.contact_id)
+        if held is None or change.version > held.version:
+            latest[change.contact_id] = change
+    return {cid: c.reasons for cid, c in sorted(latest.items()) if c.billable}

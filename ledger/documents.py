@@ -20,11 +20,27 @@ from ledger.money import Money, money_sum
 from ledger.periods import Month
 from ledger.plans import EmailPlan
 from ledger.pricing import Charge, final_charges, tier_bounds, total
+from ledger.renewal import RenewalPeriod
 from ledger.usage import LateUsage, MonthUsage
 
 PaymentMode = Literal["prepaid", "postpaid"]
-DocumentKind = Literal["receipt", "invoice"]
-LineKind = Literal["fee", "included", "usage", "volume_true_up", "custom_smtp", "late_usage"]
+DocumentKind = Literal["receipt", "invoice", "proforma"]
+LineKind = Literal[
+    # email plans (seed 000)
+    "fee",
+    "included",
+    "usage",
+    "volume_true_up",
+    "custom_smtp",
+    "late_usage",
+    # contacts plans (seed 002)
+    "subscription",
+    "product",
+    "period_discount",
+    "minimum_price",
+    "overage",
+    "late_overage",
+]
 
 #: Postpay invoices are payable within two weeks of the invoice date (seed 000).
 POSTPAY_TERMS = timedelta(days=14)
@@ -45,10 +61,20 @@ class Line:
 
 @dataclass(frozen=True, slots=True)
 class Document:
+    """A receipt, an invoice or a proforma.
+
+    ``number`` is the gapless yearly number (``2026-000042``) of a receipt or
+    invoice; a proforma carries its per-account id instead (``PF-acct-7-0003``),
+    which never takes a number. ``period`` is a calendar month (email plans)
+    or a subscription's renewal period (contacts plans). ``proforma`` names
+    the proforma a final invoice settles; ``contacts`` is the billable count a
+    subscription was priced with.
+    """
+
     number: str
     kind: DocumentKind
     account_id: str
-    period: Month
+    period: Month | RenewalPeriod
     issued_on: date
     due_on: date | None
     currency: str
@@ -58,6 +84,8 @@ class Document:
     tax: Money
     total: Money
     accrued: Money
+    proforma: str | None = None
+    contacts: int | None = None
 
     def check_invariants(self) -> None:
         if money_sum([line.amount for line in self.lines], self.currency) != self.subtotal:
@@ -180,12 +208,10 @@ def build_document(
                 Money(item.amount, currency).rounded(),
             )
         )
-    subtotal = money_sum([line.amount for line in lines], currency).rounded()
-    tax = (subtotal * tax_rate).rounded()
     accrued = Money(usage.charged + sum((i.amount for i in late), Decimal(0)), currency)
     if usage.fee is not None:
         accrued = accrued + usage.fee
-    document = Document(
+    return assemble(
         number=number,
         kind="receipt" if payment_mode == "prepaid" else "invoice",
         account_id=account_id,
@@ -193,12 +219,46 @@ def build_document(
         issued_on=issued_on,
         due_on=None if payment_mode == "prepaid" else issued_on + POSTPAY_TERMS,
         currency=currency,
+        lines=lines,
+        tax_rate=tax_rate,
+        accrued=accrued,
+    )
+
+
+def assemble(
+    *,
+    number: str,
+    kind: DocumentKind,
+    account_id: str,
+    period: Month | RenewalPeriod,
+    issued_on: date,
+    due_on: date | None,
+    currency: str,
+    lines: list[Line],
+    tax_rate: Decimal,
+    accrued: Money,
+    proforma: str | None = None,
+    contacts: int | None = None,
+) -> Document:
+    """Totals from rounded lines (the one rounding rule), checked before anyone sees them."""
+    subtotal = money_sum([line.amount for line in lines], currency).rounded()
+    tax = (subtotal * tax_rate).rounded()
+    document = Document(
+        number=number,
+        kind=kind,
+        account_id=account_id,
+        period=period,
+        issued_on=issued_on,
+        due_on=due_on,
+        currency=currency,
         lines=tuple(lines),
         subtotal=subtotal,
         tax_rate=tax_rate,
         tax=tax,
         total=subtotal + tax,
         accrued=accrued,
+        proforma=proforma,
+        contacts=contacts,
     )
     document.check_invariants()
     return document

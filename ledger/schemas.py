@@ -45,6 +45,8 @@ def _models() -> dict[str, type[BaseModel]]:
     from consumers.messages import (
         AccountClosedEvent,
         AccountOpenedEvent,
+        ContactChangedEvent,
+        ContactDeletedEvent,
         CreditPurchasedEvent,
         EmailSentEvent,
         PlanChangedEvent,
@@ -57,6 +59,8 @@ def _models() -> dict[str, type[BaseModel]]:
         "input.account.credit-purchased": CreditPurchasedEvent,
         "input.account.plan-changed": PlanChangedEvent,
         "input.account.closed": AccountClosedEvent,
+        "input.contact.changed": ContactChangedEvent,
+        "input.contact.deleted": ContactDeletedEvent,
         "outbound.account.status-changed": AccountStatusChanged,
         "outbound.dead-letter": DeadLetter,
     }

@@ -73,7 +73,11 @@ class Settings(BaseSettings):
 
     def input_topics(self) -> dict[str, str]:
         """Role -> topic name of the topics the consumers read today."""
-        return {"accounts": self.topic_accounts, "email_sent": self.topic_email_sent}
+        return {
+            "accounts": self.topic_accounts,
+            "email_sent": self.topic_email_sent,
+            "contact_changed": self.topic_contact_changed,
+        }
 
     def all_topics(self) -> list[str]:
         return [

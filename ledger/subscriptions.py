@@ -34,13 +34,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
-
-from pydantic import Field, model_validator
 
 from ledger.errors import LedgerError
-from ledger.money import MINOR_UNITS
-from ledger.plans import Terms
+from ledger.plans import ContactsPlan
 from ledger.renewal import BillingPeriod, months_in
 
 #: The open-ended tier is priced per this many contacts started.
@@ -64,61 +60,6 @@ class DuplicateProduct(SubscriptionError):
 class InvalidCount(SubscriptionError):
     def __init__(self, what: str, value: int) -> None:
         super().__init__(f"{what} cannot be negative, got {value}")
-
-
-class ContactTier(Terms):
-    """Up to ``up_to`` billable contacts (inclusive; None = open-ended) for a monthly price."""
-
-    up_to: int | None = Field(default=None, gt=0)
-    monthly_price: Decimal = Field(ge=0)
-    per_thousand_above: Decimal = Field(default=Decimal(0), ge=0)
-
-
-class ContactsPlan(Terms):
-    """The marketing platform's model: contacts + products, per billing period."""
-
-    kind: Literal["contacts"] = "contacts"
-    id: str
-    name: str
-    currency: str
-    tiers: tuple[ContactTier, ...] = Field(min_length=1)
-    products: dict[str, Decimal] = Field(default_factory=dict)
-    period_discounts: dict[BillingPeriod, Decimal] = Field(default_factory=dict)
-    emails_per_contact: int = Field(default=4, ge=0)
-    overage_unit_price: Decimal = Field(ge=0)
-
-    def __hash__(self) -> int:
-        # Like EmailPlan, a frozen plan is a hashable value; the dict fields
-        # would make pydantic's field-wise hash fail, so hash the canonical JSON.
-        return hash(self.model_dump_json())
-
-    @model_validator(mode="after")
-    def _check(self) -> ContactsPlan:
-        if self.currency not in MINOR_UNITS:
-            raise ValueError(f"unknown currency {self.currency!r}")
-        bounds = [t.up_to for t in self.tiers]
-        if bounds[-1] is not None:
-            raise ValueError("the last contact tier must be open-ended (no up_to)")
-        finite = [b for b in bounds[:-1] if b is not None]
-        if len(finite) != len(bounds) - 1:
-            raise ValueError("only the last contact tier may be open-ended")
-        if finite != sorted(set(finite)):
-            raise ValueError("contact tier bounds must strictly increase")
-        prices = [t.monthly_price for t in self.tiers]
-        if prices != sorted(prices):
-            # More contacts never cost less: a falling price is a typo in the catalogue.
-            raise ValueError("contact tier prices must not decrease")
-        if any(t.per_thousand_above for t in self.tiers[:-1]):
-            raise ValueError("only the open-ended tier has a per_thousand_above price")
-        for product, price in self.products.items():
-            if not product.strip() or price < 0:
-                raise ValueError(f"product {product!r} needs an id and a price >= 0")
-        for period, rate in self.period_discounts.items():
-            if not Decimal(0) <= rate < Decimal(1):
-                raise ValueError(f"discount for {period} must be in [0, 1), got {rate}")
-        if self.period_discounts.get("month", Decimal(0)) != 0:
-            raise ValueError("a monthly subscription has no period discount")
-        return self
 
 
 def _check_count(what: str, value: int) -> int:
@@ -244,3 +185,71 @@ def apply_floor(amount: Decimal, floor: Decimal | None) -> tuple[Decimal, Decima
         raise SubscriptionError(f"a minimum price cannot be negative, got {floor}")
     adjustment = max(Decimal(0), floor - amount)
     return amount + adjustment, adjustment
+
+
+PERIOD_LABELS: dict[BillingPeriod, str] = {
+    "month": "monthly",
+    "quarter": "quarterly",
+    "half_year": "half-yearly",
+    "year": "yearly",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """The terms an account is billed on, from the allowance month it started.
+
+    Months are counted from the account's anchor (the local date it opened);
+    period ``n`` of this subscription starts ``start_month + n * months``
+    months after the anchor, so a plan change never moves the renewal day.
+    ``floor`` is the first invoice's subscription amount (rounded, before tax),
+    unset until this subscription's first period is priced.
+    """
+
+    number: int
+    plan: ContactsPlan
+    products: tuple[str, ...]
+    period: BillingPeriod
+    start_month: int
+    periods_priced: int = 0
+    floor: Decimal | None = None
+
+    @property
+    def months(self) -> int:
+        return months_in(self.period)
+
+    @property
+    def next_renewal_month(self) -> int:
+        """The allowance month at whose start the next period is priced."""
+        return self.start_month + self.periods_priced * self.months
+
+    def same_terms(self, plan: ContactsPlan, products: tuple[str, ...], period: str) -> bool:
+        return self.plan == plan and self.products == products and self.period == period
+
+
+@dataclass(frozen=True, slots=True)
+class AllowanceMonth:
+    """Emails of one allowance month and what of them was billed.
+
+    ``allowance`` and ``unit_price`` are set when the period holding the month
+    is priced (``contacts`` is the count they came from); ``billed`` is how
+    many overage emails documents already charged, so emails reported late
+    are charged for exactly what is left.
+    """
+
+    index: int
+    platform: int = 0
+    custom_smtp: int = 0
+    contacts: int | None = None
+    allowance: int | None = None
+    unit_price: Decimal | None = None
+    billed: int = 0
+
+    @property
+    def overage(self) -> int:
+        """Platform emails beyond the allowance (all of them if no period covered the month)."""
+        return max(0, self.platform - (self.allowance or 0))
+
+    @property
+    def unbilled(self) -> int:
+        return self.overage - self.billed

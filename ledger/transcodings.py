@@ -10,11 +10,15 @@ from eventsourcing.persistence import JSONTranscoder, Transcoding
 from pydantic import BaseModel
 
 from ledger.account import SentEmail, UsageEntry
+from ledger.contacts import ContactChange
+from ledger.contacts_account import OpenProforma
 from ledger.documents import Document, Line
 from ledger.money import Money
 from ledger.periods import Month
-from ledger.plans import EmailPlan, Tier
+from ledger.plans import ContactsPlan, ContactTier, EmailPlan, Tier
 from ledger.pricing import Charge
+from ledger.renewal import RenewalPeriod
+from ledger.subscriptions import AllowanceMonth, Subscription
 from ledger.usage import ClosedMonth, LateUsage, MonthUsage, Segment
 
 
@@ -129,8 +133,13 @@ DATACLASSES = (
     Line,
     Document,
     SentEmail,
+    RenewalPeriod,
+    Subscription,
+    AllowanceMonth,
+    ContactChange,
+    OpenProforma,
 )
-MODELS = (EmailPlan, Tier)
+MODELS = (EmailPlan, Tier, ContactsPlan, ContactTier)
 
 
 def register_ledger_transcodings(transcoder: JSONTranscoder) -> None:

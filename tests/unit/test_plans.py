@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 from unit_builders import STARTER, USD_STARTER, VOLUME
 
-from ledger.errors import UnknownPlan
+from ledger.errors import PlanNotAllowed, UnknownPlan
 from ledger.plans import Catalogue, EmailPlan, InvalidCatalogue, Tier
 
 CATALOGUE_DIR = Path(__file__).resolve().parents[2] / "plans"
@@ -28,13 +28,49 @@ def plan_kwargs(**overrides: Any) -> dict[str, Any]:
     return kwargs
 
 
-def test_example_catalogue_loads_the_three_email_plans_as_written() -> None:
+def test_example_catalogue_loads_the_email_and_contacts_plans_as_written() -> None:
     catalogue = Catalogue.load(CATALOGUE_DIR)
-    assert len(catalogue) == 3
+    assert len(catalogue) == 5
     assert catalogue.get("email-starter") == STARTER
     assert catalogue.get("email-volume") == VOLUME
     assert catalogue.get("email-usd") == USD_STARTER
-    assert {plan.id for plan in catalogue} == {"email-starter", "email-volume", "email-usd"}
+    assert {plan.id for plan in catalogue} == {
+        "email-starter",
+        "email-volume",
+        "email-usd",
+        "contacts-basic",
+        "contacts-pro",
+    }
+    basic = catalogue.contacts_plan("contacts-basic")
+    assert basic.kind == "contacts"
+    assert [(t.up_to, t.monthly_price) for t in basic.tiers] == [
+        (500, Decimal("19.00")),
+        (1000, Decimal("29.00")),
+        (2500, Decimal("49.00")),
+        (10000, Decimal("99.00")),
+        (None, Decimal("99.00")),
+    ]
+    assert basic.tiers[-1].per_thousand_above == Decimal("8.00")
+    assert basic.products == {
+        "automation": Decimal("15.00"),
+        "chat": Decimal("10.00"),
+        "web-push": Decimal("5.00"),
+    }
+    assert basic.period_discounts == {
+        "quarter": Decimal("0.05"),
+        "half_year": Decimal("0.10"),
+        "year": Decimal("0.15"),
+    }
+    assert basic.overage_unit_price == Decimal("0.0010")
+    assert basic.emails_per_contact == 4
+
+
+def test_a_plan_of_the_other_model_is_refused_by_kind() -> None:
+    catalogue = Catalogue.load(CATALOGUE_DIR)
+    with pytest.raises(PlanNotAllowed, match="bills by contacts"):
+        catalogue.email_plan("contacts-basic")
+    with pytest.raises(PlanNotAllowed, match="bills by emails"):
+        catalogue.contacts_plan("email-starter")
 
 
 def test_unknown_plan_id_is_refused() -> None:

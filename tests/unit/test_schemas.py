@@ -56,6 +56,8 @@ def test_every_message_type_has_a_schema() -> None:
         "input.account.credit-purchased.schema.json",
         "input.account.plan-changed.schema.json",
         "input.account.closed.schema.json",
+        "input.contact.changed.schema.json",
+        "input.contact.deleted.schema.json",
         "outbound.account.status-changed.schema.json",
         "outbound.dead-letter.schema.json",
     }

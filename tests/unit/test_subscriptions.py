@@ -9,10 +9,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from ledger.errors import LedgerError
+from ledger.plans import ContactsPlan, ContactTier
 from ledger.renewal import BillingPeriod, UnknownBillingPeriod, allowance_months, renewal_period
 from ledger.subscriptions import (
-    ContactsPlan,
-    ContactTier,
     DuplicateProduct,
     InvalidCount,
     SubscriptionError,

@@ -1,0 +1,612 @@
+"""An account billed by contacts (seed 002): a subscription renewed on its anniversary.
+
+The account's *anchor* is the local date it opened. Allowance month ``k`` is
+the k-th monthly anniversary period of the anchor (:mod:`ledger.renewal`):
+local midnight of ``anchor + k months`` to local midnight of ``anchor + k + 1
+months`` (month 0 starts at the opening itself; earlier emails count in it).
+Every boundary between allowance months is billed once, in order, by
+:meth:`ContactsAccount.close_periods`:
+
+- the month that ended is charged for its platform emails beyond its
+  allowance (4 x the contacts counted at the renewal that priced it);
+- when the boundary is a renewal, the next period of the subscription is
+  priced in advance from the billable contacts counted at that instant, and
+  the month's overage rides on the same proforma; otherwise overage, if
+  any, gets a proforma of its own. Overage is thus billed at the end of the
+  month it happened in, for every billing period length.
+
+A proforma has no number and can be replaced while unpaid (a recount that
+changed the contacts of its renewal instant); paying it issues the final
+invoice with the next gapless number. The subscription's first period is
+priced at the opening: its amount is the floor under every later period of
+the same subscription (:mod:`ledger.proformas`). A plan change (plan,
+products or period) is a new subscription from the next renewal on, with a
+new floor: the period already priced is never re-priced.
+
+Contacts are not held here: an account may have millions. Each batch's
+applied changes are recorded in one event (the history an auditor replays)
+and the count is kept as a running sum; the stored copy of each contact's
+latest version, which decides what a change does, is written beside the
+events in the same transaction (``commands/store.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, ClassVar, Protocol
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from ledger.account import SentEmailLike, account_uuid, check_plan_currency
+from ledger.contacts import BillableCount, ContactChange, ContactState, reasons
+from ledger.documents import Document, Line, assemble
+from ledger.errors import AccountClosed, LedgerError, PlanNotAllowed
+from ledger.money import Money, check_currency
+from ledger.periods import check_aware, local_date, zone
+from ledger.plans import ContactsPlan
+from ledger.proformas import floor_line, overage_lines, subscription_lines
+from ledger.renewal import BillingPeriod, RenewalPeriod, add_months, months_in, period_number
+from ledger.subscriptions import AllowanceMonth, Subscription, product_prices, quote
+
+#: How many billable contacts there were at an instant (``ledger contacts --as-of``).
+ContactCounter = Callable[[datetime], int]
+
+
+class ProformaNotFound(LedgerError):
+    def __init__(self, account_id: str, proforma_id: str) -> None:
+        super().__init__(f"account {account_id!r} has no unpaid proforma {proforma_id!r}")
+
+
+class ContactChangeLike(Protocol):
+    """What :meth:`ContactsAccount.record_contact_changes` reads of one incoming change."""
+
+    @property
+    def state(self) -> ContactState: ...
+
+    @property
+    def changed_at(self) -> datetime: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OpenProforma:
+    """An unpaid proforma and what it takes to price it again."""
+
+    document: Document
+    counted_at: datetime | None  # None: an overage-only proforma
+    subscription: Subscription | None
+    usage_lines: tuple[Line, ...]
+    sets_floor: bool
+
+
+class ContactsAccount(Aggregate):
+    if TYPE_CHECKING:  # the event classes the @event decorators below create
+        Opened: ClassVar[type[Aggregate.Created]]
+        ContactsChanged: ClassVar[type[Aggregate.Event]]
+        EmailsRecorded: ClassVar[type[Aggregate.Event]]
+        PlanChangeScheduled: ClassVar[type[Aggregate.Event]]
+        ProformaIssued: ClassVar[type[Aggregate.Event]]
+        AllowanceMonthClosed: ClassVar[type[Aggregate.Event]]
+        ProformaReplaced: ClassVar[type[Aggregate.Event]]
+        ProformaPaid: ClassVar[type[Aggregate.Event]]
+        Closed: ClassVar[type[Aggregate.Event]]
+
+    @staticmethod
+    def create_id(account_id: str, **_: object) -> UUID:
+        return account_uuid(account_id)
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        account_id: str,
+        plan: ContactsPlan,
+        products: tuple[str, ...],
+        billing_period: BillingPeriod,
+        currency: str,
+        timezone: str,
+        tax_rate: Decimal,
+        opened_at: datetime,
+    ) -> ContactsAccount:
+        check_currency(currency)
+        zone(timezone)
+        check_aware(opened_at)
+        check_plan_currency(plan, currency)
+        months_in(billing_period)
+        product_prices(plan, products)  # refuses unknown or repeated products
+        if not Decimal(0) <= tax_rate < Decimal(1):
+            raise PlanNotAllowed(f"tax rate must be in [0, 1), got {tax_rate}")
+        subscription = Subscription(1, plan, products, billing_period, start_month=0)
+        return cls(
+            account_id=account_id,
+            subscription=subscription,
+            currency=currency,
+            timezone=timezone,
+            tax_rate=tax_rate,
+            effective_at=opened_at,
+            anchor=local_date(opened_at, timezone),
+        )
+
+    @event("Opened")
+    def __init__(
+        self,
+        *,
+        account_id: str,
+        subscription: Subscription,
+        currency: str,
+        timezone: str,
+        tax_rate: Decimal,
+        effective_at: datetime,
+        anchor: date,
+    ) -> None:
+        self.account_id = account_id
+        self.subscription = subscription
+        self.pending: Subscription | None = None
+        self.currency = currency
+        self.timezone = timezone
+        self.tax_rate = tax_rate
+        self.opened_at = effective_at
+        self.anchor = anchor
+        self.billable = 0
+        # Keyed by str(index): snapshots are JSON, whose object keys are strings.
+        self.months: dict[str, AllowanceMonth] = {}
+        self.documented_months = 0
+        self.late_months: tuple[int, ...] = ()
+        self.proforma_count = 0
+        self.open_proformas: dict[str, OpenProforma] = {}
+        self.invoices: list[str] = []
+        self.closed_at: datetime | None = None
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def payment_mode(self) -> str:
+        return "postpaid"
+
+    @property
+    def plan(self) -> ContactsPlan:
+        return self.subscription.plan
+
+    def month_start(self, index: int) -> datetime:
+        """Local midnight that starts allowance month ``index`` (month 0: the opening)."""
+        if index == 0:
+            return self.opened_at
+        return RenewalPeriod(self.month_date(index), self.month_date(index + 1)).starts_at(
+            self.timezone
+        )
+
+    def month_date(self, index: int) -> date:
+        return add_months(self.anchor, index)
+
+    def month_period(self, index: int) -> RenewalPeriod:
+        return RenewalPeriod(self.month_date(index), self.month_date(index + 1))
+
+    def month_index(self, instant: datetime) -> int:
+        day = local_date(instant, self.timezone)
+        return 0 if day < self.anchor else period_number(self.anchor, "month", day)
+
+    def check_open(self) -> None:
+        if self.closed_at is not None:
+            raise AccountClosed(self.account_id)
+
+    # ------------------------------------------------------------------ contacts
+
+    def record_contact_changes(
+        self,
+        changes: Sequence[ContactChangeLike],
+        known: Mapping[str, tuple[int, bool]],
+    ) -> tuple[int, tuple[ContactChange, ...]]:
+        """Apply a batch of contact changes in arrival order; one event for the batch.
+
+        ``known`` holds the stored (version, billable) of the batch's contacts.
+        A change applies when its version is newer than the contact's latest
+        (stored or earlier in this batch); a stale or repeated one changes
+        nothing and is in no history. Returns the version of the recording
+        event (the current version when nothing applied) and the changes applied.
+        """
+        latest = dict(known)
+        count = BillableCount(self.billable)
+        applied: list[ContactChange] = []
+        for change in changes:
+            state = change.state
+            held = latest.get(state.contact_id)
+            if held is not None and state.version <= held[0]:
+                continue
+            why = reasons(state)
+            billable = bool(why)
+            count = BillableCount(count.value + int(billable) - int(held is not None and held[1]))
+            latest[state.contact_id] = (state.version, billable)
+            applied.append(
+                ContactChange(
+                    state.contact_id, state.version, change.changed_at, why, state.deleted
+                )
+            )
+        if not applied:
+            return self.version, ()
+        self._contacts_changed(
+            effective_at=max(c.changed_at for c in applied),
+            changes=tuple(applied),
+            billable=count.value,
+        )
+        return self.version, tuple(applied)
+
+    @event("ContactsChanged")
+    def _contacts_changed(
+        self, effective_at: datetime, changes: tuple[ContactChange, ...], billable: int
+    ) -> None:
+        self.billable = billable
+
+    # ------------------------------------------------------------------ emails
+
+    def record_emails(self, emails: Sequence[SentEmailLike]) -> int:
+        """Count a batch's emails into their allowance months; one event for the batch.
+
+        Nothing is priced here: a month's allowance is known once its period
+        is priced, and overage is charged when the month is documented.
+        Emails for an already documented month are *late*: what they add
+        beyond its allowance goes on the next document.
+        """
+        if not emails:
+            return self.version
+        counts: dict[int, list[int]] = {}
+        at = emails[0].sent_at
+        for email in emails:
+            index = self.month_index(email.sent_at)
+            count = counts.get(index)
+            if count is None:
+                count = counts[index] = [0, 0]
+            count[email.route != "platform"] += 1
+            at = max(at, email.sent_at)
+        months = []
+        for index, (platform, smtp) in sorted(counts.items()):
+            month = self.months.get(str(index), AllowanceMonth(index))
+            months.append(
+                replace(
+                    month, platform=month.platform + platform, custom_smtp=month.custom_smtp + smtp
+                )
+            )
+        late = tuple(
+            sorted(
+                {*self.late_months, *(m.index for m in months if m.index < self.documented_months)}
+            )
+        )
+        self._emails_recorded(effective_at=at, months=tuple(months), late_months=late)
+        return self.version
+
+    @event("EmailsRecorded")
+    def _emails_recorded(
+        self,
+        effective_at: datetime,
+        months: tuple[AllowanceMonth, ...],
+        late_months: tuple[int, ...],
+    ) -> None:
+        self.months.update({str(m.index): m for m in months})
+        self.late_months = late_months
+
+    # ------------------------------------------------------------------ plans
+
+    def change_plan(
+        self,
+        plan: ContactsPlan,
+        products: tuple[str, ...] | None,
+        billing_period: BillingPeriod | None,
+        at: datetime,
+    ) -> int:
+        """A new subscription from the next renewal: the period already priced stands.
+
+        ``products`` / ``billing_period`` left out keep the current choice.
+        Asking again for the terms in force cancels a scheduled change.
+        """
+        self.check_open()
+        check_plan_currency(plan, self.currency)
+        current = self.subscription
+        products = current.products if products is None else products
+        period = current.period if billing_period is None else billing_period
+        months_in(period)
+        product_prices(plan, products)
+        target = None if current.same_terms(plan, products, period) else (plan, products, period)
+        scheduled = self.pending
+        if (scheduled is None and target is None) or (
+            scheduled is not None
+            and target is not None
+            and scheduled.same_terms(plan, products, period)
+        ):
+            return self.version
+        self._plan_change_scheduled(
+            effective_at=check_aware(at),
+            plan=plan,
+            products=products,
+            period=period,
+            cancelled=target is None,
+        )
+        return self.version
+
+    @event("PlanChangeScheduled")
+    def _plan_change_scheduled(
+        self,
+        effective_at: datetime,
+        plan: ContactsPlan,
+        products: tuple[str, ...],
+        period: BillingPeriod,
+        cancelled: bool,
+    ) -> None:
+        self.pending = (
+            None
+            if cancelled
+            else Subscription(self.subscription.number + 1, plan, products, period, start_month=-1)
+        )
+
+    # ------------------------------------------------------------------ billing
+
+    def close_periods(
+        self, as_of: datetime, grace: timedelta, count_contacts: ContactCounter
+    ) -> list[Document]:
+        """Bill every allowance-month boundary that passed at least ``grace`` before ``as_of``.
+
+        Also prices the first period once the opening is ``grace`` old, and
+        re-prices unpaid renewal proformas whose contact count changed since
+        (late contact changes). Returns the proformas issued.
+        """
+        check_aware(as_of)
+        issued: list[Document] = []
+        issued_on = local_date(as_of, self.timezone)
+        sub = self.subscription
+        if sub.number == 1 and sub.periods_priced == 0:
+            if self.opened_at + grace > as_of:
+                return issued
+            issued.append(self._renew(0, self.opened_at, sub, [], issued_on, count_contacts))
+        while True:
+            index = self.documented_months
+            boundary = self.month_start(index + 1)
+            if boundary + grace > as_of or self._nothing_left_to_bill(index):
+                break
+            month = self.months.get(str(index), AllowanceMonth(index))
+            usage = self._late_lines() + overage_lines(
+                month, self.month_period(index), self.currency, late=False
+            )
+            sub = self.subscription
+            renewing = index + 1 == sub.next_renewal_month and (
+                self.closed_at is None or self.closed_at >= boundary
+            )
+            if renewing:
+                terms = (
+                    replace(self.pending, start_month=index + 1)
+                    if self.pending is not None
+                    else sub
+                )
+                issued.append(
+                    self._renew(index + 1, boundary, terms, usage, issued_on, count_contacts)
+                )
+            elif any(line.amount.amount for line in usage):
+                document = self._proforma(self.month_period(index), usage, issued_on, None)
+                self._proforma_issued(
+                    effective_at=as_of,
+                    proforma=OpenProforma(document, None, None, tuple(usage), False),
+                    subscription=self.subscription,
+                    months=self._billed_months(index),
+                    documented_months=index + 1,
+                )
+                issued.append(document)
+            else:
+                self._allowance_month_closed(
+                    effective_at=as_of,
+                    months=self._billed_months(index),
+                    documented_months=index + 1,
+                )
+        issued.extend(self._reprice_unpaid(as_of, issued_on, count_contacts))
+        return issued
+
+    def _nothing_left_to_bill(self, index: int) -> bool:
+        """A closed account is billed only for what was sent up to its closing month."""
+        if self.closed_at is None or self.month_start(index) <= self.closed_at:
+            return False
+        month = self.months.get(str(index))
+        return not self.late_months and (month is None or not (month.platform or month.custom_smtp))
+
+    def _late_lines(self) -> list[Line]:
+        lines: list[Line] = []
+        for index in self.late_months:
+            month = self.months[str(index)]
+            lines.extend(overage_lines(month, self.month_period(index), self.currency, late=True))
+        return lines
+
+    def _billed_months(self, index: int) -> tuple[AllowanceMonth, ...]:
+        """The ended month and the late months with everything beyond allowance now billed."""
+        indices = sorted({index, *self.late_months})
+        months = [self.months.get(str(i), AllowanceMonth(i)) for i in indices]
+        return tuple(replace(m, billed=m.overage) for m in months)
+
+    def _subscription_lines(
+        self, terms: Subscription, period: RenewalPeriod, contacts: int, sets_floor: bool
+    ) -> list[Line]:
+        priced = quote(terms.plan, contacts, terms.products, terms.period)
+        lines = subscription_lines(terms.plan, priced, period, self.currency)
+        floor = None if sets_floor else terms.floor
+        lift = floor_line(lines, floor, self.currency)
+        return [*lines, lift] if lift else lines
+
+    def _renew(
+        self,
+        start_month: int,
+        counted_at: datetime,
+        terms: Subscription,
+        usage: list[Line],
+        issued_on: date,
+        count_contacts: ContactCounter,
+    ) -> Document:
+        contacts = count_contacts(counted_at)
+        period = RenewalPeriod(
+            self.month_date(start_month), self.month_date(start_month + terms.months)
+        )
+        sets_floor = terms.periods_priced == 0
+        lines = self._subscription_lines(terms, period, contacts, sets_floor)
+        document = self._proforma(period, [*lines, *usage], issued_on, contacts)
+        if sets_floor:
+            terms = replace(terms, floor=_sum(lines))
+        months = tuple(
+            replace(
+                self.months.get(str(i), AllowanceMonth(i)),
+                contacts=contacts,
+                allowance=terms.plan.emails_per_contact * contacts,
+                unit_price=terms.plan.overage_unit_price,
+            )
+            for i in range(start_month, start_month + terms.months)
+        )
+        billed = self._billed_months(start_month - 1) if start_month > 0 else ()
+        self._proforma_issued(
+            effective_at=max(counted_at, self.opened_at),
+            proforma=OpenProforma(document, counted_at, terms, tuple(usage), sets_floor),
+            subscription=replace(terms, periods_priced=terms.periods_priced + 1),
+            months=(*billed, *months),
+            documented_months=start_month,
+        )
+        return document
+
+    def _proforma(
+        self, period: RenewalPeriod, lines: list[Line], issued_on: date, contacts: int | None
+    ) -> Document:
+        return assemble(
+            number=f"PF-{self.account_id}-{self.proforma_count + 1:04d}",
+            kind="proforma",
+            account_id=self.account_id,
+            period=period,
+            issued_on=issued_on,
+            due_on=issued_on,  # card payment at renewal: payable on receipt
+            currency=self.currency,
+            lines=lines,
+            tax_rate=self.tax_rate,
+            accrued=Money.zero(self.currency),
+            contacts=contacts,
+        )
+
+    @event("ProformaIssued")
+    def _proforma_issued(
+        self,
+        effective_at: datetime,
+        proforma: OpenProforma,
+        subscription: Subscription,
+        months: tuple[AllowanceMonth, ...],
+        documented_months: int,
+    ) -> None:
+        self.proforma_count += 1
+        self.open_proformas[proforma.document.number] = proforma
+        if subscription.number != self.subscription.number:
+            self.pending = None
+        self.subscription = subscription
+        self._close_months(months, documented_months)
+
+    @event("AllowanceMonthClosed")
+    def _allowance_month_closed(
+        self, effective_at: datetime, months: tuple[AllowanceMonth, ...], documented_months: int
+    ) -> None:
+        self._close_months(months, documented_months)
+
+    def _close_months(self, months: tuple[AllowanceMonth, ...], documented_months: int) -> None:
+        self.months.update({str(m.index): m for m in months})
+        if documented_months > self.documented_months:
+            self.late_months = ()
+            # Documented months keep only what late emails need: their allowance and billing.
+            self.documented_months = documented_months
+
+    def _reprice_unpaid(
+        self, as_of: datetime, issued_on: date, count_contacts: ContactCounter
+    ) -> list[Document]:
+        """Replace each unpaid renewal proforma whose contact count has changed since."""
+        replaced: list[Document] = []
+        for number, held in list(self.open_proformas.items()):
+            if held.counted_at is None or held.subscription is None:
+                continue
+            contacts = count_contacts(held.counted_at)
+            if contacts == held.document.contacts:
+                continue
+            period = held.document.period
+            assert isinstance(period, RenewalPeriod)
+            lines = self._subscription_lines(held.subscription, period, contacts, held.sets_floor)
+            document = self._proforma(period, [*lines, *held.usage_lines], issued_on, contacts)
+            subscription = self.subscription
+            if held.sets_floor and subscription.number == held.subscription.number:
+                subscription = replace(subscription, floor=_sum(lines))
+            allowance = held.subscription.plan.emails_per_contact * contacts
+            months = tuple(
+                replace(m, contacts=contacts, allowance=allowance)
+                for m in self.months.values()
+                if period.contains(self.month_date(m.index)) and m.index >= self.documented_months
+            )
+            self._proforma_replaced(
+                effective_at=as_of,
+                replaced=number,
+                proforma=replace(held, document=document),
+                subscription=subscription,
+                months=months,
+            )
+            replaced.append(document)
+        return replaced
+
+    @event("ProformaReplaced")
+    def _proforma_replaced(
+        self,
+        effective_at: datetime,
+        replaced: str,
+        proforma: OpenProforma,
+        subscription: Subscription,
+        months: tuple[AllowanceMonth, ...],
+    ) -> None:
+        del self.open_proformas[replaced]
+        self.proforma_count += 1
+        self.open_proformas[proforma.document.number] = proforma
+        self.subscription = subscription
+        self.months.update({str(m.index): m for m in months})
+
+    def pay(
+        self, proforma_id: str, paid_at: datetime, next_number: Callable[[int], str]
+    ) -> Document:
+        """Payment of a proforma: the final invoice, numbered now, with the proforma's lines."""
+        held = self.open_proformas.get(proforma_id)
+        if held is None:
+            raise ProformaNotFound(self.account_id, proforma_id)
+        paid_on = local_date(check_aware(paid_at), self.timezone)
+        invoice = replace(
+            held.document,
+            number=next_number(paid_on.year),
+            kind="invoice",
+            issued_on=paid_on,
+            due_on=None,
+            proforma=proforma_id,
+        )
+        invoice.check_invariants()
+        self._proforma_paid(effective_at=paid_at, proforma=proforma_id, invoice=invoice)
+        return invoice
+
+    @event("ProformaPaid")
+    def _proforma_paid(self, effective_at: datetime, proforma: str, invoice: Document) -> None:
+        del self.open_proformas[proforma]
+        self.invoices.append(invoice.number)
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self, at: datetime) -> None:
+        """No renewal after the closing; the emails of its month are still billed."""
+        self.check_open()
+        self._closed(effective_at=check_aware(at))
+
+    @event("Closed")
+    def _closed(self, effective_at: datetime) -> None:
+        self.closed_at = effective_at
+
+    # ------------------------------------------------------------------ invariants
+
+    def check_invariants(self) -> None:
+        """The count never goes negative; every unpaid proforma adds up."""
+        if self.billable < 0:
+            raise LedgerError(f"{self.account_id}: negative billable contact count")
+        for held in self.open_proformas.values():
+            held.document.check_invariants()
+
+
+def _sum(lines: list[Line]) -> Decimal:
+    return sum((line.amount.amount for line in lines), Decimal(0))
