@@ -18,8 +18,8 @@ from eventsourcing.utils import Environment
 from kafka import KafkaProducer
 from psycopg.conninfo import conninfo_to_dict
 
-from commands.closing import close_periods
-from commands.models import ClosePeriods
+from commands.closing import close_periods, pay_proforma
+from commands.models import ClosePeriods, PayProforma
 from consumers.messages import TOPIC_TYPES
 from consumers.runner import LedgerConsumer, TopicRoles
 from consumers.topics import ensure_topics
@@ -30,6 +30,7 @@ from ledger.plans import Catalogue
 from ledger.settings import Settings
 from projections.balances import BalancesProjection
 from projections.base import TableProjection
+from projections.contacts import ContactsProjection
 from projections.documents import DocumentsProjection
 from projections.queries import Reports
 from projections.runner import Follower
@@ -43,6 +44,7 @@ PROJECTIONS: tuple[type[TableProjection[Any]], ...] = (
     BalancesProjection,
     UsageProjection,
     DocumentsProjection,
+    ContactsProjection,
 )
 
 
@@ -136,11 +138,18 @@ class Services:
             self.projection(BalancesProjection).view,
             self.projection(UsageProjection).view,
             self.projection(DocumentsProjection).view,
+            self.projection(ContactsProjection).view,
         )
 
     def close_periods(self, as_of: datetime | None = None) -> list[Document]:
         command = ClosePeriods(as_of=as_of or self.clock(), grace=self.settings.close_grace)
         return close_periods(self.ledger, command)
+
+    def pay_proforma(
+        self, account_id: str, proforma_id: str, at: datetime | None = None
+    ) -> Document:
+        command = PayProforma(account_id=account_id, proforma_id=proforma_id, at=at or self.clock())
+        return pay_proforma(self.ledger, command)
 
     def close(self) -> None:
         self.ledger.close()

@@ -28,6 +28,7 @@ from rich.console import Console
 from ledger import render
 from ledger.account import Account
 from ledger.bootstrap import Services, bootstrap
+from ledger.contacts_account import contacts_as_of
 from ledger.errors import LedgerError
 from ledger.logging import configure
 from ledger.settings import Settings
@@ -113,19 +114,111 @@ def usage(
     month: Annotated[str | None, typer.Option(help="YYYY-MM; all months if omitted.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Monthly usage: emails sent, included, charged, custom SMTP, late, per tier."""
+    """Monthly usage: emails sent, included, charged, custom SMTP, late, per tier.
+
+    For a contacts account: each allowance month (the subscription's monthly
+    anniversaries; --month picks the one starting in that month) with its
+    allowance, overage and what was billed of it.
+    """
     if month is not None:
         from ledger.periods import Month
 
         month = str(Month.parse(month))
     with services() as svc:
-        rows = svc.reports().usage(account, month)
+        reports = svc.reports()
+        if reports.is_contacts_account(account):
+            rows = reports.allowance_usage(account, month)
+            _json(rows) if as_json else out.print(render.allowance_table(rows))
+            return
+        rows = reports.usage(account, month)
     _json(rows) if as_json else out.print(render.usage_table(rows))
 
 
 @app.command()
+def contacts(
+    account: str,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="RFC 3339 time; now if omitted.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Billable contacts of an account at a moment, and what made each billable.
+
+    Rebuilt from the account's stored history (every applied contact change),
+    checked against the contact versions the renewals count from.
+    """
+    from ledger.contacts_account import ContactsAccount
+
+    with services() as svc:
+        current = svc.ledger.get_account(account)
+        if not isinstance(current, ContactsAccount):
+            raise UserError(f"account {account!r} is billed by emails, not by contacts")
+        at = parse_time(as_of) if as_of else svc.clock()
+        listed = contacts_as_of(svc.ledger.history(account), at)
+        stored = svc.ledger.process_recorder.billable_contacts(account, at)  # type: ignore[attr-defined]
+    rows = [
+        {
+            "contact_id": change.contact_id,
+            "billable_because": ", ".join(change.reasons),
+            "version": change.version,
+            "changed_at": change.changed_at,
+        }
+        for change in listed.values()
+    ]
+    consistent = stored == {cid: list(c.reasons) for cid, c in listed.items()}
+    if as_json:
+        _json(
+            {
+                "account_id": account,
+                "as_of": at,
+                "billable_contacts": len(rows),
+                "matches_stored_versions": consistent,
+                "contacts": rows,
+            }
+        )
+        return
+    out.print(
+        render.simple_table(rows, title=f"Billable contacts of {account} at {at.isoformat()}")
+    )
+    out.print(f"{len(rows):,} billable contact(s)")
+    if not consistent:
+        raise UserError("history and the stored contact versions disagree: run ledger verify")
+
+
+@app.command("mark-paid")
+def mark_paid(
+    account: str,
+    proforma: str,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Payment time, RFC 3339; now if omitted.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record that a proforma was paid: issues its final invoice with the next number.
+
+    Until payment events are consumed (the payments issue), this is how a
+    proforma gets paid.
+    """
+    with services() as svc:
+        invoice = svc.pay_proforma(account, proforma, parse_time(at) if at else None)
+    row = {
+        "number": invoice.number,
+        "proforma": proforma,
+        "account_id": invoice.account_id,
+        "period": str(invoice.period),
+        "total": str(invoice.total.amount),
+        "currency": invoice.currency,
+        "issued_on": invoice.issued_on,
+    }
+    if as_json:
+        _json(row)
+    else:
+        out.print(f"invoice {invoice.number} issued for proforma {proforma}")
+
+
+@app.command()
 def invoices(account: str, as_json: JsonFlag = False) -> None:
-    """Receipts and invoices of an account."""
+    """Receipts, invoices and proformas of an account, with their status."""
     with services() as svc:
         rows = svc.reports().documents_of(account)
     _json(rows) if as_json else out.print(render.documents_table(rows))
@@ -133,7 +226,7 @@ def invoices(account: str, as_json: JsonFlag = False) -> None:
 
 @app.command()
 def invoice(number: str, as_json: JsonFlag = False) -> None:
-    """One receipt or invoice with its lines."""
+    """One receipt, invoice or proforma (by number or proforma id) with its lines."""
     with services() as svc:
         document = svc.reports().document(number)
     _json(document) if as_json else out.print(render.document_panel(document))

@@ -181,8 +181,8 @@ class ContactChange:
         return cls(state.contact_id, state.version, changed_at, reasons(state), state.deleted)
 
 
-def billable_as_of(changes: Iterable[ContactChange], at: datetime) -> dict[str, tuple[str, ...]]:
-    """The contacts billable at ``at``, with what made each billable, rebuilt from history.
+def billable_as_of(changes: Iterable[ContactChange], at: datetime) -> dict[str, ContactChange]:
+    """The contacts billable at ``at``: the change that made each billable, from history.
 
     For each contact, the change with the highest version among those whose
     event time is at or before ``at`` is its state then. Applied changes only:
@@ -196,4 +196,4 @@ def billable_as_of(changes: Iterable[ContactChange], at: datetime) -> dict[str, 
         held = latest.get(change.contact_id)
         if held is None or change.version > held.version:
             latest[change.contact_id] = change
-    return {cid: c.reasons for cid, c in sorted(latest.items()) if c.billable}
+    return {cid: c for cid, c in sorted(latest.items()) if c.billable}

@@ -32,7 +32,7 @@ events in the same transaction (``commands/store.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -42,7 +42,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ledger.account import SentEmailLike, account_uuid, check_plan_currency
-from ledger.contacts import BillableCount, ContactChange, ContactState, reasons
+from ledger.contacts import BillableCount, ContactChange, ContactState, billable_as_of, reasons
 from ledger.documents import Document, Line, assemble
 from ledger.errors import AccountClosed, LedgerError, PlanNotAllowed
 from ledger.money import Money, check_currency
@@ -186,6 +186,10 @@ class ContactsAccount(Aggregate):
     def month_period(self, index: int) -> RenewalPeriod:
         return RenewalPeriod(self.month_date(index), self.month_date(index + 1))
 
+    def _month(self, index: int) -> AllowanceMonth:
+        held = self.months.get(str(index))
+        return held if held is not None else AllowanceMonth(index, self.month_period(index))
+
     def month_index(self, instant: datetime) -> int:
         day = local_date(instant, self.timezone)
         return 0 if day < self.anchor else period_number(self.anchor, "month", day)
@@ -264,7 +268,7 @@ class ContactsAccount(Aggregate):
             at = max(at, email.sent_at)
         months = []
         for index, (platform, smtp) in sorted(counts.items()):
-            month = self.months.get(str(index), AllowanceMonth(index))
+            month = self._month(index)
             months.append(
                 replace(
                     month, platform=month.platform + platform, custom_smtp=month.custom_smtp + smtp
@@ -365,10 +369,8 @@ class ContactsAccount(Aggregate):
             boundary = self.month_start(index + 1)
             if boundary + grace > as_of or self._nothing_left_to_bill(index):
                 break
-            month = self.months.get(str(index), AllowanceMonth(index))
-            usage = self._late_lines() + overage_lines(
-                month, self.month_period(index), self.currency, late=False
-            )
+            month = self._month(index)
+            usage = self._late_lines() + overage_lines(month, self.currency, late=False)
             sub = self.subscription
             renewing = index + 1 == sub.next_renewal_month and (
                 self.closed_at is None or self.closed_at >= boundary
@@ -411,14 +413,13 @@ class ContactsAccount(Aggregate):
     def _late_lines(self) -> list[Line]:
         lines: list[Line] = []
         for index in self.late_months:
-            month = self.months[str(index)]
-            lines.extend(overage_lines(month, self.month_period(index), self.currency, late=True))
+            lines.extend(overage_lines(self._month(index), self.currency, late=True))
         return lines
 
     def _billed_months(self, index: int) -> tuple[AllowanceMonth, ...]:
         """The ended month and the late months with everything beyond allowance now billed."""
         indices = sorted({index, *self.late_months})
-        months = [self.months.get(str(i), AllowanceMonth(i)) for i in indices]
+        months = [self._month(i) for i in indices]
         return tuple(replace(m, billed=m.overage) for m in months)
 
     def _subscription_lines(
@@ -450,7 +451,7 @@ class ContactsAccount(Aggregate):
             terms = replace(terms, floor=_sum(lines))
         months = tuple(
             replace(
-                self.months.get(str(i), AllowanceMonth(i)),
+                self._month(i),
                 contacts=contacts,
                 allowance=terms.plan.emails_per_contact * contacts,
                 unit_price=terms.plan.overage_unit_price,
@@ -535,7 +536,7 @@ class ContactsAccount(Aggregate):
             months = tuple(
                 replace(m, contacts=contacts, allowance=allowance)
                 for m in self.months.values()
-                if period.contains(self.month_date(m.index)) and m.index >= self.documented_months
+                if period.contains(m.period.start) and m.index >= self.documented_months
             )
             self._proforma_replaced(
                 effective_at=as_of,
@@ -606,6 +607,17 @@ class ContactsAccount(Aggregate):
             raise LedgerError(f"{self.account_id}: negative billable contact count")
         for held in self.open_proformas.values():
             held.document.check_invariants()
+
+
+def contacts_as_of(history: Iterable[object], at: datetime) -> dict[str, ContactChange]:
+    """Billable contacts at ``at`` from an account's stored events (``ledger contacts``)."""
+    changes = (
+        change
+        for event in history
+        if isinstance(event, ContactsAccount.ContactsChanged)
+        for change in event.changes  # type: ignore[attr-defined]
+    )
+    return billable_as_of(changes, at)
 
 
 def _sum(lines: list[Line]) -> Decimal:

@@ -76,15 +76,14 @@ def floor_line(lines: list[Line], floor: Decimal | None, currency: str) -> Line 
     )
 
 
-def overage_lines(
-    month: AllowanceMonth, period: RenewalPeriod, currency: str, *, late: bool
-) -> list[Line]:
+def overage_lines(month: AllowanceMonth, currency: str, *, late: bool) -> list[Line]:
     """Included emails, emails beyond the allowance, and custom SMTP, for one allowance month.
 
     Only what was not billed yet: on a late line, the emails reported after
     the month was documented that pushed it (further) over its allowance.
     """
     lines: list[Line] = []
+    period = month.period
     price = month.unit_price or Decimal(0)
     count = month.unbilled
     if late:

@@ -104,7 +104,33 @@ def usage_table(rows: list[dict[str, Any]]) -> Group:
     return Group(table, tiers)
 
 
-def documents_table(rows: list[dict[str, Any]], title: str = "Receipts and invoices") -> Table:
+def allowance_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="Allowance months", box=box.SIMPLE_HEAVY, title_justify="left")
+    columns = [
+        ("account", "account_id"),
+        ("month", "period_start"),
+        ("until", "period_end"),
+        ("platform", "platform_emails"),
+        ("custom SMTP", "custom_smtp_emails"),
+        ("contacts", "contacts"),
+        ("allowance", "allowance"),
+        ("overage", "overage_emails"),
+        ("billed", "billed_overage_emails"),
+        ("unit price", "overage_unit_price"),
+    ]
+    for title, key in columns:
+        table.add_column(
+            title,
+            justify="left" if key in {"account_id", "period_start", "period_end"} else "right",
+        )
+    for row in rows:
+        table.add_row(*(_fmt(row[key]) for _, key in columns))
+    return table
+
+
+def documents_table(
+    rows: list[dict[str, Any]], title: str = "Receipts, invoices and proformas"
+) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left")
     keys = [
         "number",
@@ -118,6 +144,7 @@ def documents_table(rows: list[dict[str, Any]], title: str = "Receipts and invoi
         "total",
         "currency",
         "status",
+        "settled_by",
     ]
     present = [k for k in keys if not rows or k in rows[0]]
     for key in present:
@@ -151,11 +178,19 @@ def document_panel(document: dict[str, Any]) -> Panel:
     lines.add_row("", "Subtotal", "", "", str(document["subtotal"]))
     lines.add_row("", f"Tax {rate.normalize()}%", "", "", str(document["tax"]))
     lines.add_row("", f"[bold]Total {currency}[/bold]", "", "", f"[bold]{document['total']}[/bold]")
-    due = f"due {document['due_on']}" if document["due_on"] else "settled from prepaid balance"
+    if document["due_on"]:
+        due = f"due {document['due_on']}"
+    elif document.get("proforma"):
+        due = f"paid, proforma {document['proforma']}"
+    else:
+        due = "settled from prepaid balance"
+    contacts = document.get("billable_contacts")
+    counted = "" if contacts is None else f" - {contacts:,} billable contacts"
+    settled = f" by {document['settled_by']}" if document.get("settled_by") else ""
     title = (
         f"{document['kind'].capitalize()} {document['number']} - {document['account_id']} - "
-        f"period {document['period']} - issued {document['issued_on']} - {due}"
-        f" - {document['status']}"
+        f"period {document['period']}{counted} - issued {document['issued_on']} - {due}"
+        f" - {document['status']}{settled}"
     )
     return Panel(lines, title=title, title_align="left")
 
@@ -184,8 +219,20 @@ def event_summary(event: Any) -> dict[str, Any]:
         details = f"+{event.amount}"
     elif name == "MonthOpened":
         details = f"{event.usage.month} opened, fee {event.fee}"
-    elif name in {"Opened", "PlanChanged"}:
+    elif name in {"Opened", "PlanChanged"} and hasattr(event, "plan"):
         details = f"plan {event.plan.id}"
+    elif name == "Opened":
+        sub = event.subscription
+        details = f"plan {sub.plan.id} {sub.period}, products {', '.join(sub.products) or '-'}"
+    elif name == "ContactsChanged":
+        details = f"{len(event.changes)} contact change(s), {event.billable:,} billable"
+    elif name in {"ProformaIssued", "ProformaReplaced"}:
+        doc = event.proforma.document
+        details = f"proforma {doc.number} for {doc.period}: total {doc.total}"
+    elif name == "ProformaPaid":
+        details = f"{event.proforma} paid: invoice {event.invoice.number}"
+    elif name == "PlanChangeScheduled":
+        details = "cancelled" if event.cancelled else f"plan {event.plan.id} from next renewal"
     elif name in {"SendingBlocked", "SendingUnblocked"}:
         details = f"balance {event.balance}"
     summary["details"] = details

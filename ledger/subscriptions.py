@@ -37,7 +37,7 @@ from decimal import Decimal
 
 from ledger.errors import LedgerError
 from ledger.plans import ContactsPlan
-from ledger.renewal import BillingPeriod, months_in
+from ledger.renewal import BillingPeriod, RenewalPeriod, months_in
 
 #: The open-ended tier is priced per this many contacts started.
 CONTACT_BLOCK = 1000
@@ -238,6 +238,7 @@ class AllowanceMonth:
     """
 
     index: int
+    period: RenewalPeriod
     platform: int = 0
     custom_smtp: int = 0
     contacts: int | None = None

@@ -13,6 +13,7 @@ from typing import Any
 from eventsourcing.dispatch import singledispatchmethod
 
 from ledger.account import Account
+from ledger.contacts_account import ContactsAccount
 from projections.base import TableProjection
 from projections.view import Change, TableView
 
@@ -53,6 +54,25 @@ def _move(event: Any, credit: object = 0, debit: object = 0) -> Change:
     )
 
 
+def _opened(event: Any, payment_mode: str, plan_id: str) -> Change:
+    return Change(
+        "INSERT INTO {schema}.balances (account_id, account_uuid, currency, payment_mode,"
+        " plan_id, timezone, opened_at, updated_at, version)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            event.account_id,
+            event.originator_id,
+            event.currency,
+            payment_mode,
+            plan_id,
+            event.timezone,
+            event.effective_at,
+            event.timestamp,
+            event.originator_version,
+        ),
+    )
+
+
 class BalancesProjection(TableProjection[BalancesView]):
     name = "balances"
     view_class = BalancesView
@@ -63,22 +83,21 @@ class BalancesProjection(TableProjection[BalancesView]):
 
     @changes.register(Account.Opened)
     def _(self, event: Any) -> Iterable[Change]:
-        yield Change(
-            "INSERT INTO {schema}.balances (account_id, account_uuid, currency, payment_mode,"
-            " plan_id, timezone, opened_at, updated_at, version)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                event.account_id,
-                event.originator_id,
-                event.currency,
-                event.payment_mode,
-                event.plan.id,
-                event.timezone,
-                event.effective_at,
-                event.timestamp,
-                event.originator_version,
-            ),
-        )
+        yield _opened(event, event.payment_mode, event.plan.id)
+
+    @changes.register(ContactsAccount.Opened)
+    def _(self, event: Any) -> Iterable[Change]:
+        # Billed per proforma, paid by card: no prepaid balance, never blocked.
+        yield _opened(event, "postpaid", event.subscription.plan.id)
+
+    @changes.register(ContactsAccount.ProformaIssued)
+    def _(self, event: Any) -> Iterable[Change]:
+        # A scheduled plan change shows once its subscription has started.
+        yield _update(event, "plan_id = %(plan)s", plan=event.subscription.plan.id)
+
+    @changes.register(ContactsAccount.Closed)
+    def _(self, event: Any) -> Iterable[Change]:
+        yield _update(event, "status = 'closed'")
 
     @changes.register(Account.MonthOpened)
     def _(self, event: Any) -> Iterable[Change]:

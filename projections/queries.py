@@ -23,6 +23,7 @@ class Reports:
     balances_view: TableView
     usage_view: TableView
     documents_view: TableView
+    contacts_view: TableView
 
     def balance(self, account_id: str) -> dict[str, Any]:
         rows = self.balances_view.rows(
@@ -94,18 +95,50 @@ class Reports:
             )
         return result
 
+    def allowance_usage(self, account_id: str, month: str | None = None) -> list[dict[str, Any]]:
+        """A contacts account's allowance months (``month``: the YYYY-MM one starts in)."""
+        account_uuid, currency = self._account_uuid(account_id)
+        rows = self.contacts_view.rows(
+            "SELECT month_index, period_start, period_end, platform_emails, custom_smtp_emails,"
+            " contacts, allowance, overage_emails, billed_overage_emails, overage_unit_price"
+            " FROM {schema}.allowance_usage WHERE account_uuid = %s"
+            " AND (%s::text IS NULL OR to_char(period_start, 'YYYY-MM') = %s)"
+            " ORDER BY month_index",
+            (account_uuid, month, month),
+        )
+        return [{"account_id": account_id, **row, "currency": currency} for row in rows]
+
+    def is_contacts_account(self, account_id: str) -> bool:
+        return bool(
+            self.contacts_view.rows(
+                "SELECT 1 FROM {schema}.contact_counts WHERE account_id = %s", (account_id,)
+            )
+        )
+
+    def contact_count(self, account_id: str) -> dict[str, Any]:
+        rows = self.contacts_view.rows(
+            "SELECT account_id, billable_contacts, changes_applied, last_change_at, updated_at"
+            " FROM {schema}.contact_counts WHERE account_id = %s",
+            (account_id,),
+        )
+        if not rows:
+            raise AccountNotFound(account_id)
+        return rows[0]
+
     def documents_of(self, account_id: str) -> list[dict[str, Any]]:
         self._account_uuid(account_id)
         return self.documents_view.rows(
-            "SELECT number, kind, period, issued_on, due_on, currency, subtotal, tax, total, status"
-            " FROM {schema}.documents WHERE account_id = %s ORDER BY issued_on, number",
+            "SELECT number, kind, period, issued_on, due_on, currency, subtotal, tax, total,"
+            " status, proforma, billable_contacts, settled_by"
+            " FROM {schema}.documents WHERE account_id = %s"
+            " ORDER BY issued_on, kind = 'invoice', number",
             (account_id,),
         )
 
     def document(self, number: str) -> dict[str, Any]:
         rows = self.documents_view.rows(
             "SELECT number, account_id, kind, period, issued_on, due_on, currency, subtotal,"
-            " tax_rate, tax, total, status, event_version"
+            " tax_rate, tax, total, status, proforma, billable_contacts, settled_by, event_version"
             " FROM {schema}.documents WHERE number = %s",
             (number,),
         )
@@ -121,5 +154,6 @@ class Reports:
     def all_documents(self) -> list[dict[str, Any]]:
         return self.documents_view.rows(
             "SELECT number, account_id, kind, period, issued_on, due_on, currency, subtotal, tax,"
-            " total, status FROM {schema}.documents ORDER BY number"
+            " total, status, proforma, settled_by FROM {schema}.documents"
+            " ORDER BY kind = 'proforma', number"
         )
