@@ -44,6 +44,7 @@ class Upstreams:
         self.settings = services.settings
         self.mta = Upstream("urn:test:mta")
         self.panel = Upstream("urn:test:panel")
+        self.crm = Upstream("urn:test:crm")
         self.kafka = producer(services.kafka_config)
 
     def opened(self, account: str, at: datetime, **data: Any) -> Outgoing:
@@ -64,12 +65,33 @@ class Upstreams:
             {"account_id": account, "amount": amount},
         )
 
-    def plan_changed(self, account: str, plan: str, at: datetime) -> Outgoing:
+    def plan_changed(self, account: str, plan: str, at: datetime, **data: Any) -> Outgoing:
         return self.panel.event(
             self.settings.topic_accounts,
             "account.plan-changed",
             at,
-            {"account_id": account, "plan": plan},
+            {"account_id": account, "plan": plan, **data},
+        )
+
+    def contact(
+        self, account: str, contact_id: str, version: int, at: datetime, **fields: Any
+    ) -> Outgoing:
+        """``contact.changed``; identifiers not given are null / false (not billable)."""
+        return self.crm.event(
+            self.settings.topic_contact_changed,
+            "contact.changed",
+            at,
+            {"account_id": account, "contact_id": contact_id, "version": version, **fields},
+        )
+
+    def contact_deleted(
+        self, account: str, contact_id: str, version: int, at: datetime
+    ) -> Outgoing:
+        return self.crm.event(
+            self.settings.topic_contact_changed,
+            "contact.deleted",
+            at,
+            {"account_id": account, "contact_id": contact_id, "version": version},
         )
 
     def email(
