@@ -26,6 +26,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/contacts.py
 
 schemas: $(STAMP)
 	$(BIN)/ledger schemas

@@ -1,11 +1,15 @@
 """``ledger demo``: two generated months of an email API's customers, end to end.
 
 Embedded PostgreSQL and Kafka, the real consumer, projections, closer and
-status publisher. Five accounts: prepaid and postpaid, graduated and volume
-tiers, three time zones, EUR and USD, one prepaid account that runs out of
-credit mid-month and tops up, one plan change, late usage, duplicates and
-malformed messages. Time is simulated: the demo publishes October, closes it,
-publishes November in two halves, closes November and prints the books.
+status publisher. Six email accounts: prepaid and postpaid, graduated and
+volume tiers, three time zones, EUR and USD, one prepaid account that runs
+out of credit mid-month and tops up, one plan change, late usage, duplicates
+and malformed messages. Next to them, one contacts-billed account
+(``northwind``, seed 002): contacts imported, changed, deleted and re-sent,
+a subscription renewed on its anniversary (the 15th), emails beyond its
+allowance, proformas paid into numbered invoices. Time is simulated: the demo
+publishes October, closes it, publishes November in two halves, closes
+November and prints the books.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from ledger.settings import PROJECT_ROOT, Settings
 
 MTA = Upstream("urn:demo:mta")
 PANEL = Upstream("urn:demo:customer-panel")
+CRM = Upstream("urn:demo:contacts-db")
 SEED = 20261122
 
 
@@ -74,7 +79,60 @@ class Scenario:
     def __init__(self, settings: Settings) -> None:
         self.accounts = settings.topic_accounts
         self.emails = settings.topic_email_sent
+        self.contacts = settings.topic_contact_changed
         self.rng = random.Random(SEED)
+
+    def _contact(
+        self, at: datetime, number: int, version: int, **fields: object
+    ) -> tuple[datetime, Outgoing]:
+        data = {"account_id": "northwind", "contact_id": f"nw-{number}", "version": version}
+        kind = "contact.deleted" if fields.pop("deleted", False) else "contact.changed"
+        return at, CRM.event(self.contacts, kind, at, {**data, **fields})
+
+    def northwind_october(self) -> list[tuple[datetime, Outgoing]]:
+        """Opens Oct 15 on contacts-basic + automation + chat; 800 contacts from the
+        trial, 300 more on Oct 20, 50 without any identifier (not billable)."""
+        rng, c = self.rng, self._contact
+        items = [
+            self._account(
+                "account.opened",
+                _d("2026-10-15T09:00"),
+                {
+                    "account_id": "northwind",
+                    "plan": "contacts-basic",
+                    "payment_mode": "postpaid",
+                    "currency": "EUR",
+                    "tax_rate": "0.21",
+                    "timezone": "Europe/Amsterdam",
+                    "products": ["automation", "chat"],
+                },
+            )
+        ]
+        items += [c(_d("2026-10-10T12:00"), n, 1, email=f"p{n}@nw.example") for n in range(800)]
+        items += [c(_d("2026-10-20T12:00"), n, 1, phone=f"+3161{n:06d}") for n in range(800, 1100)]
+        items += [c(_d("2026-10-21T12:00"), n, 1) for n in range(1100, 1150)]
+        items += _emails(
+            rng, self.emails, "northwind", 2_000, _d("2026-10-15T10:00"), _d("2026-10-31T20:00")
+        )
+        return items
+
+    def northwind_november(self) -> list[tuple[datetime, Outgoing]]:
+        """100 contacts deleted, 20 of the unidentified ones reply in chat, a stale
+        re-send; emails beyond the allowance of 4 x 800 by the Nov 15 renewal."""
+        rng, c = self.rng, self._contact
+        items = [c(_d("2026-11-05T08:00"), n, 2, deleted=True) for n in range(100)]
+        items += [c(_d("2026-11-06T08:00"), n, 2, chat_replied=True) for n in range(1100, 1120)]
+        items.append(c(_d("2026-11-07T08:00"), 7, 1, email="stale@nw.example"))  # v1 < v2
+        items += _emails(
+            rng,
+            self.emails,
+            "northwind",
+            1_700,
+            _d("2026-11-01T10:00"),
+            _d("2026-11-14T20:00"),
+            smtp_share=0.05,
+        )
+        return items
 
     def _account(
         self, event_type: str, at: datetime, data: dict[str, object]
@@ -171,6 +229,7 @@ class Scenario:
         items += _emails(
             rng, self.emails, "globex", 1_500, _d("2026-10-25T15:00"), _d("2026-10-31T23:00")
         )
+        items += self.northwind_october()
         return _in_order(items)
 
     def november_first_half(self) -> list[Outgoing]:
@@ -204,6 +263,7 @@ class Scenario:
         items += _emails(
             rng, self.emails, "acme", 30, _d("2026-10-30T08:00"), _d("2026-10-30T09:00")
         )
+        items += self.northwind_november()
         return _in_order(items)
 
     def november_second_half(self) -> tuple[list[Outgoing], list[Outgoing]]:
@@ -298,7 +358,8 @@ def run_demo(out: Console, err: Console) -> None:
     err.print(f"[bold]demo finished in {time.perf_counter() - started:.1f}s[/bold]")
     err.print(
         "Explore the same books: "
-        f"LEDGER_HOME={settings.home} .venv/bin/ledger invoices acme | invoice NUMBER | usage hooli | history globex"
+        f"LEDGER_HOME={settings.home} .venv/bin/ledger invoices acme | invoice NUMBER | usage hooli"
+        " | history globex | contacts northwind --as-of 2026-11-15T00:00+01:00"
     )
 
 
@@ -336,6 +397,10 @@ def _run(svc: Services, settings: Settings, out: Console, err: Console) -> None:
     err.print(
         f"[bold cyan]>[/bold cyan] closed October as of 2026-11-01T12:00Z: {len(docs)} documents"
     )
+    # northwind's first proforma (priced at the opening) is paid by card: its invoice
+    # takes the next number after October's email invoices.
+    paid = svc.pay_proforma("northwind", "PF-northwind-0001", _d("2026-11-01T13:00"))
+    err.print(f"[bold cyan]>[/bold cyan] northwind paid PF-northwind-0001: invoice {paid.number}")
     phase("November 1-15", scenario.november_first_half())
     second, noise = scenario.november_second_half()
     phase("November 16-30 (+ duplicates and malformed messages)", second + noise)
@@ -343,6 +408,8 @@ def _run(svc: Services, settings: Settings, out: Console, err: Console) -> None:
     err.print(
         f"[bold cyan]>[/bold cyan] closed November as of 2026-12-01T12:00Z: {len(docs)} documents"
     )
+    paid = svc.pay_proforma("northwind", "PF-northwind-0002", _d("2026-12-01T13:00"))
+    err.print(f"[bold cyan]>[/bold cyan] northwind paid PF-northwind-0002: invoice {paid.number}")
     consumer.close()
     for follower in svc.followers():
         follower.catch_up()
@@ -351,13 +418,26 @@ def _run(svc: Services, settings: Settings, out: Console, err: Console) -> None:
     reports = svc.reports()
     out.print(render.balance_table(reports.all_balances()))
     usage_rows = [
-        row for b in reports.all_balances() for row in reports.usage(b["account_id"], "2026-11")
+        row
+        for b in reports.all_balances()
+        if not reports.is_contacts_account(b["account_id"])
+        for row in reports.usage(b["account_id"], "2026-11")
     ]
     out.print(render.usage_table(usage_rows))
+    out.print(render.allowance_table(reports.allowance_usage("northwind")))
+    out.print(
+        render.simple_table(
+            [reports.contact_count("northwind")], title="Billable contacts (projection)"
+        )
+    )
     documents = reports.all_documents()
     out.print(render.documents_table(documents))
     for document in documents:
-        if document["period"] == "2026-11" or document["account_id"] == "acme":
+        if (
+            document["period"] == "2026-11"
+            or (document["account_id"] in {"acme", "northwind"}
+            and document["status"] != "replaced")
+        ):
             out.print(render.document_panel(reports.document(document["number"])))
     out.print(render.dead_letter_table(svc.ledger.process_recorder.dead_letters(20)))  # type: ignore[attr-defined]
     status = _status_messages(svc)

@@ -1,5 +1,7 @@
 """SIGKILL the consumer process while it ingests; nothing is lost or billed twice.
 
+Two runs: emails on email plans, and contact changes on contacts plans.
+
 15 postpaid accounts on email-starter, 2,000 emails each (30,000), plus 300
 upstream re-publications of emails already sent. The consumer (``ledger serve
 --role consumer``, a real process) is killed with SIGKILL three times at
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import psycopg
 
+from ledger.bootstrap import Services
 from ledger.settings import Settings
 from tests.conftest import MakeServices
 from tests.support import Upstreams, catch_up, ledger_env, positions_at_end, utc, wait_for
@@ -51,6 +54,44 @@ def _start(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def kill_and_finish(
+    services: Services,
+    log: Path,
+    kill_after: tuple[int, ...],
+    total: int,
+    topics: list[str],
+) -> None:
+    """SIGKILL a consumer process once each threshold of applied messages is passed,
+    then let a last one finish and stop it with SIGTERM (which must exit 0)."""
+    settings = services.settings
+    for threshold in kill_after:
+        process = _start(settings, log)
+        try:
+            wait_for(
+                lambda n=threshold: _applied(settings) >= n,
+                timeout=120,
+                what=f"{threshold} applied",
+            )
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=10)
+        assert process.returncode == -signal.SIGKILL
+
+    process = _start(settings, log)
+    try:
+        wait_for(lambda: _applied(settings) >= total, timeout=120, what="all applied")
+        wait_for(
+            lambda: positions_at_end(services, topics),
+            timeout=60,
+            what="positions at the end",
+        )
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log.read_text()[-2000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
 def test_sigkill_at_any_point_loses_nothing_and_bills_nothing_twice(
     make_services: MakeServices, tmp_path: Path
 ) -> None:
@@ -64,35 +105,13 @@ def test_sigkill_at_any_point_loses_nothing_and_bills_nothing_twice(
     ]
     up.publish(emails[:20_000])
     up.publish(emails[20_000:] + emails[5_000:5_300])  # the tail, then 300 re-publications
-    log = tmp_path / "consumer.log"
-
-    for kill_after in (4_000, 13_000, 22_000):
-        process = _start(settings, log)
-        try:
-            wait_for(
-                lambda n=kill_after: _applied(settings) >= n,
-                timeout=120,
-                what=f"{kill_after} applied",
-            )
-        finally:
-            process.send_signal(signal.SIGKILL)
-            process.wait(timeout=10)
-        assert process.returncode == -signal.SIGKILL
-
-    process = _start(settings, log)
-    try:
-        wait_for(
-            lambda: _applied(settings) >= ACCOUNTS * PER_ACCOUNT, timeout=120, what="all applied"
-        )
-        topics = [settings.topic_accounts, settings.topic_email_sent]
-        wait_for(
-            lambda: positions_at_end(services, topics), timeout=60, what="positions at the end"
-        )
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0, log.read_text()[-2000:]
-    finally:
-        if process.poll() is None:
-            process.kill()
+    kill_and_finish(
+        services,
+        tmp_path / "consumer.log",
+        kill_after=(4_000, 13_000, 22_000),
+        total=ACCOUNTS * PER_ACCOUNT,
+        topics=[settings.topic_accounts, settings.topic_email_sent],
+    )
 
     # Every applied message leaves exactly one dedupe key: 15 openings + 30,000 emails;
     # the 300 re-publications left none.
@@ -109,3 +128,61 @@ def test_sigkill_at_any_point_loses_nothing_and_bills_nothing_twice(
         )
         assert usage["usage_amount"] == "1.00"
         assert reports.balance(account)["balance"] == "-11.00"
+
+
+CONTACT_ACCOUNTS = 10
+CONTACTS = 1000
+
+
+def test_sigkill_while_counting_contacts_loses_no_change_and_doubles_none(
+    make_services: MakeServices, tmp_path: Path
+) -> None:
+    """10 contacts accounts; per account 1,000 contacts created (v1, email), 300 of them
+    deleted (v2), 100 of those re-created (v3, phone), 50 stale v1 re-sends with new ids
+    (ignored: v2 is newer) and 30 re-publications of the same CloudEvents.
+
+    By hand, per account: billable 1,000 - 300 + 100 = 800; changes applied 1,400;
+    dedupe keys 1,400 + 50 stale (applied as messages, changing nothing) = 1,450.
+    """
+    services = make_services()
+    settings = services.settings
+    up = Upstreams(services)
+    accounts = [f"crm-{i:02d}" for i in range(CONTACT_ACCOUNTS)]
+    up.publish([up.opened(a, utc(2026, 11, 1), plan="contacts-basic") for a in accounts])
+    created = [
+        up.contact(a, f"k{n}", 1, utc(2026, 11, 2), email=f"k{n}@x")
+        for n in range(CONTACTS)
+        for a in accounts
+    ]
+    deleted = [
+        up.contact_deleted(a, f"k{n}", 2, utc(2026, 11, 3)) for n in range(300) for a in accounts
+    ]
+    recreated = [
+        up.contact(a, f"k{n}", 3, utc(2026, 11, 4), phone="+1")
+        for n in range(100)
+        for a in accounts
+    ]
+    stale = [
+        up.contact(a, f"k{n}", 1, utc(2026, 11, 5), email="old@x")
+        for n in range(200, 250)
+        for a in accounts
+    ]
+    up.publish(created + deleted)
+    up.publish(recreated + stale + created[:300])
+    kill_and_finish(
+        services,
+        tmp_path / "consumer.log",
+        kill_after=(3_000, 7_000, 11_000),
+        total=CONTACT_ACCOUNTS * (1 + 1450),
+        topics=[settings.topic_accounts, settings.topic_contact_changed],
+    )
+
+    assert _applied(settings) == CONTACT_ACCOUNTS * (1 + 1450)
+    up.close()
+    catch_up(services)
+    reports = services.reports()
+    recorder = services.ledger.process_recorder
+    for account in accounts:
+        count = reports.contact_count(account)
+        assert (count["billable_contacts"], count["changes_applied"]) == (800, 1400)
+        assert len(recorder.billable_contacts(account, utc(2026, 12, 1))) == 800  # type: ignore[attr-defined]
