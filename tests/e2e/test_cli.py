@@ -88,3 +88,78 @@ def test_tables_for_people_and_a_rebuild(books: dict[str, str]) -> None:
 def test_published_schemas_are_current(books: dict[str, str]) -> None:
     result = ledger_command("schemas", "--check", env=books)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+def contact_books(make_services: MakeServices) -> dict[str, str]:
+    """A contacts account: 3 contacts (one with nothing billable), one deleted later."""
+    services = make_services()
+    up = Upstreams(services)
+    up.publish(
+        [
+            up.opened("shop", utc(2026, 3, 10, 9), plan="contacts-basic", products=["chat"]),
+            up.contact("shop", "ann", 1, utc(2026, 3, 9), email="ann@x", phone="+1"),
+            up.contact("shop", "bob", 1, utc(2026, 3, 9), chat_replied=True),
+            up.contact("shop", "cid", 1, utc(2026, 3, 9)),
+            up.contact_deleted("shop", "bob", 2, utc(2026, 3, 20)),
+        ]
+    )
+    consumer = services.consumer()
+    consumer.drain(timeout=60)
+    consumer.close()
+    up.close()
+    return ledger_env(services.settings)
+
+
+def test_contacts_proformas_and_payment_from_the_cli(contact_books: dict[str, str]) -> None:
+    env = contact_books
+    listed = json.loads(
+        ledger_command(
+            "contacts", "shop", "--as-of", "2026-03-15T00:00:00Z", "--json", env=env
+        ).stdout
+    )
+    assert (listed["billable_contacts"], listed["matches_stored_versions"]) == (2, True)
+    assert [(c["contact_id"], c["billable_because"]) for c in listed["contacts"]] == [
+        ("ann", "email, phone"),
+        ("bob", "chat_replied"),
+    ]
+    later = json.loads(
+        ledger_command(
+            "contacts", "shop", "--as-of", "2026-03-21T00:00:00Z", "--json", env=env
+        ).stdout
+    )
+    assert later["billable_contacts"] == 1  # bob was deleted on Mar 20
+
+    closed = ledger_command("close-periods", "--as-of", "2026-03-10T15:00:00Z", "--json", env=env)
+    assert closed.returncode == 0, closed.stderr
+    # Counted at the opening: ann and bob, 2 contacts (tier 1, 19.00) + chat 10.00 = 29.00.
+    assert [(d["number"], d["kind"], d["total"]) for d in json.loads(closed.stdout)] == [
+        ("PF-shop-0001", "proforma", "29.00")
+    ]
+    paid = ledger_command(
+        "mark-paid", "shop", "PF-shop-0001", "--at", "2026-03-11T08:00:00Z", "--json", env=env
+    )
+    assert paid.returncode == 0, paid.stderr
+    assert json.loads(paid.stdout)["number"] == "2026-000001"
+    catch_up_env = ledger_command("projections", "rebuild", env=env)
+    assert catch_up_env.returncode == 0, catch_up_env.stderr
+    invoice = json.loads(ledger_command("invoice", "2026-000001", "--json", env=env).stdout)
+    assert (invoice["kind"], invoice["proforma"], invoice["status"], invoice["total"]) == (
+        "invoice",
+        "PF-shop-0001",
+        "paid",
+        "29.00",
+    )
+    listing = json.loads(ledger_command("invoices", "shop", "--json", env=env).stdout)
+    assert [(d["number"], d["status"]) for d in listing] == [
+        ("PF-shop-0001", "paid"),
+        ("2026-000001", "paid"),
+    ]
+
+    again = ledger_command("mark-paid", "shop", "PF-shop-0001", env=env)
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines()[-1] == (
+        "error: account 'shop' has no unpaid proforma 'PF-shop-0001'"
+    )
+    table = ledger_command("contacts", "shop", "--as-of", "2026-03-15T00:00:00Z", env=env)
+    assert "2 billable contact(s)" in table.stdout and "email, phone" in table.stdout
