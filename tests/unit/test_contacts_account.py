@@ -1190,17 +1190,30 @@ def test_a_year_of_everything_keeps_the_invariants_and_replays_to_the_same_state
             [change(ContactState(f"c{step}", 1, email="x@y"), t - timedelta(hours=1))], {}
         )
         account.check_invariants()
-        account.record_emails(emails(300, t - timedelta(days=10)) + emails(5, t, "custom_smtp"))
+        account.record_emails(emails(900, t - timedelta(days=10)) + emails(5, t, "custom_smtp"))
         account.check_invariants()
         if step == 20:
             account.change_plan(PRO, ("automation", "chat"), "month", t)
         if step == 30:
-            counter.default = 400
+            counter.default = 1500  # unpaid renewals priced at 600 get replaced
         issued += close(account, t, counter)
-        if issued and step % 3 == 0 and issued[-1].number in account.open_proformas:
-            account.pay(issued[-1].number, t, numbering).check_invariants()
+        # overage-only proformas are paid as they come; renewals stay unpaid (replaceable)
+        for number, held in list(account.open_proformas.items()):
+            if held.counted_at is None:
+                account.pay(number, t, numbering).check_invariants()
         account.check_invariants()
+    for number in list(account.open_proformas):
+        account.pay(number, t, numbering).check_invariants()
+    account.check_invariants()
     assert account.billable == 60
+    kinds = {line.kind for d in issued for line in d.lines}
+    assert {"overage", "late_overage", "custom_smtp", "period_discount"} <= kinds
+    # the recount to 1,500 replaced the unpaid first quarter
+    assert [d.contacts for d in issued if d.period == period("2027-01-15", "2027-04-15")] == [
+        600,
+        1500,
+    ]
+    assert account.open_proformas == {}
     assert account.subscription.number == 2
     assert len({d.number for d in issued}) == len(issued)
     events = assert_replays(account)
