@@ -85,19 +85,28 @@ def to_commands(messages: Sequence[Accepted]) -> list[AccountCommand]:
                 commands.append(RecordEmailsSent(account_id=data.account_id, emails=()))
             items.append(SentEmailItem(event.time, data.route, origin))
             continue
+        if type(event) is ContactChangedEvent or type(event) is ContactDeletedEvent:
+            record = message.record
+            origin = Origin(
+                event.source,
+                event.id,
+                record.topic,
+                record.partition,
+                record.offset,
+                data.contact_id,
+            )
+            items_ = contacts.get(data.account_id)
+            if items_ is None:
+                items_ = contacts[data.account_id] = []
+                commands.append(RecordContactChanges(account_id=data.account_id, changes=()))
+            items_.append(ContactChangeItem(contact_state(event), event.time, origin))
+            continue
         origin = origin_of(message)
         if isinstance(event, EmailSentEvent):
             if data.account_id not in emails:
                 emails[data.account_id] = []
                 commands.append(RecordEmailsSent(account_id=data.account_id, emails=()))
             emails[data.account_id].append(SentEmailItem(event.time, data.route, origin))
-        elif isinstance(event, ContactChangedEvent | ContactDeletedEvent):
-            if data.account_id not in contacts:
-                contacts[data.account_id] = []
-                commands.append(RecordContactChanges(account_id=data.account_id, changes=()))
-            contacts[data.account_id].append(
-                ContactChangeItem(contact_state(event), event.time, origin)
-            )
         elif isinstance(event, AccountOpenedEvent):
             commands.append(
                 OpenAccount(

@@ -360,9 +360,13 @@ class ContactsAccount(Aggregate):
         issued: list[Document] = []
         issued_on = local_date(as_of, self.timezone)
         sub = self.subscription
-        if sub.number == 1 and sub.periods_priced == 0:
-            if self.opened_at + grace > as_of:
-                return issued
+        first = sub.number == 1 and sub.periods_priced == 0
+        if first and self.opened_at + grace > as_of:
+            return issued
+        # First the periods already priced (their counts and floors set the allowances
+        # and the floor the months below are billed with), then the boundaries passed.
+        issued.extend(self._reprice_unpaid(as_of, issued_on, count_contacts))
+        if first:
             issued.append(self._renew(0, self.opened_at, sub, [], issued_on, count_contacts))
         while True:
             index = self.documented_months
@@ -395,20 +399,26 @@ class ContactsAccount(Aggregate):
                 )
                 issued.append(document)
             else:
-                self._allowance_month_closed(
-                    effective_at=as_of,
-                    months=self._billed_months(index),
-                    documented_months=index + 1,
+                # Nothing to invoice; overage that rounds to 0.00 so far is carried to
+                # the next document, where it adds up, rather than marked billed.
+                carried = tuple(
+                    i for i in sorted({index, *self.late_months}) if self._month(i).unbilled
                 )
-        issued.extend(self._reprice_unpaid(as_of, issued_on, count_contacts))
+                self._allowance_month_closed(
+                    effective_at=as_of, documented_months=index + 1, carried=carried
+                )
         return issued
 
     def _nothing_left_to_bill(self, index: int) -> bool:
-        """A closed account is billed only for what was sent up to its closing month."""
+        """A closed account is billed only for what was sent up to its closing month
+        (and reported late): once that is invoiced, its months stop. What is left
+        below half a cent then is never invoiced."""
         if self.closed_at is None or self.month_start(index) <= self.closed_at:
             return False
         month = self.months.get(str(index))
-        return not self.late_months and (month is None or not (month.platform or month.custom_smtp))
+        if month is not None and (month.platform or month.custom_smtp):
+            return False
+        return not any(line.amount.amount for line in self._late_lines())
 
     def _late_lines(self) -> list[Line]:
         lines: list[Line] = []
@@ -503,36 +513,59 @@ class ContactsAccount(Aggregate):
 
     @event("AllowanceMonthClosed")
     def _allowance_month_closed(
-        self, effective_at: datetime, months: tuple[AllowanceMonth, ...], documented_months: int
+        self, effective_at: datetime, documented_months: int, carried: tuple[int, ...]
     ) -> None:
-        self._close_months(months, documented_months)
+        self._close_months((), documented_months, carried)
 
-    def _close_months(self, months: tuple[AllowanceMonth, ...], documented_months: int) -> None:
+    def _close_months(
+        self,
+        months: tuple[AllowanceMonth, ...],
+        documented_months: int,
+        carried: tuple[int, ...] = (),
+    ) -> None:
         self.months.update({str(m.index): m for m in months})
         if documented_months > self.documented_months:
-            self.late_months = ()
-            # Documented months keep only what late emails need: their allowance and billing.
+            self.late_months = carried
             self.documented_months = documented_months
 
     def _reprice_unpaid(
         self, as_of: datetime, issued_on: date, count_contacts: ContactCounter
     ) -> list[Document]:
-        """Replace each unpaid renewal proforma whose contact count has changed since."""
+        """Replace each unpaid renewal proforma whose count or floor has changed since.
+
+        In period order, so that a re-priced first period (the floor) reaches
+        the unpaid renewals of its subscription after it.
+        """
         replaced: list[Document] = []
-        for number, held in list(self.open_proformas.items()):
-            if held.counted_at is None or held.subscription is None:
+        floors: dict[int, Decimal | None] = {self.subscription.number: self.subscription.floor}
+        unpaid = sorted(
+            (
+                held
+                for held in self.open_proformas.values()
+                if held.counted_at is not None and held.subscription is not None
+            ),
+            key=lambda held: held.document.period.starts_at(self.timezone),
+        )
+        for held in unpaid:
+            terms, counted_at = held.subscription, held.counted_at
+            assert terms is not None and counted_at is not None
+            contacts = count_contacts(counted_at)
+            floor = None if held.sets_floor else floors.get(terms.number, terms.floor)
+            if contacts == held.document.contacts and floor == (
+                None if held.sets_floor else terms.floor
+            ):
                 continue
-            contacts = count_contacts(held.counted_at)
-            if contacts == held.document.contacts:
-                continue
+            terms = replace(terms, floor=floor)
             period = held.document.period
             assert isinstance(period, RenewalPeriod)
-            lines = self._subscription_lines(held.subscription, period, contacts, held.sets_floor)
+            lines = self._subscription_lines(terms, period, contacts, held.sets_floor)
             document = self._proforma(period, [*lines, *held.usage_lines], issued_on, contacts)
             subscription = self.subscription
-            if held.sets_floor and subscription.number == held.subscription.number:
-                subscription = replace(subscription, floor=_sum(lines))
-            allowance = held.subscription.plan.emails_per_contact * contacts
+            if held.sets_floor:
+                floors[terms.number] = _sum(lines)
+                if subscription.number == terms.number:
+                    subscription = replace(subscription, floor=_sum(lines))
+            allowance = terms.plan.emails_per_contact * contacts
             months = tuple(
                 replace(m, contacts=contacts, allowance=allowance)
                 for m in self.months.values()
@@ -540,8 +573,8 @@ class ContactsAccount(Aggregate):
             )
             self._proforma_replaced(
                 effective_at=as_of,
-                replaced=number,
-                proforma=replace(held, document=document),
+                replaced=held.document.number,
+                proforma=replace(held, document=document, subscription=terms),
                 subscription=subscription,
                 months=months,
             )

@@ -433,10 +433,8 @@ def _run(svc: Services, settings: Settings, out: Console, err: Console) -> None:
     documents = reports.all_documents()
     out.print(render.documents_table(documents))
     for document in documents:
-        if (
-            document["period"] == "2026-11"
-            or (document["account_id"] in {"acme", "northwind"}
-            and document["status"] != "replaced")
+        if document["period"] == "2026-11" or (
+            document["account_id"] in {"acme", "northwind"} and document["status"] != "replaced"
         ):
             out.print(render.document_panel(reports.document(document["number"])))
     out.print(render.dead_letter_table(svc.ledger.process_recorder.dead_letters(20)))  # type: ignore[attr-defined]

@@ -91,8 +91,8 @@ def overage_lines(month: AllowanceMonth, currency: str, *, late: bool) -> list[L
             lines.append(
                 Line(
                     "late_overage",
-                    f"Late emails from {period}: reported after it was billed,"
-                    f" beyond its allowance of {month.allowance or 0:,}",
+                    f"Emails from {period} beyond its allowance of {month.allowance or 0:,},"
+                    " not billed before (reported late, or under a cent until now)",
                     count,
                     price,
                     _money(price * count, currency),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from eventsourcing.persistence import JSONTranscoder, Transcoding
@@ -53,6 +53,26 @@ class DateAsISO(Transcoding):
 
     def decode(self, data: str) -> date:
         return date.fromisoformat(data)
+
+
+class ContactChangeAsList(Transcoding):
+    """A contact change as ``[contact_id, version, changed_at, reasons, deleted]``.
+
+    An event carries every change of a batch (thousands): one flat list each
+    keeps the stored event small and its encoding free of nested callbacks.
+    """
+
+    type = ContactChange
+    name = "contact_change"
+
+    def encode(self, obj: ContactChange) -> list[Any]:
+        return [obj.contact_id, obj.version, obj.changed_at.isoformat(), obj.reasons, obj.deleted]
+
+    def decode(self, data: list[Any]) -> ContactChange:
+        contact_id, version, changed_at, reasons, deleted = data
+        return ContactChange(
+            contact_id, version, datetime.fromisoformat(changed_at), tuple(reasons), deleted
+        )
 
 
 class DataclassAsDict(Transcoding):
@@ -136,7 +156,6 @@ DATACLASSES = (
     RenewalPeriod,
     Subscription,
     AllowanceMonth,
-    ContactChange,
     OpenProforma,
 )
 MODELS = (EmailPlan, Tier, ContactsPlan, ContactTier)
@@ -146,6 +165,7 @@ def register_ledger_transcodings(transcoder: JSONTranscoder) -> None:
     transcoder.register(MoneyAsDict())
     transcoder.register(MonthAsStr())
     transcoder.register(DateAsISO())
+    transcoder.register(ContactChangeAsList())
     for cls in DATACLASSES:
         transcoder.register(DataclassAsDict(cls))
     for model in MODELS:
