@@ -93,3 +93,60 @@ def test_a_long_history_loads_from_a_snapshot_equal_to_a_full_replay(
     finally:
         fresh.close()
         replaying.close()
+
+
+def test_a_contacts_account_loads_from_a_snapshot_equal_to_a_full_replay(
+    make_services: MakeServices,
+) -> None:
+    """Three years of monthly renewals, emails beyond the allowance every month, and
+    payments: 107 events, so the account is loaded from a snapshot."""
+    from commands.closing import pay_proforma
+    from commands.models import PayProforma, RecordEmailsSent, SentEmailItem
+    from ledger.contacts_account import ContactsAccount
+
+    services = make_services()
+    ledger = services.ledger
+    work = BatchWork(ledger, services.catalogue)
+    opening = OpenAccount(
+        account_id="shop",
+        plan="contacts-basic",
+        payment_mode="postpaid",
+        currency="EUR",
+        products=("chat",),
+        at=utc(2026, 1, 31, 10),
+    )
+    apply_commands([opening], work)
+    save_batch(work, None)
+    for year in (2026, 2027, 2028):
+        for month in range(1, 13):
+            sent = utc(year, month, 2)
+            work = BatchWork(ledger, services.catalogue)
+            # No contacts: allowance 0, so each month's 10 emails are overage (0.01).
+            emails = tuple(SentEmailItem(sent, "platform", None) for _ in range(10))  # type: ignore[arg-type]
+            apply_commands([RecordEmailsSent(account_id="shop", emails=emails)], work)
+            save_batch(work, None)
+            for document in services.close_periods(utc(year, month, 2, 7)):
+                pay_proforma(
+                    ledger, PayProforma(account_id="shop", proforma_id=document.number, at=sent)
+                )
+
+    class FullReplay(Ledger):
+        name = "ledger"
+        snapshotting_intervals = {}
+
+    fresh, replaying = Ledger(env=services.env), FullReplay(env=services.env)
+    try:
+        from_snapshot = fresh.get_account("shop")
+        replayed = replaying.get_account("shop")
+        assert isinstance(from_snapshot, ContactsAccount)
+        assert isinstance(replayed, ContactsAccount)
+        assert fresh.snapshots is not None
+        assert list(fresh.snapshots.get(from_snapshot.id)), "a 107-event account has a snapshot"
+        # Opened, 36 months of emails, 35 proformas (the closes of Feb 2026 to Dec 2028), 35 paid.
+        assert from_snapshot.version == replayed.version == 107
+        for name in ("invoices", "months", "subscription", "documented_months", "open_proformas"):
+            assert getattr(from_snapshot, name) == getattr(replayed, name), name
+        assert len(from_snapshot.invoices) == 35 and not from_snapshot.open_proformas
+    finally:
+        fresh.close()
+        replaying.close()
