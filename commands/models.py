@@ -34,6 +34,7 @@ class Origin:
     topic: str = ""
     partition: int = -1
     offset: int = -1
+    #: What an auditor traces the message by: an email's message id, a contact's id.
     message_id: str | None = None
 
     @property

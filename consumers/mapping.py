@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from commands.models import (
     AccountCommand,
@@ -27,6 +28,8 @@ from consumers.messages import (
     PlanChangedEvent,
 )
 from ledger.contacts import ContactState
+
+CONTACT_EVENTS = (ContactChangedEvent, ContactDeletedEvent)
 
 
 def contact_state(event: ContactChangedEvent | ContactDeletedEvent) -> ContactState:
@@ -53,9 +56,6 @@ def origin_of(message: Accepted) -> Origin:
         topic=message.record.topic,
         partition=message.record.partition,
         offset=message.record.offset,
-        # What an auditor traces a message by: an email's message id, a contact's id.
-        message_id=getattr(event.data, "message_id", None)
-        or getattr(event.data, "contact_id", None),
     )
 
 
@@ -69,45 +69,36 @@ def to_commands(messages: Sequence[Accepted]) -> list[AccountCommand]:
     for message in messages:
         event = message.event
         data = event.data
-        if type(event) is EmailSentEvent:  # the hot path: most messages are emails
+        # The hot paths: emails and contact changes, grouped per account.
+        kind = type(event)
+        if kind is EmailSentEvent or kind in CONTACT_EVENTS:
             record = message.record
+            email = kind is EmailSentEvent
             origin = Origin(
                 event.source,
                 event.id,
                 record.topic,
                 record.partition,
                 record.offset,
-                data.message_id,
+                data.message_id if email else data.contact_id,
             )
-            items = emails.get(data.account_id)
+            bucket: dict[str, list[Any]] = emails if email else contacts
+            items = bucket.get(data.account_id)
             if items is None:
-                items = emails[data.account_id] = []
-                commands.append(RecordEmailsSent(account_id=data.account_id, emails=()))
-            items.append(SentEmailItem(event.time, data.route, origin))
-            continue
-        if type(event) is ContactChangedEvent or type(event) is ContactDeletedEvent:
-            record = message.record
-            origin = Origin(
-                event.source,
-                event.id,
-                record.topic,
-                record.partition,
-                record.offset,
-                data.contact_id,
+                items = bucket[data.account_id] = []
+                commands.append(
+                    RecordEmailsSent(account_id=data.account_id, emails=())
+                    if email
+                    else RecordContactChanges(account_id=data.account_id, changes=())
+                )
+            items.append(
+                SentEmailItem(event.time, data.route, origin)
+                if email
+                else ContactChangeItem(contact_state(event), event.time, origin)
             )
-            items_ = contacts.get(data.account_id)
-            if items_ is None:
-                items_ = contacts[data.account_id] = []
-                commands.append(RecordContactChanges(account_id=data.account_id, changes=()))
-            items_.append(ContactChangeItem(contact_state(event), event.time, origin))
             continue
         origin = origin_of(message)
-        if isinstance(event, EmailSentEvent):
-            if data.account_id not in emails:
-                emails[data.account_id] = []
-                commands.append(RecordEmailsSent(account_id=data.account_id, emails=()))
-            emails[data.account_id].append(SentEmailItem(event.time, data.route, origin))
-        elif isinstance(event, AccountOpenedEvent):
+        if isinstance(event, AccountOpenedEvent):
             commands.append(
                 OpenAccount(
                     account_id=data.account_id,
