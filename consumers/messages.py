@@ -54,6 +54,16 @@ Amount = Annotated[
     Decimal, BeforeValidator(_amount_as_string), Field(max_digits=20, decimal_places=8)
 ]
 NonEmpty = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+#: An identifier the ledger keys by: something must be left after stripping whitespace.
+NonBlank = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_not_blank)]
 EventTime = Annotated[AwareDatetime, AfterValidator(_plausible_time)]
 
 
@@ -103,7 +113,7 @@ Identifier = Annotated[str | None, Field(max_length=1024)]
 class ContactChanged(Data):
     """A contact as upstream now describes it; billable when any identifier is present."""
 
-    contact_id: NonEmpty
+    contact_id: NonBlank
     version: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
     email: Identifier = None
     phone: Identifier = None
@@ -113,7 +123,7 @@ class ContactChanged(Data):
 
 
 class ContactDeleted(Data):
-    contact_id: NonEmpty
+    contact_id: NonBlank
     version: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
 
 

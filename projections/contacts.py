@@ -105,6 +105,5 @@ class ContactsProjection(TableProjection[ContactsView]):
     @changes.register(ContactsAccount.EmailsRecorded)
     @changes.register(ContactsAccount.ProformaIssued)
     @changes.register(ContactsAccount.ProformaReplaced)
-    @changes.register(ContactsAccount.AllowanceMonthClosed)
     def _(self, event: Any) -> Iterable[Change]:
         return _months(event)

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from commands.models import OpenAccount, RecordEmailsSent
+from commands.models import OpenAccount, RecordContactChanges, RecordEmailsSent
 from consumers.mapping import to_commands
 from consumers.messages import TOPIC_TYPES, Accepted, Record, Refused, decode
+from ledger.contacts import ContactState
 
 EMAILS = TOPIC_TYPES["email_sent"]
 ACCOUNTS = TOPIC_TYPES["accounts"]
@@ -155,3 +156,71 @@ def test_a_directory_is_not_a_time_zone() -> None:
         zone("Europe")
     with pytest.raises(InvalidTimezone):
         zone("x" * 5000)
+
+
+CONTACTS = TOPIC_TYPES["contact_changed"]
+
+
+def contact(**data: Any) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": "c1",
+        "source": "urn:crm",
+        "type": "contact.changed",
+        "time": "2026-11-01T00:00:00Z",
+        "data": {"account_id": "acme", "contact_id": "k1", "version": 3, **data},
+    }
+
+
+def test_a_contact_change_maps_to_the_state_it_describes() -> None:
+    body = contact(email="a@x", phone=None, chat_replied=True, unknown_field="tolerated")
+    result = decode(record(body, topic="billing.contact-changed"), CONTACTS)
+    assert isinstance(result, Accepted)
+    [command] = to_commands([result])
+    assert isinstance(command, RecordContactChanges)
+    [item] = command.changes
+    assert item.state == ContactState("k1", 3, email="a@x", chat_replied=True)
+    assert item.origin.message_id == "k1"  # an auditor traces a contact by its id
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (
+            {"contact_id": " \t"},
+            "invalid contact.changed: contact.changed.data.contact_id: Value error, must not",
+        ),
+        (
+            {"contact_id": "\u2003"},
+            "invalid contact.changed: contact.changed.data.contact_id: Value error, must not",
+        ),
+        (
+            {"version": "3"},
+            "invalid contact.changed: contact.changed.data.version: Input should be a valid int",
+        ),
+        (
+            {"version": 3.0},
+            "invalid contact.changed: contact.changed.data.version: Input should be a valid int",
+        ),
+        (
+            {"version": -1},
+            "invalid contact.changed: contact.changed.data.version: Input should be greater",
+        ),
+        (
+            {"version": 2**63},
+            "invalid contact.changed: contact.changed.data.version: Input should be less",
+        ),
+        (
+            {"web_push": "yes"},
+            "invalid contact.changed: contact.changed.data.web_push: Input should be a valid bool",
+        ),
+        (
+            {"email": 42},
+            "invalid contact.changed: contact.changed.data.email: Input should be a valid string",
+        ),
+    ],
+)
+def test_bad_contact_changes_are_refused_with_the_field(data: dict[str, Any], reason: str) -> None:
+    result = decode(record(contact(**data), topic="billing.contact-changed"), CONTACTS)
+    assert isinstance(result, Refused)
+    assert result.reason.startswith(reason), result.reason
