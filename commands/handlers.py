@@ -214,6 +214,7 @@ def record_contact_changes(cmd: RecordContactChanges, work: BatchWork) -> None:
                 change.contact_id,
                 change.version,
                 change.changed_at,
+                change.counts_from,
                 list(change.reasons),
                 change.deleted,
                 aggregate_id,

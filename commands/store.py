@@ -58,6 +58,7 @@ class ContactRow(NamedTuple):
     contact_id: str
     version: int
     changed_at: datetime
+    counted_from: datetime
     reasons: list[str]
     deleted: bool
     originator_id: UUID
@@ -134,6 +135,7 @@ class LedgerRecorder(PostgresProcessRecorder):
                     "CREATE TABLE IF NOT EXISTS {} ("
                     'account_id text COLLATE "C" NOT NULL, contact_id text COLLATE "C" NOT NULL, '
                     "version bigint NOT NULL, changed_at timestamptz NOT NULL, "
+                    "counted_from timestamptz NOT NULL, "
                     "reasons text[] NOT NULL, deleted boolean NOT NULL, "
                     "originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
                     "PRIMARY KEY (account_id, contact_id, version))"
@@ -190,8 +192,8 @@ class LedgerRecorder(PostgresProcessRecorder):
         if contacts:
             with curs.copy(
                 SQL(
-                    "COPY {} (account_id, contact_id, version, changed_at, reasons, deleted, "
-                    "originator_id, originator_version) FROM STDIN"
+                    "COPY {} (account_id, contact_id, version, changed_at, counted_from, reasons, "
+                    "deleted, originator_id, originator_version) FROM STDIN"
                 ).format(self.contacts_table)
             ) as copy:
                 # As text, converted here: psycopg's datetime, list and UUID dumpers
@@ -207,6 +209,7 @@ class LedgerRecorder(PostgresProcessRecorder):
                             row.contact_id,
                             row.version,
                             row.changed_at.isoformat(),
+                            row.counted_from.isoformat(),
                             "{" + ",".join(row.reasons) + "}",  # fixed names: no quoting needed
                             "t" if row.deleted else "f",
                             text_id,
@@ -288,10 +291,10 @@ class LedgerRecorder(PostgresProcessRecorder):
             }
 
     def billable_contacts(self, account_id: str, at: datetime) -> dict[str, list[str]]:
-        """Contacts billable at ``at`` (event time) and what made each billable.
+        """Contacts billable at ``at`` and what made each billable.
 
         Each contact's state then is its highest version among the changes
-        whose event time is at or before ``at`` (``ledger.contacts.billable_as_of``
+        that count from ``at`` or earlier (``ledger.contacts.billable_as_of``
         over the history gives the same answer; a test holds them equal).
         """
         with self.datastore.transaction(commit=False) as curs:
@@ -299,7 +302,7 @@ class LedgerRecorder(PostgresProcessRecorder):
                 SQL(
                     "SELECT contact_id, reasons FROM ("
                     "SELECT DISTINCT ON (contact_id) contact_id, reasons FROM {} "
-                    "WHERE account_id = %s AND changed_at <= %s "
+                    "WHERE account_id = %s AND counted_from <= %s "
                     "ORDER BY contact_id, version DESC) AS latest "
                     "WHERE cardinality(reasons) > 0 ORDER BY contact_id"
                 ).format(self.contacts_table),
@@ -313,7 +316,7 @@ class LedgerRecorder(PostgresProcessRecorder):
                 SQL(
                     "SELECT count(*) AS n FROM ("
                     "SELECT DISTINCT ON (contact_id) reasons FROM {} "
-                    "WHERE account_id = %s AND changed_at <= %s "
+                    "WHERE account_id = %s AND counted_from <= %s "
                     "ORDER BY contact_id, version DESC) AS latest "
                     "WHERE cardinality(reasons) > 0"
                 ).format(self.contacts_table),

@@ -162,6 +162,8 @@ def contacts(
             "billable_because": ", ".join(change.reasons),
             "version": change.version,
             "changed_at": change.changed_at,
+            # Reported after a renewal it predates was priced: counted from just after it.
+            "counted_from": change.counts_from,
         }
         for change in listed.values()
     ]

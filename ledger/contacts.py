@@ -171,27 +171,31 @@ class ContactChange:
     changed_at: datetime
     reasons: tuple[str, ...]
     deleted: bool = False
+    #: Set when the change was reported after a renewal it predates had been
+    #: priced: it counts from just after that renewal, never re-opening it.
+    counted_from: datetime | None = None
 
     @property
     def billable(self) -> bool:
         return bool(self.reasons)
 
-    @classmethod
-    def of(cls, state: ContactState, changed_at: datetime) -> ContactChange:
-        return cls(state.contact_id, state.version, changed_at, reasons(state), state.deleted)
+    @property
+    def counts_from(self) -> datetime:
+        return self.changed_at if self.counted_from is None else self.counted_from
 
 
 def billable_as_of(changes: Iterable[ContactChange], at: datetime) -> dict[str, ContactChange]:
     """The contacts billable at ``at``: the change that made each billable, from history.
 
-    For each contact, the change with the highest version among those whose
-    event time is at or before ``at`` is its state then. Applied changes only:
+    For each contact, the change with the highest version among those that
+    count from ``at`` or earlier (their event time, or just after the renewal
+    they were reported too late for) is its state then. Applied changes only:
     a stale change was refused when it arrived and is in no history. Ordered
     by contact id.
     """
     latest: dict[str, ContactChange] = {}
     for change in changes:
-        if change.changed_at > at:
+        if change.counts_from > at:
             continue
         held = latest.get(change.contact_id)
         if held is None or change.version > held.version:

@@ -15,13 +15,21 @@ Every boundary between allowance months is billed once, in order, by
   any, gets a proforma of its own. Overage is thus billed at the end of the
   month it happened in, for every billing period length.
 
-A proforma has no number and can be replaced while unpaid (a recount that
-changed the contacts of its renewal instant); paying it issues the final
-invoice with the next gapless number. The subscription's first period is
-priced at the opening: its amount is the floor under every later period of
-the same subscription (:mod:`ledger.proformas`). A plan change (plan,
-products or period) is a new subscription from the next renewal on, with a
-new floor: the period already priced is never re-priced.
+A proforma has no number; paying it issues the final invoice with the next
+gapless number. The subscription's first period is priced at the opening:
+its amount is the floor under every later period of the same subscription
+(:mod:`ledger.proformas`). A plan change (plan, products or period) is a new
+subscription from the next renewal on, with a new floor. While unpaid, the
+proforma of the latest renewal is *replaced* when a plan change dated at or
+before its renewal instant arrives after it was priced: the new subscription
+then starts at that renewal.
+
+A renewal instant, once priced, is never counted again. A contact change
+whose event time is at or before the latest renewal already priced (it was
+reported late) is therefore counted from just after that instant
+(``ContactChange.counted_from``): it reaches the next renewal, and the count
+``ledger contacts --as-of`` rebuilds for any priced instant is always the one
+its proforma states.
 
 Contacts are not held here: an account may have millions. Each batch's
 applied changes are recorded in one event (the history an auditor replays)
@@ -57,8 +65,16 @@ ContactCounter = Callable[[datetime], int]
 
 
 class ProformaNotFound(LedgerError):
-    def __init__(self, account_id: str, proforma_id: str) -> None:
-        super().__init__(f"account {account_id!r} has no unpaid proforma {proforma_id!r}")
+    def __init__(self, account_id: str, proforma_id: str, why: str = "") -> None:
+        super().__init__(f"account {account_id!r} has no unpaid proforma {proforma_id!r}{why}")
+
+
+class InvalidPayment(LedgerError):
+    pass
+
+
+#: A contact change reported after the renewal it predates counts from just after it.
+JUST_AFTER = timedelta(microseconds=1)
 
 
 class ContactChangeLike(Protocol):
@@ -147,6 +163,11 @@ class ContactsAccount(Aggregate):
         self.account_id = account_id
         self.subscription = subscription
         self.pending: Subscription | None = None
+        self.pending_at: datetime | None = None
+        #: The latest renewal instant priced: contacts are never counted again up to it.
+        self.counted_through: datetime | None = None
+        #: Replaced proforma -> the one that replaced it.
+        self.replaced: dict[str, str] = {}
         self.currency = currency
         self.timezone = timezone
         self.tax_rate = tax_rate
@@ -187,8 +208,13 @@ class ContactsAccount(Aggregate):
         return RenewalPeriod(self.month_date(index), self.month_date(index + 1))
 
     def _month(self, index: int) -> AllowanceMonth:
+        """A month as held; one no period priced (after closing) has no allowance,
+        and its emails cost the current plan's overage price."""
         held = self.months.get(str(index))
-        return held if held is not None else AllowanceMonth(index, self.month_period(index))
+        month = held if held is not None else AllowanceMonth(index, self.month_period(index))
+        if month.unit_price is None:
+            month = replace(month, unit_price=self.plan.overage_unit_price)
+        return month
 
     def month_index(self, instant: datetime) -> int:
         day = local_date(instant, self.timezone)
@@ -216,6 +242,8 @@ class ContactsAccount(Aggregate):
         latest = dict(known)
         count = BillableCount(self.billable)
         applied: list[ContactChange] = []
+        priced = self.counted_through
+        after_priced = None if priced is None else priced + JUST_AFTER
         for change in changes:
             state = change.state
             held = latest.get(state.contact_id)
@@ -225,9 +253,15 @@ class ContactsAccount(Aggregate):
             billable = bool(why)
             count = BillableCount(count.value + int(billable) - int(held is not None and held[1]))
             latest[state.contact_id] = (state.version, billable)
+            late = priced is not None and change.changed_at <= priced
             applied.append(
                 ContactChange(
-                    state.contact_id, state.version, change.changed_at, why, state.deleted
+                    state.contact_id,
+                    state.version,
+                    change.changed_at,
+                    why,
+                    state.deleted,
+                    counted_from=after_priced if late else None,
                 )
             )
         if not applied:
@@ -344,6 +378,7 @@ class ContactsAccount(Aggregate):
             if cancelled
             else Subscription(self.subscription.number + 1, plan, products, period, start_month=-1)
         )
+        self.pending_at = None if cancelled else effective_at
 
     # ------------------------------------------------------------------ billing
 
@@ -360,14 +395,15 @@ class ContactsAccount(Aggregate):
         issued: list[Document] = []
         issued_on = local_date(as_of, self.timezone)
         sub = self.subscription
-        first = sub.number == 1 and sub.periods_priced == 0
-        if first and self.opened_at + grace > as_of:
-            return issued
-        # First the periods already priced (their counts and floors set the allowances
-        # and the floor the months below are billed with), then the boundaries passed.
-        issued.extend(self._reprice_unpaid(as_of, issued_on, count_contacts))
-        if first:
+        if sub.number == 1 and sub.periods_priced == 0:
+            if self.opened_at + grace > as_of:
+                return issued
             issued.append(self._renew(0, self.opened_at, sub, [], issued_on, count_contacts))
+        # A plan change that missed the renewal it was meant for, before the months
+        # below are billed with that renewal's allowance.
+        replacement = self._replace_for_late_plan_change(as_of, issued_on)
+        if replacement is not None:
+            issued.append(replacement)
         while True:
             index = self.documented_months
             boundary = self.month_start(index + 1)
@@ -415,8 +451,10 @@ class ContactsAccount(Aggregate):
         below half a cent then is never invoiced."""
         if self.closed_at is None or self.month_start(index) <= self.closed_at:
             return False
-        month = self.months.get(str(index))
-        if month is not None and (month.platform or month.custom_smtp):
+        if any(
+            int(key) >= index and (month.platform or month.custom_smtp)
+            for key, month in self.months.items()
+        ):
             return False
         return not any(line.amount.amount for line in self._late_lines())
 
@@ -460,12 +498,7 @@ class ContactsAccount(Aggregate):
         if sets_floor:
             terms = replace(terms, floor=_sum(lines))
         months = tuple(
-            replace(
-                self._month(i),
-                contacts=contacts,
-                allowance=terms.plan.emails_per_contact * contacts,
-                unit_price=terms.plan.overage_unit_price,
-            )
+            self._priced_month(i, terms.plan, contacts)
             for i in range(start_month, start_month + terms.months)
         )
         billed = self._billed_months(start_month - 1) if start_month > 0 else ()
@@ -506,10 +539,15 @@ class ContactsAccount(Aggregate):
     ) -> None:
         self.proforma_count += 1
         self.open_proformas[proforma.document.number] = proforma
-        if subscription.number != self.subscription.number:
-            self.pending = None
-        self.subscription = subscription
+        if proforma.counted_at is not None:
+            self.counted_through = proforma.counted_at
+        self._start(subscription)
         self._close_months(months, documented_months)
+
+    def _start(self, subscription: Subscription) -> None:
+        if subscription.number != self.subscription.number:
+            self.pending = self.pending_at = None
+        self.subscription = subscription
 
     @event("AllowanceMonthClosed")
     def _allowance_month_closed(
@@ -528,58 +566,62 @@ class ContactsAccount(Aggregate):
             self.late_months = carried
             self.documented_months = documented_months
 
-    def _reprice_unpaid(
-        self, as_of: datetime, issued_on: date, count_contacts: ContactCounter
-    ) -> list[Document]:
-        """Replace each unpaid renewal proforma whose count or floor has changed since.
-
-        In period order, so that a re-priced first period (the floor) reaches
-        the unpaid renewals of its subscription after it.
-        """
-        replaced: list[Document] = []
-        floors: dict[int, Decimal | None] = {self.subscription.number: self.subscription.floor}
-        unpaid = sorted(
-            (
-                held
-                for held in self.open_proformas.values()
-                if held.counted_at is not None and held.subscription is not None
-            ),
-            key=lambda held: held.document.period.starts_at(self.timezone),
-        )
-        for held in unpaid:
-            terms, counted_at = held.subscription, held.counted_at
-            assert terms is not None and counted_at is not None
-            contacts = count_contacts(counted_at)
-            floor = None if held.sets_floor else floors.get(terms.number, terms.floor)
-            if contacts == held.document.contacts and floor == (
-                None if held.sets_floor else terms.floor
+    def _latest_renewal(self) -> OpenProforma | None:
+        """The unpaid proforma of the current subscription's latest period, if any."""
+        for held in self.open_proformas.values():
+            terms = held.subscription
+            if (
+                held.counted_at is not None
+                and held.counted_at == self.counted_through
+                and terms is not None
+                and terms.number == self.subscription.number
             ):
-                continue
-            terms = replace(terms, floor=floor)
-            period = held.document.period
-            assert isinstance(period, RenewalPeriod)
-            lines = self._subscription_lines(terms, period, contacts, held.sets_floor)
-            document = self._proforma(period, [*lines, *held.usage_lines], issued_on, contacts)
-            subscription = self.subscription
-            if held.sets_floor:
-                floors[terms.number] = _sum(lines)
-                if subscription.number == terms.number:
-                    subscription = replace(subscription, floor=_sum(lines))
-            allowance = terms.plan.emails_per_contact * contacts
-            months = tuple(
-                replace(m, contacts=contacts, allowance=allowance)
-                for m in self.months.values()
-                if period.contains(m.period.start) and m.index >= self.documented_months
-            )
-            self._proforma_replaced(
-                effective_at=as_of,
-                replaced=held.document.number,
-                proforma=replace(held, document=document, subscription=terms),
-                subscription=subscription,
-                months=months,
-            )
-            replaced.append(document)
-        return replaced
+                return held
+        return None
+
+    def _replace_for_late_plan_change(self, as_of: datetime, issued_on: date) -> Document | None:
+        """Re-price the latest renewal with a plan change dated at or before it.
+
+        Only while it is unpaid and none of its months is billed yet; the count
+        is the one it was priced with (that instant is never counted again).
+        The new subscription starts at that renewal and its floor is this price.
+        """
+        held = self._latest_renewal()
+        pending, pending_at = self.pending, self.pending_at
+        if held is None or pending is None or pending_at is None:
+            return None
+        assert held.counted_at is not None and held.subscription is not None
+        start = held.subscription.next_renewal_month
+        contacts = held.document.contacts
+        if pending_at > held.counted_at or self.documented_months > start or contacts is None:
+            return None
+        terms = replace(pending, start_month=start)
+        period = RenewalPeriod(self.month_date(start), self.month_date(start + terms.months))
+        lines = self._subscription_lines(terms, period, contacts, sets_floor=True)
+        document = self._proforma(period, [*lines, *held.usage_lines], issued_on, contacts)
+        old_end = start + held.subscription.months
+        months = tuple(
+            self._priced_month(i, terms.plan, contacts)
+            if i < start + terms.months
+            else replace(self._month(i), contacts=None, allowance=None, unit_price=None)
+            for i in range(start, max(old_end, start + terms.months))
+        )
+        self._proforma_replaced(
+            effective_at=as_of,
+            replaced=held.document.number,
+            proforma=replace(held, document=document, subscription=terms, sets_floor=True),
+            subscription=replace(terms, periods_priced=1, floor=_sum(lines)),
+            months=months,
+        )
+        return document
+
+    def _priced_month(self, index: int, plan: ContactsPlan, contacts: int) -> AllowanceMonth:
+        return replace(
+            self._month(index),
+            contacts=contacts,
+            allowance=plan.emails_per_contact * contacts,
+            unit_price=plan.overage_unit_price,
+        )
 
     @event("ProformaReplaced")
     def _proforma_replaced(
@@ -591,9 +633,10 @@ class ContactsAccount(Aggregate):
         months: tuple[AllowanceMonth, ...],
     ) -> None:
         del self.open_proformas[replaced]
+        self.replaced[replaced] = proforma.document.number
         self.proforma_count += 1
         self.open_proformas[proforma.document.number] = proforma
-        self.subscription = subscription
+        self._start(subscription)
         self.months.update({str(m.index): m for m in months})
 
     def pay(
@@ -602,8 +645,19 @@ class ContactsAccount(Aggregate):
         """Payment of a proforma: the final invoice, numbered now, with the proforma's lines."""
         held = self.open_proformas.get(proforma_id)
         if held is None:
+            if proforma_id in self.replaced:
+                raise ProformaNotFound(
+                    self.account_id,
+                    proforma_id,
+                    f"; it was replaced by {self._replacement_of(proforma_id)}",
+                )
             raise ProformaNotFound(self.account_id, proforma_id)
         paid_on = local_date(check_aware(paid_at), self.timezone)
+        if paid_on < held.document.issued_on:
+            raise InvalidPayment(
+                f"{proforma_id} was issued on {held.document.issued_on}: it cannot be paid"
+                f" on {paid_on}"
+            )
         invoice = replace(
             held.document,
             number=next_number(paid_on.year),
@@ -615,6 +669,11 @@ class ContactsAccount(Aggregate):
         invoice.check_invariants()
         self._proforma_paid(effective_at=paid_at, proforma=proforma_id, invoice=invoice)
         return invoice
+
+    def _replacement_of(self, proforma_id: str) -> str:
+        while proforma_id in self.replaced:
+            proforma_id = self.replaced[proforma_id]
+        return proforma_id
 
     @event("ProformaPaid")
     def _proforma_paid(self, effective_at: datetime, proforma: str, invoice: Document) -> None:

@@ -224,7 +224,8 @@ class Subscription:
         return self.start_month + self.periods_priced * self.months
 
     def same_terms(self, plan: ContactsPlan, products: tuple[str, ...], period: str) -> bool:
-        return self.plan == plan and self.products == products and self.period == period
+        # Products are a choice, not a sequence: the same ones reordered change nothing.
+        return self.plan == plan and set(self.products) == set(products) and self.period == period
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,7 +56,8 @@ class DateAsISO(Transcoding):
 
 
 class ContactChangeAsList(Transcoding):
-    """A contact change as ``[contact_id, version, changed_at, reasons, deleted]``.
+    """A contact change as ``[contact_id, version, changed_at, reasons, deleted]``,
+    plus ``counted_from`` when the change was reported late.
 
     An event carries every change of a batch (thousands): one flat list each
     keeps the stored event small and its encoding free of nested callbacks.
@@ -66,12 +67,20 @@ class ContactChangeAsList(Transcoding):
     name = "contact_change"
 
     def encode(self, obj: ContactChange) -> list[Any]:
-        return [obj.contact_id, obj.version, obj.changed_at.isoformat(), obj.reasons, obj.deleted]
+        data = [obj.contact_id, obj.version, obj.changed_at.isoformat(), obj.reasons, obj.deleted]
+        if obj.counted_from is not None:
+            data.append(obj.counted_from.isoformat())
+        return data
 
     def decode(self, data: list[Any]) -> ContactChange:
-        contact_id, version, changed_at, reasons, deleted = data
+        contact_id, version, changed_at, reasons, deleted, *late = data
         return ContactChange(
-            contact_id, version, datetime.fromisoformat(changed_at), tuple(reasons), deleted
+            contact_id,
+            version,
+            datetime.fromisoformat(changed_at),
+            tuple(reasons),
+            deleted,
+            datetime.fromisoformat(late[0]) if late else None,
         )
 
 

@@ -91,6 +91,7 @@ class BalancesProjection(TableProjection[BalancesView]):
         yield _opened(event, "postpaid", event.subscription.plan.id)
 
     @changes.register(ContactsAccount.ProformaIssued)
+    @changes.register(ContactsAccount.ProformaReplaced)
     def _(self, event: Any) -> Iterable[Change]:
         # A scheduled plan change shows once its subscription has started.
         yield _update(event, "plan_id = %(plan)s", plan=event.subscription.plan.id)

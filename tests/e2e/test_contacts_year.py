@@ -9,7 +9,8 @@ Plans (plans/contacts.toml):
 
 The account "shop" opens on 2026-01-31 10:00 UTC (anchor Jan 31, so renewals
 on Feb 28, Mar 31, Apr 30, May 31, ...) on contacts-basic + automation,
-monthly, tax 20%. Every expected figure is worked out by hand in the comments.
+monthly, tax 20%; from its Apr 30 renewal on, contacts-pro + automation + sms,
+quarterly (a plan change that arrived after that renewal was priced). Every expected figure is worked out by hand in the comments.
 Renewals are counted at local midnight of the renewal date (UTC here); the
 close runs with a 6 h grace.
 """
@@ -24,6 +25,7 @@ from commands.store import LedgerRecorder
 from consumers.publishing import Outgoing
 from ledger.bootstrap import Services
 from ledger.contacts_account import contacts_as_of
+from ledger.errors import LedgerError
 from tests.conftest import MakeServices
 from tests.support import Upstreams, catch_up, utc
 
@@ -56,6 +58,14 @@ def lines_of(services: Services, number: str) -> tuple[dict[str, Any], list[Line
 
 def totals(document: dict[str, Any]) -> tuple[Decimal, Decimal, Decimal]:
     return document["subtotal"], document["tax"], document["total"]
+
+
+def ledger_error(services: Services, proforma: str, at: datetime) -> str:
+    try:
+        services.pay_proforma("shop", proforma, at)
+    except LedgerError as exc:
+        return str(exc)
+    raise AssertionError(f"paying {proforma} was accepted")
 
 
 def contacts_at(services: Services, at: datetime) -> int:
@@ -132,7 +142,9 @@ def test_a_year_of_a_contacts_account(make_services: MakeServices) -> None:
     assert totals(pf2) == (D("64.10"), D("12.82"), D("76.92"))
 
     # Both are paid: final invoices take the first numbers of 2026, in payment order.
-    assert services.pay_proforma("shop", "PF-shop-0001", utc(2026, 2, 1)).number == "2026-000001"
+    assert (
+        services.pay_proforma("shop", "PF-shop-0001", utc(2026, 2, 28, 6)).number == "2026-000001"
+    )
     assert services.pay_proforma("shop", "PF-shop-0002", utc(2026, 2, 28, 7)).number == (
         "2026-000002"
     )
@@ -174,73 +186,73 @@ def test_a_year_of_a_contacts_account(make_services: MakeServices) -> None:
     )
     drain(services)
     assert close(services, utc(2026, 4, 30, 6)) == ["PF-shop-0004"]
-    # PF-0004, Apr 30 - May 31: 550 contacts (tier 2, 29.00) + 15.00 = 44.00 (the floor, no
-    # line); March now has 4,600 > 4,400: 200 late emails at 0.0010 = 0.20. Subtotal 44.20.
-    # Then 460 contacts that existed on Apr 20 are reported late, before it is paid ...
-    up.publish([up.contact("shop", f"e{i}", 1, utc(2026, 4, 20), email="e@x") for i in range(460)])
-    drain(services)
-    assert close(services, utc(2026, 4, 30, 12)) == ["PF-shop-0005"]
     catch_up(services)
-    # ... so the unpaid proforma is replaced: 550 + 460 = 1,010 (tier 3, 49.00) + 15.00
-    # = 64.00, + the late 0.20 = 64.20; tax 12.84; total 77.04.
-    assert contacts_at(services, utc(2026, 4, 30)) == 1010
+    # PF-0004, Apr 30 - May 31: 550 contacts (tier 2, 29.00) + 15.00 = 44.00 (the floor, no
+    # line); March now has 4,600 > 4,400: 200 late emails at 0.0010 = 0.20. Subtotal 44.20;
+    # tax 8.84; total 53.04.
     pf4, lines = lines_of(services, "PF-shop-0004")
-    assert (pf4["status"], pf4["settled_by"], pf4["billable_contacts"]) == (
-        "replaced",
-        "PF-shop-0005",
-        550,
-    )
-    assert totals(pf4) == (D("44.20"), D("8.84"), D("53.04"))
-    pf5, lines = lines_of(services, "PF-shop-0005")
     assert lines == [
-        ("subscription", 1, D("49.00"), D("49.00")),
+        ("subscription", 1, D("29.00"), D("29.00")),
         ("product", 1, D("15"), D("15")),
         ("late_overage", 200, D("0.0010"), D("0.20")),
     ]
-    assert totals(pf5) == (D("64.20"), D("12.84"), D("77.04"))
-    assert services.pay_proforma("shop", "PF-shop-0005", utc(2026, 4, 30, 13)).number == (
-        "2026-000004"
-    )
+    assert totals(pf4) == (D("44.20"), D("8.84"), D("53.04"))
 
-    # ---- May: the 20 n-contacts reply in chat (1,010 -> 1,030); on May 15 the account moves
-    # to contacts-pro with automation + sms, quarterly: a new subscription from May 31.
+    # Then, before PF-0004 is paid, two facts dated before its renewal arrive late:
+    # 460 contacts that existed on Apr 20, and a move (dated Apr 29) to contacts-pro with
+    # automation + sms, quarterly.
     up.publish(
         [
-            *[
-                up.contact("shop", f"n{i}", 2, utc(2026, 5, 3), chat_replied=True)
-                for i in range(20)
-            ],
+            *[up.contact("shop", f"e{i}", 1, utc(2026, 4, 20), email="e@x") for i in range(460)],
             up.plan_changed(
                 "shop",
                 "contacts-pro",
-                utc(2026, 5, 15),
+                utc(2026, 4, 29),
                 products=["automation", "sms"],
                 billing_period="quarter",
             ),
         ]
     )
     drain(services)
-    assert close(services, utc(2026, 5, 31, 6)) == ["PF-shop-0006"]
+    assert close(services, utc(2026, 4, 30, 12)) == ["PF-shop-0005"]
     catch_up(services)
-    # PF-0006, May 31 - Aug 31: 1,030 contacts on contacts-pro (tier 2, 99.00) 3 x 99.00 =
-    # 297.00; automation 3 x 15.00 = 45.00; sms 3 x 20.00 = 60.00; gross 402.00, quarterly
-    # discount 5% = 20.10 -> 381.90 (the new floor). Tax 76.38; total 458.28.
-    assert contacts_at(services, utc(2026, 5, 31)) == 1030
-    pf6, lines = lines_of(services, "PF-shop-0006")
+    # The Apr 30 instant is priced, so it is never counted again: the late contacts count
+    # from just after it (next renewal), and the listing for Apr 30 still gives 550.
+    assert contacts_at(services, utc(2026, 4, 30)) == 550
+    assert contacts_at(services, utc(2026, 4, 30) + timedelta(microseconds=1)) == 1010
+    # The plan change missed the renewal it was dated before: the unpaid PF-0004 is
+    # replaced, the new subscription starting Apr 30 with the same 550 contacts:
+    # contacts-pro tier 1 (<=1,000) 3 x 49.00 = 147.00; automation 3 x 15.00 = 45.00; sms
+    # 3 x 20.00 = 60.00; gross 252.00, quarterly discount 5% = 12.60 -> 239.40 (the new
+    # floor); the late 0.20 carried. Subtotal 239.60; tax 47.92; total 287.52.
+    pf4, _ = lines_of(services, "PF-shop-0004")
+    assert (pf4["status"], pf4["settled_by"]) == ("replaced", "PF-shop-0005")
+    pf5, lines = lines_of(services, "PF-shop-0005")
     assert lines == [
-        ("subscription", 3, D("99.00"), D("297.00")),
+        ("subscription", 3, D("49.00"), D("147.00")),
         ("product", 3, D("15"), D("45.00")),
         ("product", 3, D("20"), D("60.00")),
-        ("period_discount", 1, None, D("-20.10")),
+        ("period_discount", 1, None, D("-12.60")),
+        ("late_overage", 200, D("0.0010"), D("0.20")),
     ]
-    assert totals(pf6) == (D("381.90"), D("76.38"), D("458.28"))
-    assert pf6["period"] == "2026-05-31..2026-08-31"
+    assert totals(pf5) == (D("239.60"), D("47.92"), D("287.52"))
+    assert (pf5["period"], pf5["billable_contacts"]) == ("2026-04-30..2026-07-31", 550)
     assert services.reports().balance("shop")["plan_id"] == "contacts-pro"
-    assert services.pay_proforma("shop", "PF-shop-0006", utc(2026, 5, 31, 7)).number == (
-        "2026-000005"
+    paying_old = ledger_error(services, "PF-shop-0004", utc(2026, 4, 30, 13))
+    assert paying_old.endswith("it was replaced by PF-shop-0005")
+    assert services.pay_proforma("shop", "PF-shop-0005", utc(2026, 4, 30, 13)).number == (
+        "2026-000004"
     )
 
-    # ---- June: 5,120 emails (allowance 4 x 1,030 = 4,120 a month, also in a quarter) and 100
+    # ---- May: the 20 n-contacts reply in chat (1,010 -> 1,030). May 31 is no renewal of the
+    # quarter, and its month (Apr 30 - May 31) had no email: nothing to issue.
+    up.publish(
+        [*[up.contact("shop", f"n{i}", 2, utc(2026, 5, 3), chat_replied=True) for i in range(20)]]
+    )
+    drain(services)
+    assert close(services, utc(2026, 5, 31, 6)) == []
+
+    # ---- June: 5,120 emails (allowance 4 x 550 = 2,200 a month, also in a quarter) and 100
     # via SMTP. June 30 is no renewal: the overage gets a proforma of its own then.
     up.publish(
         [
@@ -249,21 +261,36 @@ def test_a_year_of_a_contacts_account(make_services: MakeServices) -> None:
         ]
     )
     drain(services)
-    assert close(services, utc(2026, 6, 30, 6)) == ["PF-shop-0007"]
+    assert close(services, utc(2026, 6, 30, 6)) == ["PF-shop-0006"]
     catch_up(services)
-    # PF-0007, May 31 - Jun 30: 1,000 beyond at 0.0008 = 0.80; tax 0.16; total 0.96.
-    pf7, lines = lines_of(services, "PF-shop-0007")
+    # PF-0006, May 31 - Jun 30: 5,120 - 2,200 = 2,920 beyond at 0.0008 = 2.336 -> 2.34;
+    # tax 0.468 -> 0.47; total 2.81.
+    pf6, lines = lines_of(services, "PF-shop-0006")
     assert lines == [
-        ("included", 4120, D("0"), D("0")),
-        ("overage", 1000, D("0.0008"), D("0.80")),
+        ("included", 2200, D("0"), D("0")),
+        ("overage", 2920, D("0.0008"), D("2.34")),
         ("custom_smtp", 100, D("0"), D("0")),
     ]
-    assert totals(pf7) == (D("0.80"), D("0.16"), D("0.96"))
-    assert pf7["period"] == "2026-05-31..2026-06-30"
-    assert services.pay_proforma("shop", "PF-shop-0007", utc(2026, 7, 1)).number == "2026-000006"
+    assert totals(pf6) == (D("2.34"), D("0.47"), D("2.81"))
+    assert pf6["period"] == "2026-05-31..2026-06-30"
+    assert services.pay_proforma("shop", "PF-shop-0006", utc(2026, 7, 1)).number == "2026-000005"
 
-    # ---- July (no emails: no document) and the Aug 31 renewal at 1,030 contacts: 381.90 again.
-    assert close(services, utc(2026, 8, 31, 6)) == ["PF-shop-0008"]
+    # ---- Jul 31 renewal: 550 + 460 + 20 = 1,030 contacts, contacts-pro tier 2 (<=5,000):
+    # 3 x 99.00 = 297.00 + 45.00 + 60.00 = 402.00 less 5% 20.10 = 381.90 (above the floor).
+    assert close(services, utc(2026, 7, 31, 6)) == ["PF-shop-0007"]
+    catch_up(services)
+    assert contacts_at(services, utc(2026, 7, 31)) == 1030
+    pf7, lines = lines_of(services, "PF-shop-0007")
+    assert lines == [
+        ("subscription", 3, D("99.00"), D("297.00")),
+        ("product", 3, D("15"), D("45.00")),
+        ("product", 3, D("20"), D("60.00")),
+        ("period_discount", 1, None, D("-20.10")),
+    ]
+    assert totals(pf7) == (D("381.90"), D("76.38"), D("458.28"))
+    assert pf7["period"] == "2026-07-31..2026-10-31"
+    assert services.pay_proforma("shop", "PF-shop-0007", utc(2026, 8, 1)).number == "2026-000006"
+
     # ---- September: the d- and e-contacts are deleted: 50 c + 20 n = 70 remain.
     up.publish(
         [
@@ -272,35 +299,31 @@ def test_a_year_of_a_contacts_account(make_services: MakeServices) -> None:
         ]
     )
     drain(services)
-    assert close(services, utc(2026, 11, 30, 6)) == ["PF-shop-0009"]
+    assert close(services, utc(2026, 10, 31, 6)) == ["PF-shop-0008"]
     catch_up(services)
-    pf8, _ = lines_of(services, "PF-shop-0008")
-    assert totals(pf8) == (D("381.90"), D("76.38"), D("458.28"))
-    # PF-0009, Nov 30 - Feb 28 2027: 70 contacts (tier 1, 49.00) 3 x 49.00 = 147.00, automation
-    # 45.00, sms 60.00 = 252.00, discount 5% 12.60 -> 239.40 < floor 381.90: + 142.50.
-    assert contacts_at(services, utc(2026, 11, 30)) == 70
-    pf9, lines = lines_of(services, "PF-shop-0009")
-    assert lines == [
-        ("subscription", 3, D("49.00"), D("147.00")),
-        ("product", 3, D("15"), D("45.00")),
-        ("product", 3, D("20"), D("60.00")),
-        ("period_discount", 1, None, D("-12.60")),
-        ("minimum_price", 1, None, D("142.50")),
+    # PF-0008, Oct 31 - Jan 31 2027: 70 contacts (tier 1) 147.00 + 45.00 + 60.00 = 252.00,
+    # less 12.60 = 239.40: exactly the floor, so no minimum-price line.
+    assert contacts_at(services, utc(2026, 10, 31)) == 70
+    pf8, lines = lines_of(services, "PF-shop-0008")
+    assert [line[0] for line in lines] == [
+        "subscription",
+        "product",
+        "product",
+        "period_discount",
     ]
-    assert totals(pf9) == (D("381.90"), D("76.38"), D("458.28"))
-    assert pf9["period"] == "2026-11-30..2027-02-28"
-    assert services.pay_proforma("shop", "PF-shop-0008", utc(2026, 9, 1)).number == "2026-000007"
-    assert services.pay_proforma("shop", "PF-shop-0009", utc(2026, 12, 1)).number == "2026-000008"
+    assert totals(pf8) == (D("239.40"), D("47.88"), D("287.28"))
+    assert pf8["period"] == "2026-10-31..2027-01-31"
+    assert services.pay_proforma("shop", "PF-shop-0008", utc(2026, 11, 2)).number == "2026-000007"
     catch_up(services)
 
-    # The books: 9 proformas (one replaced), 8 invoices numbered without a gap.
+    # The books: 8 proformas (one replaced), 7 invoices numbered without a gap.
     documents = services.reports().documents_of("shop")
     invoices = [d for d in documents if d["kind"] == "invoice"]
-    assert [d["number"] for d in invoices] == [f"2026-00000{n}" for n in range(1, 9)]
+    assert [d["number"] for d in invoices] == [f"2026-00000{n}" for n in range(1, 8)]
     assert all(d["status"] == "paid" for d in invoices)
     proformas = {d["number"]: d["status"] for d in documents if d["kind"] == "proforma"}
     assert proformas == {
-        **{f"PF-shop-000{n}": "paid" for n in range(1, 10) if n != 4},
+        **{f"PF-shop-000{n}": "paid" for n in range(1, 9) if n != 4},
         "PF-shop-0004": "replaced",
     }
     count = services.reports().contact_count("shop")
