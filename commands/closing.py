@@ -61,22 +61,36 @@ def close_periods(
     recorder = ledger.process_recorder
     assert isinstance(recorder, LedgerRecorder)
     for chunk in _chunks(recorder.account_ids(), chunk_size):
-        for attempt in range(1, attempts + 1):
-            # Consumers write to these accounts through other Ledger instances: a cached
-            # copy may be stale without any collision to reveal it (e.g. a closed account
-            # whose late usage arrived), so each attempt starts from the store.
-            ledger.evict([account_uuid(a) for a in chunk])
-            allocator = NumberAllocator(ledger)
-            try:
-                issued.extend(_close_chunk(ledger, chunk, cmd, allocator))
-                break
-            except IntegrityError:
-                log.warning("close_conflict_retrying", accounts=len(chunk), attempt=attempt)
-                ledger.evict([account_uuid(a) for a in chunk])
-                ledger.evict([s.id for s in allocator.sequences.values()])
-        else:
-            raise RuntimeError(f"could not close {len(chunk)} accounts after {attempts} attempts")
+        issued.extend(_close_accounts(ledger, chunk, cmd, attempts))
     return issued
+
+
+def _close_accounts(
+    ledger: Ledger, account_ids: list[str], cmd: ClosePeriods, attempts: int
+) -> list[Document]:
+    """Close accounts in one transaction; on a collision, the two halves separately.
+
+    A collision means another writer (a consumer billing one of them, another
+    closer) saved first. Halving isolates the busy account in a few steps, so
+    one busy account does not hold back the close of the others.
+    """
+    for attempt in range(1, attempts + 1):
+        # Consumers write to these accounts through other Ledger instances: a cached
+        # copy may be stale without any collision to reveal it (e.g. a closed account
+        # whose late usage arrived), so each attempt starts from the store.
+        ledger.evict([account_uuid(a) for a in account_ids])
+        allocator = NumberAllocator(ledger)
+        try:
+            return _close_chunk(ledger, account_ids, cmd, allocator)
+        except IntegrityError:
+            log.warning("close_conflict_retrying", accounts=len(account_ids), attempt=attempt)
+            ledger.evict([s.id for s in allocator.sequences.values()])
+            if len(account_ids) > 1:
+                middle = len(account_ids) // 2
+                return _close_accounts(
+                    ledger, account_ids[:middle], cmd, attempts
+                ) + _close_accounts(ledger, account_ids[middle:], cmd, attempts)
+    raise RuntimeError(f"could not close {account_ids[0]!r} after {attempts} attempts")
 
 
 def _close_chunk(
