@@ -398,7 +398,8 @@ class ContactsAccount(Aggregate):
         if sub.number == 1 and sub.periods_priced == 0:
             if self.opened_at + grace > as_of:
                 return issued
-            issued.append(self._renew(0, self.opened_at, sub, [], issued_on, count_contacts))
+            terms = self._terms_at(0, self.opened_at)
+            issued.append(self._renew(0, self.opened_at, terms, [], issued_on, count_contacts))
         # A plan change that missed the renewal it was meant for, before the months
         # below are billed with that renewal's allowance.
         replacement = self._replace_for_late_plan_change(as_of, issued_on)
@@ -416,11 +417,7 @@ class ContactsAccount(Aggregate):
                 self.closed_at is None or self.closed_at >= boundary
             )
             if renewing:
-                terms = (
-                    replace(self.pending, start_month=index + 1)
-                    if self.pending is not None
-                    else sub
-                )
+                terms = self._terms_at(index + 1, boundary)
                 issued.append(
                     self._renew(index + 1, boundary, terms, usage, issued_on, count_contacts)
                 )
@@ -444,6 +441,14 @@ class ContactsAccount(Aggregate):
                     effective_at=as_of, documented_months=index + 1, carried=carried
                 )
         return issued
+
+    def _terms_at(self, start_month: int, renewal: datetime) -> Subscription:
+        """The subscription a renewal is priced with: a plan change dated at or before
+        the renewal instant starts there; one dated after it waits for the next."""
+        pending, pending_at = self.pending, self.pending_at
+        if pending is not None and pending_at is not None and pending_at <= renewal:
+            return replace(pending, start_month=start_month)
+        return self.subscription
 
     def _nothing_left_to_bill(self, index: int) -> bool:
         """A closed account is billed only for what was sent up to its closing month

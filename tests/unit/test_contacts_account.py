@@ -9,6 +9,12 @@ in ``plans/contacts.toml``:
   contact; overage 0.0010 per email.
 - contacts-pro: tiers <=1,000 49.00, <=5,000 99.00, above 99.00 + 12.00 per
   1,000 started; products as basic plus sms 20.00; same discounts; overage 0.0008.
+- PRO6 (written out below): contacts-pro with 6 emails per contact, so an
+  allowance shows which plan priced it.
+
+A renewal instant, once priced, is never counted again: a contact change
+reported late counts from just after the latest renewal priced, and only a
+plan change dated at or before it replaces the unpaid renewal proforma.
 
 Europe/Amsterdam is UTC+1 in winter and UTC+2 from the last Sunday of March
 (2027-03-28, 2028-03-26) to the last Sunday of October (2027-10-31): local
@@ -32,10 +38,15 @@ from unit_builders import numbers, utc
 
 from commands.models import ContactChangeItem, Origin, SentEmailItem
 from ledger.contacts import ContactState, NegativeBillableCount, billable_as_of
-from ledger.contacts_account import ContactsAccount, ProformaNotFound, contacts_as_of
+from ledger.contacts_account import (
+    ContactsAccount,
+    InvalidPayment,
+    ProformaNotFound,
+    contacts_as_of,
+)
 from ledger.documents import Document
 from ledger.errors import AccountClosed
-from ledger.plans import Catalogue
+from ledger.plans import Catalogue, ContactsPlan
 from ledger.renewal import BillingPeriod, RenewalPeriod
 
 D = Decimal
@@ -43,6 +54,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = Catalogue.load(ROOT / "plans")
 BASIC = CATALOGUE.contacts_plan("contacts-basic")
 PRO = CATALOGUE.contacts_plan("contacts-pro")
+#: Pro with 6 emails per contact, so an allowance shows which plan priced it.
+PRO6 = ContactsPlan.model_validate(
+    PRO.model_dump() | {"id": "contacts-pro-6", "name": "Contacts Pro 6", "emails_per_contact": 6}
+)
 AMS = "Europe/Amsterdam"
 GRACE = timedelta(hours=6)
 MICRO = timedelta(microseconds=1)
@@ -144,6 +159,9 @@ def state(account: ContactsAccount) -> dict[str, Any]:
         "account_id": account.account_id,
         "subscription": account.subscription,
         "pending": account.pending,
+        "pending_at": account.pending_at,
+        "counted_through": account.counted_through,
+        "replaced": account.replaced,
         "currency": account.currency,
         "timezone": account.timezone,
         "tax_rate": account.tax_rate,
@@ -218,7 +236,7 @@ def test_first_period_is_priced_at_the_opening_with_the_contacts_counted_at_the_
     # 39.00 x 21% = 8.19
     assert totals(first) == (D("39.00"), D("8.19"), D("47.19"))
     assert "(tier 2)" in first.lines[0].description
-    # asked once, to price it (nothing was unpaid before this run)
+    # asked once, to price it
     assert counter.asked == [AMS_OPENED]
     assert account.subscription.floor == D("39.00")
     assert list(account.open_proformas) == ["PF-acc-7-0001"]
@@ -237,8 +255,8 @@ def test_renewals_count_contacts_at_local_midnight_of_each_renewal_date() -> Non
         ("PF-acc-7-0003", period("2027-05-10", "2027-06-10"), 1200, D("49.00")),
     ]
     assert [d.issued_on for d in docs] == [date(2027, 6, 10)] * 2  # 05:59 local
-    # every unpaid renewal proforma's instant re-checked first, then the renewal instants
-    assert counter.asked == [AMS_OPENED, APR_10, MAY_10]
+    # only the new renewal instants: the opening, priced already, is never asked again
+    assert counter.asked == [APR_10, MAY_10]
     counter.asked.clear()
     [june] = close(account, utc(2027, 6, 10, 4), counter)
     assert (june.number, june.period, june.contacts) == (
@@ -246,7 +264,12 @@ def test_renewals_count_contacts_at_local_midnight_of_each_renewal_date() -> Non
         period("2027-06-10", "2027-07-10"),
         600,
     )
-    assert counter.asked == [AMS_OPENED, APR_10, MAY_10, JUN_10]
+    assert counter.asked == [JUN_10]
+    # a run with no boundary passed asks nothing
+    counter.asked.clear()
+    assert close(account, utc(2027, 6, 20), counter) == []
+    assert counter.asked == []
+    assert account.counted_through == JUN_10
     assert_replays(account)
 
 
@@ -841,6 +864,103 @@ def test_contacts_as_of_rebuilds_the_billable_listing_from_the_history() -> None
     assert state(replayed(events)) == state(account)
 
 
+def contact_changes(events: Sequence[Any]) -> list[Any]:
+    """Every change the ``ContactsChanged`` events recorded, in order."""
+    return [
+        c
+        for e in events
+        if isinstance(e, ContactsAccount.ContactsChanged)
+        for c in e.changes  # type: ignore[attr-defined]
+    ]
+
+
+def test_a_contact_change_after_the_latest_priced_renewal_counts_from_its_event_time() -> None:
+    account = open_account()
+    counter = Counter({OPENED: 1})
+    # nothing priced yet: even a change dated before the opening counts from its time
+    before = utc(2027, 1, 14)
+    _, applied = account.record_contact_changes(
+        [change(ContactState("c0", 1, email="a@x"), before)], {}
+    )
+    assert [(c.counted_from, c.counts_from) for c in applied] == [(None, before)]
+    close(account, OPENED + GRACE, counter)
+    assert account.counted_through == OPENED
+    # one microsecond after the opening instant priced: not late
+    _, applied = account.record_contact_changes(
+        [change(ContactState("c1", 1, phone="+31"), OPENED + MICRO)], {}
+    )
+    assert [(c.counted_from, c.counts_from) for c in applied] == [(None, OPENED + MICRO)]
+    events = account.collect_events()
+    assert [c.counted_from for c in contact_changes(events)] == [None, None]
+    assert list(contacts_as_of(events, OPENED)) == ["c0"]
+    assert list(contacts_as_of(events, OPENED + MICRO)) == ["c0", "c1"]
+
+
+def test_a_contact_change_at_or_before_the_latest_priced_renewal_counts_from_just_after_it() -> (
+    None
+):
+    account = open_account()
+    counter = Counter({OPENED: 0, FEB_15: 3})  # the stand-in: whatever it is given
+    close(account, OPENED + GRACE, counter)
+    assert account.counted_through == OPENED
+    _, applied = account.record_contact_changes(
+        [
+            change(ContactState("c1", 1, email="a@x"), OPENED - timedelta(hours=1)),
+            change(ContactState("c2", 1, phone="+31"), OPENED),  # at the instant: late too
+            change(ContactState("c3", 1, user_id="u"), OPENED + MICRO),  # after: on time
+        ],
+        {},
+    )
+    # the opening (10:00:00) is priced: the first two count from 10:00:00.000001
+    assert [(c.contact_id, c.counted_from, c.counts_from) for c in applied] == [
+        ("c1", OPENED + MICRO, OPENED + MICRO),
+        ("c2", OPENED + MICRO, OPENED + MICRO),
+        ("c3", None, OPENED + MICRO),
+    ]
+    close(account, FEB_15 + GRACE, counter)
+    assert account.counted_through == FEB_15
+    # reported after the Feb 15 renewal was priced: dated Jan 20 and Feb 1, they count
+    # from Feb 15 00:00:00.000001; one dated Feb 16 counts from its own time
+    _, applied = account.record_contact_changes(
+        [
+            change(ContactState("c4", 1, web_push=True), utc(2027, 1, 20)),
+            change(ContactState.tombstone("c1", 2), utc(2027, 2, 1)),
+            change(ContactState("c5", 1, chat_replied=True), utc(2027, 2, 16)),
+        ],
+        {"c1": (1, True)},
+    )
+    assert [(c.contact_id, c.counted_from) for c in applied] == [
+        ("c4", FEB_15 + MICRO),
+        ("c1", FEB_15 + MICRO),
+        ("c5", None),
+    ]
+    # c1, c2, c3 then c4 and c5 in, c1 out
+    assert account.billable == 4
+    events = account.collect_events()
+    # what the events hold (what an auditor replays and the store copies)
+    assert [(c.contact_id, c.version, c.counted_from) for c in contact_changes(events)] == [
+        ("c1", 1, OPENED + MICRO),
+        ("c2", 1, OPENED + MICRO),
+        ("c3", 1, None),
+        ("c4", 1, FEB_15 + MICRO),
+        ("c1", 2, FEB_15 + MICRO),
+        ("c5", 1, None),
+    ]
+
+    def listing(at: datetime) -> list[str]:
+        return list(contacts_as_of(events, at))
+
+    # the count rebuilt for each priced instant is the one it was priced with
+    assert listing(OPENED) == []
+    assert listing(OPENED + MICRO) == ["c1", "c2", "c3"]
+    # Feb 15 was priced before c4 and the delete of c1 were known
+    assert listing(FEB_15) == ["c1", "c2", "c3"]
+    assert listing(FEB_15 + MICRO) == ["c2", "c3", "c4"]
+    assert listing(utc(2027, 2, 16)) == ["c2", "c3", "c4", "c5"]
+    assert list(billable_as_of(contact_changes(events), FEB_15)) == ["c1", "c2", "c3"]
+    assert state(replayed(events)) == state(account)
+
+
 # ---------------------------------------------------------------- 9. plan change
 
 
@@ -929,6 +1049,26 @@ def test_the_same_terms_or_the_already_scheduled_terms_record_no_event() -> None
     assert len(account.collect_events()) == 1
 
 
+def test_the_same_products_in_another_order_are_no_plan_change() -> None:
+    account = open_account(products=("chat", "automation"))
+    account.collect_events()
+    version = account.version
+    # products are a set: reordered, they are the terms in force
+    assert account.change_plan(BASIC, ("automation", "chat"), "month", utc(2027, 1, 20)) == version
+    assert account.pending is None
+    assert account.collect_events() == []
+    # a change is scheduled; asking for it again in another order records nothing
+    account.change_plan(PRO, ("sms", "chat"), None, utc(2027, 1, 21))
+    version = account.version
+    assert account.change_plan(PRO, ("chat", "sms"), "month", utc(2027, 1, 22)) == version
+    assert len(account.collect_events()) == 1
+    # and the terms in force reordered cancel it
+    account.change_plan(BASIC, ("automation", "chat"), None, utc(2027, 1, 23))
+    assert account.pending is None
+    assert account.pending_at is None
+    assert [type(e).__name__ for e in account.collect_events()] == ["PlanChangeScheduled"]
+
+
 def test_late_emails_of_a_month_before_a_plan_change_keep_that_months_price() -> None:
     account = open_account()
     counter = Counter(default=100)  # allowance 400 a month on either plan
@@ -991,82 +1131,462 @@ def test_paying_a_proforma_issues_the_numbered_invoice_on_the_local_paid_date() 
     assert_replays(account)
 
 
+def test_a_payment_dated_before_the_proformas_local_issue_date_is_refused() -> None:
+    account = open_account(tz=AMS, opened_at=AMS_OPENED)
+    [proforma] = close(account, AMS_OPENED + GRACE, Counter({AMS_OPENED: 600}))
+    assert proforma.issued_on == date(2027, 3, 10)
+    account.collect_events()
+    years: list[int] = []
+    numbering = numbers()
+
+    def next_number(year: int) -> str:
+        years.append(year)
+        return numbering(year)
+
+    # 22:59Z on Mar 9 is 23:59 on Mar 9 in Amsterdam (CET): the day before the issue
+    with pytest.raises(InvalidPayment):
+        account.pay("PF-acc-7-0001", utc(2027, 3, 9, 22, 59), next_number)
+    assert years == []  # no number spent
+    assert list(account.open_proformas) == ["PF-acc-7-0001"]
+    assert account.collect_events() == []
+    # 23:00Z on Mar 9 is 00:00 on Mar 10 local: the issue date itself is fine,
+    # even before the issuing instant (15:30Z)
+    invoice = account.pay("PF-acc-7-0001", utc(2027, 3, 9, 23), next_number)
+    assert (invoice.number, invoice.issued_on) == ("2027-000001", date(2027, 3, 10))
+    assert years == [2027]
+
+
 # ---------------------------------------------------------------- 11. replacement
 
+JUN_15 = utc(2027, 6, 15)
+JUL_15 = utc(2027, 7, 15)
 
-def test_an_unpaid_renewal_proforma_is_replaced_when_its_count_changes() -> None:
+
+def event_names(events: Sequence[Any]) -> list[str]:
+    return [type(e).__name__ for e in events]
+
+
+def test_a_priced_renewal_is_never_counted_again_and_a_new_count_replaces_nothing() -> None:
     account = open_account()
-    counter = Counter({OPENED: 600})
-    close(account, OPENED + GRACE, counter)
-    # late contact changes: 1,200 contacts were billable at the opening after all
+    counter = Counter({OPENED: 600, FEB_15: 400})
+    [first] = close(account, OPENED + GRACE, counter)
+    # late contact changes: 1,200 were billable at the opening after all
     counter.counts[OPENED] = 1200
-    [replacement] = close(account, utc(2027, 1, 20, 9), counter)
-    assert replacement.number == "PF-acc-7-0002"
-    assert replacement.period == period("2027-01-15", "2027-02-15")
-    assert replacement.issued_on == date(2027, 1, 20)
-    assert replacement.contacts == 1200
-    assert lines(replacement) == [("subscription", 1, D("49.00"), D("49.00"))]
-    assert list(account.open_proformas) == ["PF-acc-7-0002"]
-    # it set the floor: 49.00 now
-    assert account.subscription.floor == D("49.00")
-    # and the allowance of month 0: 4 x 1,200
-    assert account.months["0"].allowance == 4800
-    with pytest.raises(ProformaNotFound):
-        account.pay("PF-acc-7-0001", utc(2027, 1, 21), numbers())
-    # an unchanged count replaces nothing
-    assert close(account, utc(2027, 1, 21), counter) == []
-    # the next renewal is lifted to the new floor: 400 -> 19.00 + 30.00
-    counter.counts[FEB_15] = 400
+    assert close(account, utc(2027, 1, 20, 9), counter) == []
     [renewal] = close(account, FEB_15 + GRACE, counter)
+    # each renewal instant asked once, when it was new
+    assert counter.asked == [OPENED, FEB_15]
+    assert account.open_proformas["PF-acc-7-0001"].document == first
+    # 600: tier 2 29.00, still the floor and month 0's allowance (4 x 600)
+    assert lines(first) == [("subscription", 1, D("29.00"), D("29.00"))]
+    assert account.subscription.floor == D("29.00")
+    assert account.months["0"].allowance == 2400
+    # 400: 19.00, lifted by 29.00 - 19.00 = 10.00
+    assert renewal.number == "PF-acc-7-0002"
     assert lines(renewal) == [
         ("subscription", 1, D("19.00"), D("19.00")),
-        ("minimum_price", 1, None, D("30.00")),
+        ("minimum_price", 1, None, D("10.00")),
     ]
-    assert_replays(account)
+    assert account.replaced == {}
+    assert "ProformaReplaced" not in event_names(assert_replays(account))
 
 
-def test_a_replacement_keeps_the_usage_it_carried_and_does_not_bill_it_twice() -> None:
-    account = open_account()
-    counter = Counter({OPENED: 100, FEB_15: 100})
-    account.record_emails(emails(450, utc(2027, 1, 20)))
-    close(account, FEB_15 + GRACE, counter)
-    counter.counts[FEB_15] = 700
-    [replacement] = close(account, FEB_15 + timedelta(days=2), counter)
-    # 700 contacts: tier 2 29.00; month 0's overage (50 x 0.0010) is carried as it was
+@pytest.mark.parametrize(
+    "at",
+    [
+        pytest.param(utc(2027, 2, 14), id="dated-the-day-before"),
+        pytest.param(FEB_15, id="dated-at-the-counting-instant"),
+    ],
+)
+def test_a_late_plan_change_replaces_the_unpaid_renewal_it_predates(at: datetime) -> None:
+    account = open_account(tax_rate="0.21")
+    counter = Counter({OPENED: 600, FEB_15: 1200, MAR_15: 800})
+    first, renewal = close(account, FEB_15 + GRACE, counter)
+    # 1,200 on basic: tier 3 49.00
+    assert (renewal.number, renewal.contacts, renewal.subtotal.amount) == (
+        "PF-acc-7-0002",
+        1200,
+        D("49.00"),
+    )
+    # reported after the Feb 15 renewal was priced, dated at or before it
+    account.change_plan(PRO, ("sms",), None, at)
+    [replacement] = close(account, FEB_15 + timedelta(days=1), counter)
     assert replacement.number == "PF-acc-7-0003"
     assert replacement.period == period("2027-02-15", "2027-03-15")
+    assert replacement.issued_on == date(2027, 2, 16)
+    # the same 1,200 (never counted again), priced on Pro: tier 2 99.00 + sms 20.00;
+    # a new subscription's first price: no minimum line. 119.00 x 21% = 24.99
+    assert replacement.contacts == 1200
     assert lines(replacement) == [
-        ("subscription", 1, D("29.00"), D("29.00")),
+        ("subscription", 1, D("99.00"), D("99.00")),
+        ("product", 1, D("20.00"), D("20.00")),
+    ]
+    assert totals(replacement) == (D("119.00"), D("24.99"), D("143.99"))
+    assert counter.asked == [OPENED, FEB_15]
+    assert account.replaced == {"PF-acc-7-0002": "PF-acc-7-0003"}
+    assert list(account.open_proformas) == ["PF-acc-7-0001", "PF-acc-7-0003"]
+    assert account.open_proformas["PF-acc-7-0001"].document == first
+    # the new subscription starts at that renewal (month 1), its floor this price
+    sub = account.subscription
+    assert (sub.number, sub.plan, sub.products, sub.period) == (2, PRO, ("sms",), "month")
+    assert (sub.start_month, sub.periods_priced, sub.floor) == (1, 1, D("119.00"))
+    assert account.pending is None
+    # month 1 allows Pro's 4 x 1,200 = 4,800 at 0.0008; month 0 keeps basic's
+    assert (account.months["1"].contacts, account.months["1"].allowance) == (1200, 4800)
+    assert account.months["1"].unit_price == D("0.0008")
+    assert (account.months["0"].allowance, account.months["0"].unit_price) == (2400, D("0.0010"))
+    # nothing else to replace in a later run
+    assert close(account, FEB_15 + timedelta(days=2), counter) == []
+    # Mar 15 at 800: Pro tier 1 49.00 + sms 20.00 = 69.00, lifted by 50.00 to 119.00
+    [march] = close(account, MAR_15 + GRACE, counter)
+    assert march.number == "PF-acc-7-0004"
+    assert lines(march) == [
+        ("subscription", 1, D("49.00"), D("49.00")),
+        ("product", 1, D("20.00"), D("20.00")),
+        ("minimum_price", 1, None, D("50.00")),
+    ]
+    events = assert_replays(account)
+    [replaced] = [e for e in events if type(e).__name__ == "ProformaReplaced"]
+    assert replaced.replaced == "PF-acc-7-0002"
+    assert replaced.proforma.document == replacement
+    assert (replaced.subscription.number, replaced.subscription.floor) == (2, D("119.00"))
+    assert [(m.index, m.contacts, m.allowance, m.unit_price) for m in replaced.months] == [
+        (1, 1200, 4800, D("0.0008"))
+    ]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param("dated-after", id="dated-one-microsecond-after-the-renewal"),
+        pytest.param("paid", id="dated-before-but-the-renewal-is-paid"),
+    ],
+)
+def test_a_plan_change_that_cannot_replace_applies_at_the_next_renewal(case: str) -> None:
+    account = open_account()
+    counter = Counter({OPENED: 600, FEB_15: 1200, MAR_15: 800})
+    close(account, FEB_15 + GRACE, counter)
+    if case == "paid":
+        account.pay("PF-acc-7-0002", utc(2027, 2, 15, 12), numbers())
+        account.change_plan(PRO, ("sms",), None, utc(2027, 2, 14))
+    else:
+        account.change_plan(PRO, ("sms",), None, FEB_15 + MICRO)
+    assert close(account, FEB_15 + timedelta(days=1), counter) == []
+    assert account.replaced == {}
+    assert account.subscription.number == 1
+    assert account.pending is not None
+    # month 1 stays basic's: 4 x 1,200 at 0.0010
+    assert account.months["1"].unit_price == D("0.0010")
+    [march] = close(account, MAR_15 + GRACE, counter)
+    # Pro 800: tier 1 49.00 + sms 20.00 = 69.00, the new subscription's floor
+    assert march.number == "PF-acc-7-0003"
+    assert march.period == period("2027-03-15", "2027-04-15")
+    assert lines(march) == [
+        ("subscription", 1, D("49.00"), D("49.00")),
+        ("product", 1, D("20.00"), D("20.00")),
+    ]
+    sub = account.subscription
+    assert (sub.number, sub.start_month, sub.floor) == (2, 2, D("69.00"))
+    assert "ProformaReplaced" not in event_names(assert_replays(account))
+
+
+def test_a_replacement_carries_the_usage_of_the_replaced_proforma_and_bills_it_once() -> None:
+    account = open_account()
+    counter = Counter({OPENED: 100, FEB_15: 100, MAR_15: 100})
+    account.record_emails(emails(450, utc(2027, 1, 20)))
+    _, renewal = close(account, FEB_15 + GRACE, counter)
+    # basic 100: tier 1 19.00; month 0: 400 allowed of 450 -> 50 x 0.0010 = 0.05
+    assert lines(renewal) == [
+        ("subscription", 1, D("19.00"), D("19.00")),
         ("included", 400, D("0"), D("0.00")),
         ("overage", 50, D("0.0010"), D("0.05")),
     ]
-    # month 1 now allows 4 x 700 = 2,800: 2,800 sent is no overage at the month end
-    account.record_emails(emails(2800, utc(2027, 2, 20)))
-    counter.counts[MAR_15] = 700
+    account.change_plan(PRO, None, None, utc(2027, 2, 10))
+    [replacement] = close(account, FEB_15 + timedelta(days=2), counter)
+    # Pro 100: tier 1 49.00; month 0's lines carried unchanged, at basic's 0.0010
+    assert replacement.number == "PF-acc-7-0003"
+    assert lines(replacement) == [
+        ("subscription", 1, D("49.00"), D("49.00")),
+        ("included", 400, D("0"), D("0.00")),
+        ("overage", 50, D("0.0010"), D("0.05")),
+    ]
+    assert totals(replacement) == (D("49.05"), D("0.00"), D("49.05"))
+    assert account.months["0"].billed == 50
+    assert account.late_months == ()
+    # floor 49.00: the subscription lines only, never the overage
+    assert account.subscription.floor == D("49.00")
+    # month 1 on Pro: 4 x 100 = 400 allowed of 500 -> 100 x 0.0008 = 0.08;
+    # month 0's 50 are not billed again
+    account.record_emails(emails(500, utc(2027, 2, 20)))
     [march] = close(account, MAR_15 + GRACE, counter)
     assert lines(march) == [
-        ("subscription", 1, D("29.00"), D("29.00")),
-        ("included", 2800, D("0"), D("0.00")),
+        ("subscription", 1, D("49.00"), D("49.00")),
+        ("included", 400, D("0"), D("0.00")),
+        ("overage", 100, D("0.0008"), D("0.08")),
     ]
     assert account.months["0"].billed == 50
+    invoice = account.pay("PF-acc-7-0003", utc(2027, 3, 16), numbers())
+    assert invoice.proforma == "PF-acc-7-0003"
+    assert lines(invoice) == lines(replacement)
+    assert_replays(account)
 
 
-def test_a_quarterly_replacement_moves_the_allowance_of_the_months_still_open() -> None:
-    account = open_account(period="quarter")
-    counter = Counter({OPENED: 100})
-    close(account, FEB_15 + GRACE, counter)  # month 0 documented with 400 allowed
-    counter.counts[OPENED] = 200
-    [replacement] = close(account, FEB_15 + timedelta(days=1), counter)
-    assert (replacement.number, replacement.contacts) == ("PF-acc-7-0002", 200)
-    # tier 1 either way: 57.00 less 2.85
-    assert replacement.subtotal.amount == D("54.15")
-    # month 1: 4 x 200 = 800 allowed of 1,000 -> 200 x 0.0010 = 0.20
-    account.record_emails(emails(1000, utc(2027, 2, 20)))
-    [overage] = close(account, MAR_15 + GRACE, counter)
-    assert lines(overage) == [
-        ("included", 800, D("0"), D("0.00")),
-        ("overage", 200, D("0.0010"), D("0.20")),
+def test_the_replacement_sets_the_new_floor_and_is_not_lifted_to_the_old_one() -> None:
+    account = open_account(products=("automation",))
+    counter = Counter({OPENED: 3000, FEB_15: 1200, MAR_15: 400})
+    first, renewal = close(account, FEB_15 + GRACE, counter)
+    # opening 3,000: tier 4 99.00 + 15.00 = 114.00, the floor;
+    # Feb 15 1,200: 49.00 + 15.00 = 64.00, lifted by 50.00
+    assert first.subtotal.amount == D("114.00")
+    assert lines(renewal)[-1] == ("minimum_price", 1, None, D("50.00"))
+    account.change_plan(BASIC, ("automation", "chat"), None, utc(2027, 2, 1))
+    [replacement] = close(account, utc(2027, 2, 16), counter)
+    # 1,200: 49.00 + automation 15.00 + chat 10.00 = 74.00: a new floor, not lifted to 114.00
+    assert lines(replacement) == [
+        ("subscription", 1, D("49.00"), D("49.00")),
+        ("product", 1, D("15.00"), D("15.00")),
+        ("product", 1, D("10.00"), D("10.00")),
     ]
+    assert (account.subscription.number, account.subscription.floor) == (2, D("74.00"))
+    # Mar 15 at 400: 19.00 + 15.00 + 10.00 = 44.00, lifted by 30.00 to the new floor
+    [march] = close(account, MAR_15 + GRACE, counter)
+    assert lines(march) == [
+        ("subscription", 1, D("19.00"), D("19.00")),
+        ("product", 1, D("15.00"), D("15.00")),
+        ("product", 1, D("10.00"), D("10.00")),
+        ("minimum_price", 1, None, D("30.00")),
+    ]
+    assert march.subtotal.amount == D("74.00")
+
+
+def test_a_late_change_from_quarterly_to_monthly_prices_one_month_and_unprices_the_rest() -> None:
+    account = open_account(period="quarter")
+    counter = Counter({OPENED: 100, APR_15: 300, MAY_15: 250, JUN_15: 250})
+    _, renewal = close(account, APR_15 + GRACE, counter)
+    # 300: tier 1, 3 x 19.00 = 57.00 less 5% (2.85) = 54.15, equal to the floor
+    assert (renewal.number, renewal.period, renewal.subtotal.amount) == (
+        "PF-acc-7-0002",
+        period("2027-04-15", "2027-07-15"),
+        D("54.15"),
+    )
+    assert [account.months[str(i)].allowance for i in (3, 4, 5)] == [1200, 1200, 1200]
+    # month 3 (Apr 15 - May 15): 2,000 sent; month 4 (May 15 - Jun 15): 1,600 sent
+    account.record_emails(emails(2000, utc(2027, 4, 20)) + emails(1600, utc(2027, 5, 20)))
+    account.change_plan(PRO6, None, "month", utc(2027, 4, 1))
+    [replacement] = close(account, utc(2027, 4, 16), counter)
+    # one month on Pro 6 at the same 300: tier 1 49.00
+    assert (replacement.number, replacement.period, replacement.contacts) == (
+        "PF-acc-7-0003",
+        period("2027-04-15", "2027-05-15"),
+        300,
+    )
+    assert lines(replacement) == [("subscription", 1, D("49.00"), D("49.00"))]
+    sub = account.subscription
+    assert (sub.number, sub.period, sub.start_month, sub.floor) == (2, "month", 3, D("49.00"))
+    assert sub.next_renewal_month == 4
+    # month 3: 6 x 300 = 1,800 at 0.0008; months 4 and 5 wait for their own renewals,
+    # keeping the emails already counted in them
+    assert [
+        (m.contacts, m.allowance, m.unit_price, m.platform)
+        for m in (account.months[str(i)] for i in (3, 4, 5))
+    ] == [(300, 1800, D("0.0008"), 2000), (None, None, None, 1600), (None, None, None, 0)]
+    # May 15 at 250: Pro tier 1 49.00 (the floor); month 3: 200 x 0.0008 = 0.16
+    [may] = close(account, MAY_15 + GRACE, counter)
+    assert (may.number, may.period, may.contacts) == (
+        "PF-acc-7-0004",
+        period("2027-05-15", "2027-06-15"),
+        250,
+    )
+    assert lines(may) == [
+        ("subscription", 1, D("49.00"), D("49.00")),
+        ("included", 1800, D("0"), D("0.00")),
+        ("overage", 200, D("0.0008"), D("0.16")),
+    ]
+    # month 4 priced at May 15: 6 x 250 = 1,500 of 1,600 -> 100 x 0.0008 = 0.08
+    [june] = close(account, JUN_15 + GRACE, counter)
+    assert lines(june) == [
+        ("subscription", 1, D("49.00"), D("49.00")),
+        ("included", 1500, D("0"), D("0.00")),
+        ("overage", 100, D("0.0008"), D("0.08")),
+    ]
+    assert counter.asked == [OPENED, APR_15, MAY_15, JUN_15]
+    events = assert_replays(account)
+    [replaced] = [e for e in events if type(e).__name__ == "ProformaReplaced"]
+    assert [(m.index, m.allowance) for m in replaced.months] == [(3, 1800), (4, None), (5, None)]
+
+
+def test_a_late_change_from_monthly_to_quarterly_prices_the_months_ahead() -> None:
+    account = open_account()
+    counter = Counter({OPENED: 100, FEB_15: 200, MAY_15: 200})
+    close(account, FEB_15 + GRACE, counter)
+    assert account.months["1"].allowance == 800  # basic: 4 x 200
+    assert "2" not in account.months
+    account.change_plan(PRO6, None, "quarter", FEB_15)
+    [replacement] = close(account, utc(2027, 2, 16), counter)
+    # Pro 6 at 200: tier 1, 3 x 49.00 = 147.00 less 5% (7.35) = 139.65
+    assert (replacement.number, replacement.period) == (
+        "PF-acc-7-0003",
+        period("2027-02-15", "2027-05-15"),
+    )
+    assert lines(replacement) == [
+        ("subscription", 3, D("49.00"), D("147.00")),
+        ("period_discount", 1, None, D("-7.35")),
+    ]
+    sub = account.subscription
+    assert (sub.number, sub.period, sub.start_month, sub.floor) == (2, "quarter", 1, D("139.65"))
+    assert sub.next_renewal_month == 4
+    # months 1, 2, 3 each allow 6 x 200 = 1,200 at 0.0008
+    assert [
+        (m.contacts, m.allowance, m.unit_price) for m in (account.months[str(i)] for i in (1, 2, 3))
+    ] == [(200, 1200, D("0.0008"))] * 3
+    # month 2 (Mar 15 - Apr 15): 1,500 -> 300 x 0.0008 = 0.24; month 3: 1,200, none over
+    account.record_emails(emails(1500, utc(2027, 3, 20)) + emails(1200, utc(2027, 4, 20)))
+    # Mar 15 and Apr 15 are no renewals now: month 1 closes silently, month 2 on its own
+    [april] = close(account, APR_15 + GRACE, counter)
+    assert (april.number, april.period, april.contacts) == (
+        "PF-acc-7-0004",
+        period("2027-03-15", "2027-04-15"),
+        None,
+    )
+    assert lines(april) == [
+        ("included", 1200, D("0"), D("0.00")),
+        ("overage", 300, D("0.0008"), D("0.24")),
+    ]
+    # May 15, the next quarter at 200: 139.65 again (the floor, no line)
+    [may] = close(account, MAY_15 + GRACE, counter)
+    assert (may.number, may.period) == ("PF-acc-7-0005", period("2027-05-15", "2027-08-15"))
+    assert lines(may) == [
+        ("subscription", 3, D("49.00"), D("147.00")),
+        ("period_discount", 1, None, D("-7.35")),
+        ("included", 1200, D("0"), D("0.00")),
+    ]
+    assert counter.asked == [OPENED, FEB_15, MAY_15]
+    assert_replays(account)
+
+
+def test_a_late_plan_change_seen_in_the_same_run_prices_the_month_billed_in_it() -> None:
+    account = open_account(period="quarter")
+    counter = Counter({OPENED: 100, APR_15: 100})
+    close(account, APR_15 + GRACE, counter)  # PF-0002: Apr 15 - Jul 15 on basic
+    account.record_emails(emails(1000, utc(2027, 4, 20)))
+    account.change_plan(PRO, None, None, utc(2027, 4, 10))
+    # one run past the end of month 3: first the replacement, then month 3's overage
+    replacement, overage = close(account, MAY_15 + GRACE, counter)
+    # Pro 100: 3 x 49.00 = 147.00 less 5% (7.35) = 139.65
+    assert (replacement.number, replacement.period, replacement.subtotal.amount) == (
+        "PF-acc-7-0003",
+        period("2027-04-15", "2027-07-15"),
+        D("139.65"),
+    )
+    # month 3: 4 x 100 = 400 of 1,000 -> 600 x Pro's 0.0008 = 0.48 (not basic's 0.60)
+    assert (overage.number, overage.period) == ("PF-acc-7-0004", period("2027-04-15", "2027-05-15"))
+    assert lines(overage) == [
+        ("included", 400, D("0"), D("0.00")),
+        ("overage", 600, D("0.0008"), D("0.48")),
+    ]
+
+
+def test_a_late_plan_change_waits_once_a_month_of_the_renewal_is_documented() -> None:
+    account = open_account(period="quarter")
+    counter = Counter({OPENED: 100, APR_15: 100, JUL_15: 100})
+    close(account, MAY_15 + GRACE, counter)  # month 3 (Apr 15 - May 15) documented
+    assert account.documented_months == 4
+    account.change_plan(PRO, None, None, utc(2027, 4, 10))
+    assert close(account, MAY_15 + timedelta(days=1), counter) == []
+    assert account.replaced == {}
+    assert list(account.open_proformas) == ["PF-acc-7-0001", "PF-acc-7-0002"]
+    # applies at the next renewal: Pro 100 quarterly 139.65
+    [july] = close(account, JUL_15 + GRACE, counter)
+    assert (july.number, july.period, july.subtotal.amount) == (
+        "PF-acc-7-0003",
+        period("2027-07-15", "2027-10-15"),
+        D("139.65"),
+    )
+    assert (account.subscription.number, account.subscription.start_month) == (2, 6)
+
+
+def test_a_late_plan_change_can_replace_the_opening_period() -> None:
+    account = open_account()
+    counter = Counter({OPENED: 600, FEB_15: 400})
+    [first] = close(account, OPENED + GRACE, counter)  # basic 600: 29.00
+    account.change_plan(PRO, None, None, OPENED)  # dated at the opening instant
+    [replacement] = close(account, utc(2027, 1, 16), counter)
+    # Pro 600: tier 1 49.00, for the opening's period; the new subscription starts at month 0
+    assert (replacement.number, replacement.period, replacement.contacts) == (
+        "PF-acc-7-0002",
+        period("2027-01-15", "2027-02-15"),
+        600,
+    )
+    assert lines(replacement) == [("subscription", 1, D("49.00"), D("49.00"))]
+    assert account.replaced == {first.number: "PF-acc-7-0002"}
+    sub = account.subscription
+    assert (sub.number, sub.start_month, sub.floor) == (2, 0, D("49.00"))
+    assert (account.months["0"].allowance, account.months["0"].unit_price) == (2400, D("0.0008"))
+    # Feb 15 at 400: Pro tier 1 49.00, the floor: no line
+    [renewal] = close(account, FEB_15 + GRACE, counter)
+    assert lines(renewal) == [("subscription", 1, D("49.00"), D("49.00"))]
+    assert counter.asked == [OPENED, FEB_15]
+    assert_replays(account)
+
+
+def test_a_late_plan_change_replaces_only_the_latest_renewal() -> None:
+    account = open_account()
+    counter = Counter({OPENED: 600, FEB_15: 600})
+    first, _ = close(account, FEB_15 + GRACE, counter)
+    # dated even before the opening: the opening's proforma stands all the same
+    account.change_plan(PRO, None, None, OPENED - timedelta(hours=1))
+    [replacement] = close(account, utc(2027, 2, 16), counter)
+    # Pro 600: tier 1 49.00, for Feb 15 - Mar 15 only
+    assert (replacement.number, replacement.period) == (
+        "PF-acc-7-0003",
+        period("2027-02-15", "2027-03-15"),
+    )
+    assert lines(replacement) == [("subscription", 1, D("49.00"), D("49.00"))]
+    assert account.replaced == {"PF-acc-7-0002": "PF-acc-7-0003"}
+    assert account.open_proformas["PF-acc-7-0001"].document == first
+    assert lines(first) == [("subscription", 1, D("29.00"), D("29.00"))]
+    assert (account.months["0"].allowance, account.months["0"].unit_price) == (2400, D("0.0010"))
+
+
+def test_paying_a_replaced_proforma_names_the_proforma_that_replaced_it() -> None:
+    account = open_account()
+    counter = Counter({OPENED: 600, FEB_15: 600})
+    close(account, FEB_15 + GRACE, counter)  # both issued on Feb 15
+    account.pay("PF-acc-7-0001", utc(2027, 2, 15, 12), numbers())
+    account.change_plan(PRO, None, None, utc(2027, 2, 1))
+    [second] = close(account, utc(2027, 2, 16), counter)
+    # a second late change, dated before the same renewal, replaces the replacement
+    account.change_plan(PRO, ("chat",), None, utc(2027, 2, 2))
+    [third] = close(account, utc(2027, 2, 17), counter)
+    # Pro 600: 49.00; + chat 10.00
+    assert (second.number, second.subtotal.amount) == ("PF-acc-7-0003", D("49.00"))
+    assert (third.number, third.subtotal.amount) == ("PF-acc-7-0004", D("59.00"))
+    assert account.replaced == {
+        "PF-acc-7-0002": "PF-acc-7-0003",
+        "PF-acc-7-0003": "PF-acc-7-0004",
+    }
+    assert account.subscription.number == 3
+    years: list[int] = []
+    numbering = numbers()
+
+    def next_number(year: int) -> str:
+        years.append(year)
+        return numbering(year)
+
+    # each replaced id leads to the one payable now
+    for replaced in ("PF-acc-7-0002", "PF-acc-7-0003"):
+        with pytest.raises(ProformaNotFound) as refused:
+            account.pay(replaced, utc(2027, 2, 18), next_number)
+        assert str(refused.value).endswith("; it was replaced by PF-acc-7-0004")
+    # paid or unknown: no such hint
+    for gone in ("PF-acc-7-0001", "PF-acc-7-0099"):
+        with pytest.raises(ProformaNotFound) as refused:
+            account.pay(gone, utc(2027, 2, 18), next_number)
+        assert "replaced" not in str(refused.value)
+    assert years == []
+    invoice = account.pay("PF-acc-7-0004", utc(2027, 2, 18), next_number)
+    assert (invoice.proforma, invoice.subtotal.amount) == ("PF-acc-7-0004", D("59.00"))
+    assert_replays(account)
 
 
 def test_a_paid_proforma_is_never_replaced() -> None:
@@ -1079,39 +1599,6 @@ def test_a_paid_proforma_is_never_replaced() -> None:
     assert account.proforma_count == 1
     assert account.subscription.floor == D("29.00")
     assert_replays(account)
-
-
-def test_a_lower_recount_of_the_first_period_lowers_the_floor_of_unpaid_renewals() -> None:
-    account = open_account()
-    counter = Counter({OPENED: 600, FEB_15: 400})
-    docs = close(account, FEB_15 + GRACE, counter)
-    # floor 29.00 (600); the renewal at 400: 19.00 + minimum 10.00
-    assert lines(docs[1])[-1] == ("minimum_price", 1, None, D("10.00"))
-    # recount: 450 at the opening -> the first period is 19.00, and so is the floor
-    counter.counts[OPENED] = 450
-    replaced = close(account, FEB_15 + timedelta(days=1), counter)
-    assert account.subscription.floor == D("19.00")
-    # the unpaid Feb 15 proforma must no longer be lifted to 29.00
-    assert [(d.period, lines(d)) for d in replaced] == [
-        (period("2027-01-15", "2027-02-15"), [("subscription", 1, D("19.00"), D("19.00"))]),
-        (period("2027-02-15", "2027-03-15"), [("subscription", 1, D("19.00"), D("19.00"))]),
-    ]
-
-
-def test_a_recount_seen_in_the_same_run_sets_the_allowance_of_the_month_billed_in_it() -> None:
-    account = open_account(period="quarter")
-    counter = Counter({OPENED: 100})
-    close(account, OPENED + GRACE, counter)
-    account.record_emails(emails(1000, utc(2027, 1, 20)))
-    # the opening count is corrected to 200 before month 0 ends
-    counter.counts[OPENED] = 200
-    docs = close(account, FEB_15 + GRACE, counter)
-    # month 0 allows 4 x 200 = 800 of 1,000: 200 x 0.0010 = 0.20 (not 600 -> 0.60)
-    overage = next(d for d in docs if d.contacts is None)
-    assert lines(overage) == [
-        ("included", 800, D("0"), D("0.00")),
-        ("overage", 200, D("0.0010"), D("0.20")),
-    ]
 
 
 # ---------------------------------------------------------------- 12. closing
@@ -1146,6 +1633,36 @@ def test_closing_stops_renewals_but_bills_the_closing_months_overage() -> None:
     assert_replays(account)
 
 
+def test_a_closed_accounts_later_month_with_emails_is_billed_with_no_allowance() -> None:
+    account = open_account()
+    counter = Counter({OPENED: 100})
+    close(account, OPENED + GRACE, counter)
+    account.close(utc(2027, 1, 20))
+    # 1,000 platform emails dated in month 2 (Mar 15 - Apr 15), long after the closing
+    account.record_emails(emails(1000, utc(2027, 3, 20)))
+    # months 0 and 1 end with nothing to bill; month 2 is not over yet
+    assert close(account, APR_15 + GRACE - MICRO, counter) == []
+    [look_ahead] = close(account, APR_15 + GRACE, counter)
+    assert (look_ahead.number, look_ahead.period, look_ahead.contacts) == (
+        "PF-acc-7-0002",
+        period("2027-03-15", "2027-04-15"),
+        None,
+    )
+    # no period priced month 2: allowance 0, 1,000 x basic's 0.0010 = 1.00
+    assert lines(look_ahead) == [
+        ("included", 0, D("0"), D("0.00")),
+        ("overage", 1000, D("0.0010"), D("1.00")),
+    ]
+    assert "no subscription covered this month" in look_ahead.lines[0].description
+    assert totals(look_ahead) == (D("1.00"), D("0.00"), D("1.00"))
+    assert account.months["2"].allowance is None
+    assert account.months["2"].billed == 1000
+    # never a renewal after the closing, and nothing more to bill
+    assert counter.asked == [OPENED]
+    assert close(account, utc(2027, 12, 1), counter) == []
+    assert_replays(account)
+
+
 def test_closing_just_before_a_renewal_instant_means_no_renewal() -> None:
     account = open_account()
     counter = Counter({OPENED: 100})
@@ -1174,7 +1691,9 @@ def test_a_year_of_everything_keeps_the_invariants_and_replays_to_the_same_state
     numbering = numbers()
     issued: list[Document] = []
     t = utc(2027, 1, 15, 10)
-    for step in range(60):  # a week at a time, a bit over a year
+    # step s runs at t = Jan 15 10:00Z + 7 (s + 1) days; renewals at local midnight of
+    # the 15th (22:00Z or 23:00Z the day before), billed from 04:00Z or 05:00Z on the 15th
+    for step in range(60):  # a week at a time, a bit over a year (last: 2028-03-10)
         t += timedelta(days=7)
         account.record_contact_changes(
             [change(ContactState(f"c{step}", 1, email="x@y"), t - timedelta(hours=1))], {}
@@ -1182,10 +1701,12 @@ def test_a_year_of_everything_keeps_the_invariants_and_replays_to_the_same_state
         account.check_invariants()
         account.record_emails(emails(900, t - timedelta(days=10)) + emails(5, t, "custom_smtp"))
         account.check_invariants()
-        if step == 20:
+        if step == 20:  # Jun 11, after the Apr 15 renewal: from the Jul 15 renewal on
             account.change_plan(PRO, ("automation", "chat"), "month", t)
-        if step == 30:
-            counter.default = 1500  # unpaid renewals priced at 600 get replaced
+        if step == 30:  # Aug 20: a new count never reopens a priced renewal
+            counter.default = 1500
+        if step == 31:  # Aug 27, dated Aug 10: replaces the unpaid Aug 15 renewal
+            account.change_plan(PRO, ("automation",), None, utc(2027, 8, 10))
         issued += close(account, t, counter)
         # overage-only proformas are paid as they come; renewals stay unpaid (replaceable)
         for number, held in list(account.open_proformas.items()):
@@ -1198,16 +1719,46 @@ def test_a_year_of_everything_keeps_the_invariants_and_replays_to_the_same_state
     assert account.billable == 60
     kinds = {line.kind for d in issued for line in d.lines}
     assert {"overage", "late_overage", "custom_smtp", "period_discount"} <= kinds
-    # the recount to 1,500 replaced the unpaid first quarter
-    assert [d.contacts for d in issued if d.period == period("2027-01-15", "2027-04-15")] == [
-        600,
-        1500,
+    # every renewal instant counted once
+    assert len(counter.asked) == len(set(counter.asked))
+
+    def price(doc: Document) -> Decimal:
+        kinds = {"subscription", "product", "period_discount", "minimum_price"}
+        return sum((line.amount.amount for line in doc.lines if line.kind in kinds), D(0))
+
+    renewals = [(d.period, d.contacts, price(d)) for d in issued if d.contacts is not None]
+    # basic 600 quarterly + automation: 3 x (29.00 + 15.00) = 132.00 less 6.60 = 125.40;
+    # Pro 600 monthly + automation + chat: 49.00 + 15.00 + 10.00 = 74.00;
+    # Pro 1,500 + automation + chat: 99.00 + 25.00 = 124.00, replaced by
+    # Pro 1,500 + automation: 99.00 + 15.00 = 114.00, the new floor, every month after
+    assert renewals == [
+        (period("2027-01-15", "2027-04-15"), 600, D("125.40")),
+        (period("2027-04-15", "2027-07-15"), 600, D("125.40")),
+        (period("2027-07-15", "2027-08-15"), 600, D("74.00")),
+        (period("2027-08-15", "2027-09-15"), 1500, D("124.00")),
+        (period("2027-08-15", "2027-09-15"), 1500, D("114.00")),
+        (period("2027-09-15", "2027-10-15"), 1500, D("114.00")),
+        (period("2027-10-15", "2027-11-15"), 1500, D("114.00")),
+        (period("2027-11-15", "2027-12-15"), 1500, D("114.00")),
+        (period("2027-12-15", "2028-01-15"), 1500, D("114.00")),
+        (period("2028-01-15", "2028-02-15"), 1500, D("114.00")),
+        (period("2028-02-15", "2028-03-15"), 1500, D("114.00")),
     ]
+    # the Aug 15 renewal, replaced by the next one issued for the same period
+    aug = [
+        d.number
+        for d in issued
+        if d.contacts is not None and d.period == period("2027-08-15", "2027-09-15")
+    ]
+    assert account.replaced == {aug[0]: aug[1]}
     assert account.open_proformas == {}
-    assert account.subscription.number == 2
+    assert (account.subscription.number, account.subscription.floor) == (3, D("114.00"))
     assert len({d.number for d in issued}) == len(issued)
+    # every proforma paid once, except the one replaced
+    assert len(account.invoices) == len(issued) - 1
     events = assert_replays(account)
     assert type(events[0]).__name__ == "Opened"
+    assert event_names(events).count("ProformaReplaced") == 1
 
 
 # ---------------------------------------------------------------- property: periods tile time
@@ -1280,3 +1831,37 @@ def test_overage_under_a_cent_is_carried_until_it_adds_up_never_dropped() -> Non
     ]
     assert account.late_months == ()
     assert account.months["0"].billed == 6 and account.months["1"].billed == 2
+
+
+def test_a_plan_change_dated_after_a_renewal_waits_for_the_next_one_even_if_not_yet_priced() -> (
+    None
+):
+    account = open_account()
+    counter = Counter({OPENED: 600, FEB_15: 600, MAR_15: 600})
+    close(account, OPENED + GRACE, counter)
+    # Feb 15 03:00 is after the Feb 15 renewal instant, which is priced only at 06:00.
+    account.change_plan(PRO, (), None, utc(2027, 2, 15, 3))
+    [feb] = close(account, FEB_15 + GRACE, counter)
+    # still basic: 600 contacts, tier 2, 29.00
+    assert lines(feb) == [("subscription", 1, D("29.00"), D("29.00"))]
+    [mar] = close(account, MAR_15 + GRACE, counter)
+    # Pro from Mar 15: 600 contacts, tier 1 (<=1,000) 49.00
+    assert lines(mar) == [("subscription", 1, D("49.00"), D("49.00"))]
+    assert (account.subscription.plan, account.subscription.number) == (PRO, 2)
+    assert_replays(account)
+
+
+def test_a_plan_change_dated_at_the_opening_prices_the_first_period_on_the_new_plan() -> None:
+    account = open_account()
+    account.change_plan(PRO, ("sms",), None, OPENED)
+    counter = Counter({OPENED: 600})
+    [first] = close(account, OPENED + GRACE, counter)
+    # no basic proforma to replace: Pro tier 1 49.00 + sms 20.00 = 69.00, the floor
+    assert first.number == "PF-acc-7-0001"
+    assert lines(first) == [
+        ("subscription", 1, D("49.00"), D("49.00")),
+        ("product", 1, D("20.00"), D("20.00")),
+    ]
+    assert account.subscription.floor == D("69.00") and account.pending is None
+    assert not account.replaced
+    assert_replays(account)
