@@ -48,7 +48,7 @@ def _history(services: Services) -> None:
     consumer.drain(timeout=60)
     consumer.close()
     services.close_periods(utc(2026, 11, 2, 7))
-    services.pay_proforma("c", "PF-c-0001", utc(2026, 10, 3))
+    services.pay_proforma("c", "PF-c-0001", utc(2026, 11, 2, 8))
     up.close()
 
 
