@@ -162,8 +162,9 @@ def contacts(
             "billable_because": ", ".join(change.reasons),
             "version": change.version,
             "changed_at": change.changed_at,
-            # Reported after a renewal it predates was priced: counted from just after it.
-            "counted_from": change.counts_from,
+            # Set only when reported after a renewal it predates was priced:
+            # it counts from just after that renewal.
+            "counted_from": change.counted_from,
         }
         for change in listed.values()
     ]
