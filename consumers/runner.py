@@ -277,6 +277,9 @@ class LedgerConsumer:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-db")
         self._in_flight: _InFlight | None = None
         self._settled: list[BatchOutcome] = []
+        # Rebalance callbacks run on kafka-python's IO thread: they settle the save
+        # in flight under this lock, never in the middle of this thread's doing so.
+        self._pipeline = threading.RLock()
 
     # ------------------------------------------------------------------ positions
 
@@ -363,16 +366,18 @@ class LedgerConsumer:
         for tp in ordered:
             # kafka-python's records have the attributes a Record has: not copied.
             prepared = self._prepare(tp, polled[tp])  # overlaps the save in flight
-            if not self._settle():
-                self._discard(prepared)
-                continue
-            self._apply_and_save(prepared)
+            with self._pipeline:
+                if self._settle():
+                    self._apply_and_save(prepared)
+                else:
+                    self._discard(prepared)
         if not polled:
             self._settle()  # nothing to overlap with: finish the save in flight
         if polled and time.monotonic() - self._lag_reported > 1.0:
             self._report_lag(list(polled))
         self._maybe_release()
-        outcomes, self._settled = self._settled, []
+        with self._pipeline:
+            outcomes, self._settled = self._settled, []
         return outcomes
 
     @property
@@ -383,7 +388,7 @@ class LedgerConsumer:
     def process(self, tp: TopicPartition, records: Sequence[RecordLike]) -> BatchOutcome:
         """One partition batch, start to commit, not pipelined (the save before it is
         settled first; its outcome is returned by the next ``poll_once``)."""
-        with _collector_paused():
+        with _collector_paused(), self._pipeline:
             self._settle()
             prepared = self._prepare(tp, records)
             self._apply_and_save(prepared)
@@ -466,9 +471,13 @@ class LedgerConsumer:
         On failure nothing of the batch was stored: the aggregates it touched are
         evicted and its partition rewound to the stored position, to be redone.
         """
-        flight, self._in_flight = self._in_flight, None
-        if flight is None:
-            return True
+        with self._pipeline:
+            flight, self._in_flight = self._in_flight, None
+            if flight is None:
+                return True
+            return self._settle_flight(flight)
+
+    def _settle_flight(self, flight: _InFlight) -> bool:
         tp, records, outcome = flight.tp, flight.records, flight.outcome
         try:
             flight.save.result()
