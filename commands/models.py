@@ -7,10 +7,9 @@ event it produced, or dead-letter the message with its coordinates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -21,12 +20,13 @@ class Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
+class Origin(NamedTuple):
     """Where a command came from: upstream identity and Kafka coordinates.
 
-    A plain dataclass: it is built from an already validated message, once per
-    email, on the hot path.
+    A named tuple (immutable, and about 3x cheaper to build than a frozen
+    dataclass, whose ``__init__`` goes through ``object.__setattr__`` per
+    field): it is built from an already validated message, once per email, on
+    the hot path.
     """
 
     source: str
@@ -83,8 +83,9 @@ class CloseAccount(Command):
     origin: Origin | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class SentEmailItem:
+class SentEmailItem(NamedTuple):
+    """One email of a batch (a named tuple for the same reason as :class:`Origin`)."""
+
     sent_at: datetime
     route: Literal["platform", "custom_smtp"]
     origin: Origin

@@ -18,6 +18,18 @@ Exactly-once effect, step by step (``docs/exactly-once.md``):
 
 A crash anywhere before step 5 commits leaves the stored position where it was,
 so the records are consumed again; after it, they are never applied again.
+
+Pipelining: step 5 runs on a worker thread while this thread polls and
+decodes the next batch (steps 1-2 without the dedupe lookup, and the mapping
+of step 3: pure work). PostgreSQL works in its own process and the client
+releases the GIL while it waits, so the commit of batch N overlaps the pure
+work of batch N+1. At most one save is in flight; saves stay strictly
+sequential, in order. Batch N+1 is applied to aggregates only after batch
+N's save succeeded; if it failed, the cache is evicted, N's partition is
+rewound, and the prepared N+1 is discarded and its partition rewound too:
+both are redone from their stored positions. The dedupe lookup of N+1 is
+queued on the same worker behind N's save, so it sees N's keys. A rebalance,
+``caught_up`` and ``close`` (SIGTERM) all settle the save in flight first.
 """
 
 from __future__ import annotations
@@ -29,7 +41,7 @@ import threading
 import time
 from base64 import b64encode
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +53,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from commands.handlers import BatchWork, apply_commands, save_batch
+from commands.models import AccountCommand
 from commands.store import DeadLetterRow, LedgerRecorder
 from consumers.mapping import to_commands
 from consumers.messages import Accepted, Record, RecordLike, Refused, decode
@@ -55,6 +68,10 @@ log = structlog.get_logger(__name__)
 def tracking_name(topic: str, partition: int) -> str:
     return f"kafka:{topic}:{partition}"
 
+
+#: Poll timeout while a save is in flight: if no records come this soon, the
+#: consumer settles the save instead of idling (keeps ``drain`` prompt).
+IN_FLIGHT_POLL_MS = 20
 
 #: Seconds a thread may hold the GIL while another waits for it (CPython's default is 5 ms).
 SWITCH_INTERVAL = 0.0005
@@ -110,7 +127,14 @@ class BatchOutcome:
     duplicates: int = 0
     dead_letters: int = 0
     accounts: int = 0
+    #: Nothing of the batch was stored; its records are consumed again.
     redo: bool = False
+    #: Redone without being applied: prepared while the save before it failed.
+    discarded: bool = False
+    topic: str = ""
+    partition: int = -1
+    first_offset: int = -1
+    last_offset: int = -1
 
 
 #: Kafka's default message limit is 1 MiB; JSON-escaped payloads grow up to 6x.
@@ -181,6 +205,31 @@ class PartitionBatch:
         self.keys = [k for _, k in fresh]
 
 
+@dataclass
+class _Prepared:
+    """A partition batch decoded and mapped (pure), not applied yet."""
+
+    tp: TopicPartition
+    records: Sequence[RecordLike]
+    batch: PartitionBatch
+    commands: list[AccountCommand]
+    #: ``known_keys`` of the batch, queued behind the save in flight (if any).
+    lookup: Future[set[tuple[str, str]]]
+    started: float
+
+
+@dataclass
+class _InFlight:
+    """A partition batch applied to the aggregates, its save running on the worker."""
+
+    tp: TopicPartition
+    records: Sequence[RecordLike]
+    work: BatchWork
+    outcome: BatchOutcome
+    started: float
+    save: Future[None]
+
+
 class LedgerConsumer:
     def __init__(
         self,
@@ -224,7 +273,13 @@ class LedgerConsumer:
         self._held_back: dict[TopicPartition, int] = {}
         self._lag_reported = 0.0
         _shorten_switch_interval()
-        self._lookup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-dedupe-lookup")
+        # One worker, so saves and dedupe lookups run one at a time, in the order submitted.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-db")
+        self._in_flight: _InFlight | None = None
+        self._settled: list[BatchOutcome] = []
+        # Rebalance callbacks run on kafka-python's IO thread: they settle the save
+        # in flight under this lock, never in the middle of this thread's doing so.
+        self._pipeline = threading.RLock()
 
     # ------------------------------------------------------------------ positions
 
@@ -233,6 +288,8 @@ class LedgerConsumer:
         return position
 
     def seek_to_stored(self, partitions: Sequence[TopicPartition]) -> None:
+        # A save in flight must not race the seek: its outcome moves the stored position.
+        self._settle()
         for tp in partitions:
             stored = self.stored_position(tp)
             if stored is None:
@@ -299,36 +356,70 @@ class LedgerConsumer:
             return self._poll_once()
 
     def _poll_once(self) -> list[BatchOutcome]:
-        polled = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
-        outcomes = []
+        timeout_ms = self.poll_timeout_ms
+        if self._in_flight is not None:
+            timeout_ms = min(timeout_ms, IN_FLIGHT_POLL_MS)
+        polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.max_records)
         ordered = sorted(
             polled, key=lambda tp: (tp.topic not in self.roles.priority, tp.topic, tp.partition)
         )
         for tp in ordered:
             # kafka-python's records have the attributes a Record has: not copied.
-            outcome = self.process(tp, polled[tp])
-            outcomes.append(outcome)
-            if self.on_batch:
-                self.on_batch(outcome)
+            prepared = self._prepare(tp, polled[tp])  # overlaps the save in flight
+            with self._pipeline:
+                if self._settle():
+                    self._apply_and_save(prepared)
+                else:
+                    self._discard(prepared)
+        if not polled:
+            self._settle()  # nothing to overlap with: finish the save in flight
         if polled and time.monotonic() - self._lag_reported > 1.0:
             self._report_lag(list(polled))
         self._maybe_release()
+        with self._pipeline:
+            outcomes, self._settled = self._settled, []
         return outcomes
 
-    def process(self, tp: TopicPartition, records: Sequence[RecordLike]) -> BatchOutcome:
-        with _collector_paused():
-            return self._process(tp, records)
+    @property
+    def in_flight(self) -> bool:
+        """Whether a batch's save is still running (its outcome comes with a later poll)."""
+        return self._in_flight is not None
 
-    def _process(self, tp: TopicPartition, records: Sequence[RecordLike]) -> BatchOutcome:
+    def process(self, tp: TopicPartition, records: Sequence[RecordLike]) -> BatchOutcome:
+        """One partition batch, start to commit, not pipelined (the save before it is
+        settled first; its outcome is returned by the next ``poll_once``)."""
+        with _collector_paused(), self._pipeline:
+            self._settle()
+            prepared = self._prepare(tp, records)
+            self._apply_and_save(prepared)
+            assert self._in_flight is not None
+            outcome = self._in_flight.outcome
+            self._settle()
+            self._settled.remove(outcome)
+            return outcome
+
+    def _prepare(self, tp: TopicPartition, records: Sequence[RecordLike]) -> _Prepared:
+        """The pure part: decode, validate, drop in-batch duplicates, map to commands.
+
+        Which keys are stored already is asked on the worker, behind the save in
+        flight (so it sees that batch's keys), while this thread maps the batch.
+        """
         started = time.perf_counter()
         batch = PartitionBatch(records, self.roles.by_topic[tp.topic])
-        # Which keys are stored already: asked on another connection while this
-        # thread maps the batch to commands (the lookup is a wait, the mapping
-        # is work); re-mapped only in the rare batch that carried duplicates.
-        lookup = self._lookup.submit(self.recorder.known_keys, batch.keys)
+        lookup = self._worker.submit(self.recorder.known_keys, batch.keys)
         commands = to_commands(batch.accepted)
-        known = lookup.result()
-        if known:
+        return _Prepared(tp, records, batch, commands, lookup, started)
+
+    def _apply_and_save(self, prepared: _Prepared) -> None:
+        """Apply to the aggregates, publish dead letters, and start the save.
+
+        Only called when no save is in flight: the aggregates are current.
+        """
+        assert self._in_flight is None
+        tp, records, batch = prepared.tp, prepared.records, prepared.batch
+        commands = prepared.commands
+        known = prepared.lookup.result()
+        if known:  # re-mapped only in the rare batch that carried stored duplicates
             batch.drop_known(known)
             commands = to_commands(batch.accepted)
         work = BatchWork(self.ledger, self.catalogue)
@@ -358,7 +449,7 @@ class LedgerConsumer:
                         record.value or b"",
                     )
                 )
-        self._publish_dead_letters(dead)
+        self._publish_dead_letters(dead)  # flushed before the transaction starts
         tracking = Tracking(tracking_name(tp.topic, tp.partition), records[-1].offset)
         outcome = BatchOutcome(
             records=len(records),
@@ -366,13 +457,33 @@ class LedgerConsumer:
             duplicates=batch.duplicates,
             dead_letters=len(dead),
             accounts=len(work.accounts),
+            topic=tp.topic,
+            partition=tp.partition,
+            first_offset=records[0].offset,
+            last_offset=records[-1].offset,
         )
+        save = self._worker.submit(save_batch, work, tracking, dead)
+        self._in_flight = _InFlight(tp, records, work, outcome, prepared.started, save)
+
+    def _settle(self) -> bool:
+        """Wait for the save in flight, if any; False if it failed (and was rolled back).
+
+        On failure nothing of the batch was stored: the aggregates it touched are
+        evicted and its partition rewound to the stored position, to be redone.
+        """
+        with self._pipeline:
+            flight, self._in_flight = self._in_flight, None
+            if flight is None:
+                return True
+            return self._settle_flight(flight)
+
+    def _settle_flight(self, flight: _InFlight) -> bool:
+        tp, records, outcome = flight.tp, flight.records, flight.outcome
         try:
-            save_batch(work, tracking, dead)
+            flight.save.result()
         except (IntegrityError, OperationalError) as exc:  # collision, or lock timeout
-            self.ledger.evict([account_uuid(a) for a in work.accounts])
-            stored = self.stored_position(tp)
-            self.consumer.seek(tp, 0 if stored is None else stored + 1)
+            self.ledger.evict([account_uuid(a) for a in flight.work.accounts])
+            stored = self._rewind(tp)
             log.warning(
                 "batch_collided_redoing",
                 topic=tp.topic,
@@ -384,8 +495,9 @@ class LedgerConsumer:
             # Nothing of this attempt was stored: the redo will count it.
             outcome.redo = True
             outcome.applied = outcome.duplicates = outcome.dead_letters = 0
-            return outcome
-        elapsed = time.perf_counter() - started
+            self._finished(outcome)
+            return False
+        elapsed = time.perf_counter() - flight.started
         BATCH_SECONDS.labels(tp.topic).observe(elapsed)
         MESSAGES.labels(tp.topic, "applied").inc(outcome.applied)
         MESSAGES.labels(tp.topic, "duplicate").inc(outcome.duplicates)
@@ -401,11 +513,47 @@ class LedgerConsumer:
             applied=outcome.applied,
             duplicates=outcome.duplicates,
             dead_letters=outcome.dead_letters,
-            accounts=sorted(work.accounts)[:20],
+            accounts=sorted(flight.work.accounts)[:20],
             account_count=outcome.accounts,
             ms=round(elapsed * 1000, 1),
         )
-        return outcome
+        self._finished(outcome)
+        return True
+
+    def _finished(self, outcome: BatchOutcome) -> None:
+        self._settled.append(outcome)
+        if self.on_batch:
+            self.on_batch(outcome)
+
+    def _discard(self, prepared: _Prepared) -> None:
+        """A batch prepared while the save before it failed: never applied, redone later."""
+        tp, records = prepared.tp, prepared.records
+        stored = self._rewind(tp)
+        log.warning(
+            "prepared_batch_discarded",
+            topic=tp.topic,
+            partition=tp.partition,
+            first_offset=records[0].offset,
+            resume_after=stored,
+        )
+        self._finished(
+            BatchOutcome(
+                records=len(records),
+                redo=True,
+                discarded=True,
+                topic=tp.topic,
+                partition=tp.partition,
+                first_offset=records[0].offset,
+                last_offset=records[-1].offset,
+            )
+        )
+
+    def _rewind(self, tp: TopicPartition) -> int | None:
+        """Seek to the stored position (if the partition is still ours); returns it."""
+        stored = self.stored_position(tp)
+        if tp in self.consumer.assignment():
+            self.consumer.seek(tp, 0 if stored is None else stored + 1)
+        return stored
 
     def _publish_dead_letters(self, dead: Sequence[DeadLetterRow]) -> None:
         if not dead:
@@ -440,9 +588,10 @@ class LedgerConsumer:
             log.debug("lag_report_failed", error=str(exc))
 
     def caught_up(self) -> bool:
-        """Every assigned partition's stored position has reached its end offset."""
+        """No save in flight, and every assigned partition's stored position has
+        reached its end offset."""
         assigned = list(self.consumer.assignment())
-        if not assigned or self._held_back:
+        if not assigned or self._held_back or self._in_flight is not None:
             return False
         ends = self.consumer.end_offsets(assigned)
         return all(self._next_offset(tp) >= end for tp, end in ends.items())
@@ -463,12 +612,15 @@ class LedgerConsumer:
                 raise TimeoutError(f"consumer not caught up after {timeout}s")
 
     def close(self) -> None:
-        self._lookup.shutdown(wait=True)
-        self.producer.flush()
-        self.producer.close()
-        self.consumer.close()
-        self.ledger.close()
-        log.info("consumer_stopped")
+        try:
+            self._settle()  # the batch in flight is finished, never abandoned
+        finally:
+            self._worker.shutdown(wait=True)
+            self.producer.flush()
+            self.producer.close()
+            self.consumer.close()
+            self.ledger.close()
+            log.info("consumer_stopped")
 
 
 class _SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -476,6 +628,7 @@ class _SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
         self.owner = owner
 
     def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        self.owner._settle()  # finish the save in flight while the partitions are still ours
         log.info("partitions_revoked", partitions=[f"{tp.topic}:{tp.partition}" for tp in revoked])
 
     def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
