@@ -98,8 +98,9 @@ class RecordEmailsSent(Command):
     emails: tuple[SentEmailItem, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ContactChangeItem:
+class ContactChangeItem(NamedTuple):
+    """One contact change of a batch (a named tuple for the same reason as :class:`Origin`)."""
+
     state: ContactState
     changed_at: datetime
     origin: Origin
