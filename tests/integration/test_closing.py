@@ -101,7 +101,7 @@ def test_a_contacts_account_loads_from_a_snapshot_equal_to_a_full_replay(
     """Three years of monthly renewals, emails beyond the allowance every month, and
     payments: 107 events, so the account is loaded from a snapshot."""
     from commands.closing import pay_proforma
-    from commands.models import PayProforma, RecordEmailsSent, SentEmailItem
+    from commands.models import Origin, PayProforma, RecordEmailsSent, SentEmailItem
     from ledger.contacts_account import ContactsAccount
 
     services = make_services()
@@ -122,7 +122,10 @@ def test_a_contacts_account_loads_from_a_snapshot_equal_to_a_full_replay(
             sent = utc(year, month, 2)
             work = BatchWork(ledger, services.catalogue)
             # No contacts: allowance 0, so each month's 10 emails are overage (0.01).
-            emails = tuple(SentEmailItem(sent, "platform", None) for _ in range(10))  # type: ignore[arg-type]
+            emails = tuple(
+                SentEmailItem(sent, "platform", Origin("test", f"{year}-{month}-{n}"))
+                for n in range(10)
+            )
             apply_commands([RecordEmailsSent(account_id="shop", emails=emails)], work)
             save_batch(work, None)
             for document in services.close_periods(utc(year, month, 2, 7)):
