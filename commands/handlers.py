@@ -53,10 +53,14 @@ class BatchWork:
     dedupe: list[DedupeRow] = field(default_factory=list)
     contacts: list[ContactRow] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    #: Messages applied that dedupe by their own version, not by a dedupe key.
+    versioned_messages: int = 0
     #: Account ids known to have no stored events (one lookup for a whole batch).
     absent: set[str] = field(default_factory=set)
     #: Stored (version, billable) of the batch's contacts, by account then contact id.
     known_contacts: dict[str, dict[str, tuple[int, bool]]] = field(default_factory=dict)
+    #: The same, as fetched by the caller for :func:`contact_pairs` of the batch.
+    prefetched_contacts: dict[tuple[str, str], tuple[int, bool]] | None = None
 
     def account(self, account_id: str) -> Account | ContactsAccount:
         account = self.accounts.get(account_id)
@@ -80,13 +84,14 @@ class BatchWork:
         return account
 
     def look_up_contacts(self, commands: Sequence[RecordContactChanges]) -> None:
-        """One query for the stored state of every contact the batch changes."""
-        recorder = self.ledger.recorder
-        assert isinstance(recorder, LedgerRecorder)
-        wanted = [
-            (cmd.account_id, item.state.contact_id) for cmd in commands for item in cmd.changes
-        ]
-        for (account_id, contact_id), held in recorder.latest_contacts(wanted).items():
+        """One query for the stored state of every contact the batch changes
+        (unless the caller fetched it already, e.g. while the batch before was saved)."""
+        stored = self.prefetched_contacts
+        if stored is None:
+            recorder = self.ledger.recorder
+            assert isinstance(recorder, LedgerRecorder)
+            stored = recorder.latest_contacts(contact_pairs(commands))
+        for (account_id, contact_id), held in stored.items():
             self.known_contacts.setdefault(account_id, {})[contact_id] = held
 
     def exists(self, account_id: str) -> bool:
@@ -221,10 +226,9 @@ def record_contact_changes(cmd: RecordContactChanges, work: BatchWork) -> None:
                 version,
             )
         )
-    append = work.dedupe.append
-    for item in cmd.changes:
-        o = item.origin
-        append(DedupeRow(o.source, o.event_id, account_id, o.message_id, aggregate_id, version))
+    # No CloudEvent dedupe keys: a contact change is idempotent by its natural key
+    # (account, contact, version), stored above; a re-published one is not newer.
+    work.versioned_messages += len(cmd.changes)
 
 
 HANDLERS: dict[type[Any], Callable[[Any, BatchWork], None]] = {
@@ -243,6 +247,16 @@ def origins_of(cmd: AccountCommand) -> tuple[Origin, ...]:
     if isinstance(cmd, RecordContactChanges):
         return tuple(c.origin for c in cmd.changes)
     return (cmd.origin,) if cmd.origin else ()
+
+
+def contact_pairs(commands: Sequence[AccountCommand]) -> list[tuple[str, str]]:
+    """The (account, contact) pairs whose stored state a batch's contact changes need."""
+    return [
+        (cmd.account_id, item.state.contact_id)
+        for cmd in commands
+        if isinstance(cmd, RecordContactChanges)
+        for item in cmd.changes
+    ]
 
 
 def apply_commands(commands: Sequence[AccountCommand], work: BatchWork) -> None:

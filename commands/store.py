@@ -362,6 +362,19 @@ class LedgerRecorder(PostgresProcessRecorder):
             row = curs.fetchone()
             return int(row["n"]) if row else 0
 
+    def trace_contact(self, account_id: str, contact_id: str) -> list[dict[str, Any]]:
+        """Every applied version of a contact and the ledger event that recorded it."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT contact_id, version, changed_at, counted_from, reasons, deleted, "
+                    "originator_id, originator_version FROM {} "
+                    "WHERE account_id = %s AND contact_id = %s ORDER BY version"
+                ).format(self.contacts_table),
+                (account_id, contact_id),
+            )
+            return [dict(row) for row in curs.fetchall()]
+
     def trace_message(self, account_id: str, message_id: str) -> list[dict[str, Any]]:
         """Which ledger event billed an upstream message (e.g. an email's message id)."""
         with self.datastore.transaction(commit=False) as curs:

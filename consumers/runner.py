@@ -52,7 +52,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
-from commands.handlers import BatchWork, apply_commands, save_batch
+from commands.handlers import BatchWork, apply_commands, contact_pairs, save_batch
 from commands.models import AccountCommand
 from commands.store import DeadLetterRow, LedgerRecorder
 from consumers.mapping import to_commands
@@ -114,6 +114,9 @@ class TopicRoles:
 
     by_topic: dict[str, frozenset[str]]
     priority: frozenset[str] = frozenset()  # consumed first: the accounts topic
+    #: Topics whose messages are idempotent by their own version (contact changes):
+    #: no dedupe keys are looked up or stored for them.
+    versioned: frozenset[str] = frozenset()
 
     @property
     def topics(self) -> list[str]:
@@ -216,6 +219,8 @@ class _Prepared:
     #: ``known_keys`` of the batch, queued behind the save in flight (if any).
     lookup: Future[set[tuple[str, str]]]
     started: float
+    #: Stored versions of the batch's contacts, queued the same way (versioned topics).
+    contacts: Future[dict[tuple[str, str], tuple[int, bool]]] | None = None
 
 
 @dataclass
@@ -406,9 +411,16 @@ class LedgerConsumer:
         """
         started = time.perf_counter()
         batch = PartitionBatch(records, self.roles.by_topic[tp.topic])
-        lookup = self._worker.submit(self.recorder.known_keys, batch.keys)
-        commands = to_commands(batch.accepted)
-        return _Prepared(tp, records, batch, commands, lookup, started)
+        contacts = None
+        if tp.topic in self.roles.versioned:
+            lookup: Future[set[tuple[str, str]]] = Future()
+            lookup.set_result(set())
+            commands = to_commands(batch.accepted)
+            contacts = self._worker.submit(self.recorder.latest_contacts, contact_pairs(commands))
+        else:
+            lookup = self._worker.submit(self.recorder.known_keys, batch.keys)
+            commands = to_commands(batch.accepted)
+        return _Prepared(tp, records, batch, commands, lookup, started, contacts)
 
     def _apply_and_save(self, prepared: _Prepared) -> None:
         """Apply to the aggregates, publish dead letters, and start the save.
@@ -423,6 +435,8 @@ class LedgerConsumer:
             batch.drop_known(known)
             commands = to_commands(batch.accepted)
         work = BatchWork(self.ledger, self.catalogue)
+        if prepared.contacts is not None:
+            work.prefetched_contacts = prepared.contacts.result()
         apply_commands(commands, work)
         dead = [
             DeadLetterRow(
@@ -453,7 +467,7 @@ class LedgerConsumer:
         tracking = Tracking(tracking_name(tp.topic, tp.partition), records[-1].offset)
         outcome = BatchOutcome(
             records=len(records),
-            applied=len(work.dedupe),
+            applied=len(work.dedupe) + work.versioned_messages,
             duplicates=batch.duplicates,
             dead_letters=len(dead),
             accounts=len(work.accounts),

@@ -96,6 +96,7 @@ class Services:
         roles = TopicRoles(
             by_topic={topic: TOPIC_TYPES[role] for role, topic in topics.items()},
             priority=frozenset({topics["accounts"]}),
+            versioned=frozenset({topics["contact_changed"]}),
         )
         # The consumer gets its own Ledger: its cache holds the aggregates of its
         # partitions and is used without deep copies (a batch that fails to commit

@@ -245,17 +245,20 @@ def history(account: str, as_json: JsonFlag = False) -> None:
 
 @app.command()
 def trace(account: str, message_id: str, as_json: JsonFlag = False) -> None:
-    """Which ledger event billed an upstream message (email message id or CloudEvent id)."""
+    """Which ledger event billed an upstream message (email message id, CloudEvent id)
+    or recorded a contact (contact id)."""
     with services() as svc:
-        rows = svc.ledger.process_recorder.trace_message(account, message_id)  # type: ignore[attr-defined]
+        recorder = svc.ledger.process_recorder
+        rows = recorder.trace_message(account, message_id)  # type: ignore[attr-defined]
+        rows += recorder.trace_contact(account, message_id)  # type: ignore[attr-defined]
         if not rows:
             raise UserError(f"no message {message_id!r} was applied to account {account!r}")
         for row in rows:
             stored = svc.ledger.get_account(account, version=row["originator_version"])
-            row["document_number"] = render.document_of_version(
-                svc, account, row["originator_version"]
-            )
             if isinstance(stored, Account):
+                row["document_number"] = render.document_of_version(
+                    svc, account, row["originator_version"]
+                )
                 row["account_version_balance"] = str(stored.balance.rounded().amount)
             else:
                 row["billable_contacts_then"] = stored.billable

@@ -163,3 +163,10 @@ def test_contacts_proformas_and_payment_from_the_cli(contact_books: dict[str, st
     )
     table = ledger_command("contacts", "shop", "--as-of", "2026-03-15T00:00:00Z", env=env)
     assert "2 billable contact(s)" in table.stdout and "email, phone" in table.stdout
+    traced = json.loads(ledger_command("trace", "shop", "bob", "--json", env=env).stdout)
+    # bob: created billable (v1, chat), deleted (v2); each version names its ledger event.
+    assert [(r["version"], r["reasons"], r["deleted"]) for r in traced] == [
+        (1, ["chat_replied"], False),
+        (2, [], True),
+    ]
+    assert all(r["originator_version"] >= 2 for r in traced)
