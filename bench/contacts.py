@@ -10,10 +10,9 @@ measurements run in the same run against the same topic on the embedded broker. 
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, datetime, timedelta
 
-from harness import publish_all, raw_drain, report, run_ledger_consumer, start
+from harness import run_benchmark
 
 from consumers.publishing import Outgoing, Upstream
 
@@ -60,20 +59,7 @@ def messages(events: int, accounts: int) -> tuple[list[Outgoing], list[Outgoing]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--accounts", type=int, default=20)
-    args = parser.parse_args()
-    services = start()
-    try:
-        opened, changes = messages(args.events, args.accounts)
-        seconds = publish_all(services, opened + changes)
-        print(f"published {len(opened) + len(changes):,} messages in {seconds:.1f}s")
-        raw_seconds = raw_drain(services, "billing.contact-changed", len(changes))
-        ledger = run_ledger_consumer(services)
-        report("contacts", len(changes), raw_seconds, ledger)
-    finally:
-        services.stop()
+    run_benchmark("contacts", "billing.contact-changed", messages, 200_000, 20, __doc__ or "")
 
 
 if __name__ == "__main__":

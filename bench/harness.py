@@ -3,6 +3,7 @@ and running the ledger consumer in a child process to measure it alone."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,3 +125,28 @@ def report(name: str, events: int, raw_seconds: float, ledger: dict[str, Any]) -
     )
     print(f"  consumer peak RSS: {ledger['peak_rss_mb']:.0f} MB")
     print(f"raw={raw_rate:.0f} ledger={ledger_rate:.0f} ratio={ledger_rate / raw_rate:.2f}")
+
+
+def run_benchmark(
+    name: str,
+    topic: str,
+    make_messages: Callable[[int, int], tuple[list[Outgoing], list[Outgoing]]],
+    events: int,
+    accounts: int,
+    description: str,
+) -> None:
+    """Command line, publish, raw drain of ``topic``, ledger consumer, report."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--events", type=int, default=events)
+    parser.add_argument("--accounts", type=int, default=accounts)
+    args = parser.parse_args()
+    services = start()
+    try:
+        setup, measured = make_messages(args.events, args.accounts)
+        seconds = publish_all(services, setup + measured)
+        print(f"published {len(setup) + len(measured):,} messages in {seconds:.1f}s")
+        raw_seconds = raw_drain(services, topic, len(measured))
+        ledger = run_ledger_consumer(services)
+        report(name, len(measured), raw_seconds, ledger)
+    finally:
+        services.stop()

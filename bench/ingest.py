@@ -8,15 +8,14 @@ broker. Last line: ``raw=<events/s> ledger=<events/s> ratio=<ledger/raw>``.
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, datetime, timedelta
 
-from harness import publish_all, raw_drain, report, run_ledger_consumer, start
+from harness import run_benchmark
 
 from consumers.publishing import Outgoing, Upstream
 
 
-def messages(settings: object, events: int, accounts: int) -> tuple[list[Outgoing], list[Outgoing]]:
+def messages(events: int, accounts: int) -> tuple[list[Outgoing], list[Outgoing]]:
     panel, mta = Upstream("urn:bench:panel"), Upstream("urn:bench:mta")
     t0 = datetime(2026, 11, 1, tzinfo=UTC)
     opened = [
@@ -51,20 +50,7 @@ def messages(settings: object, events: int, accounts: int) -> tuple[list[Outgoin
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=500_000)
-    parser.add_argument("--accounts", type=int, default=1000)
-    args = parser.parse_args()
-    services = start()
-    try:
-        opened, emails = messages(services.settings, args.events, args.accounts)
-        seconds = publish_all(services, opened + emails)
-        print(f"published {len(opened) + len(emails):,} messages in {seconds:.1f}s")
-        raw_seconds = raw_drain(services, "billing.email-sent", len(emails))
-        ledger = run_ledger_consumer(services)
-        report("ingest", len(emails), raw_seconds, ledger)
-    finally:
-        services.stop()
+    run_benchmark("ingest", "billing.email-sent", messages, 500_000, 1000, __doc__ or "")
 
 
 if __name__ == "__main__":
