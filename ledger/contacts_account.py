@@ -58,7 +58,7 @@ from ledger.periods import check_aware, local_date, zone
 from ledger.plans import ContactsPlan
 from ledger.proformas import floor_line, overage_lines, subscription_lines
 from ledger.renewal import BillingPeriod, RenewalPeriod, add_months, months_in, period_number
-from ledger.subscriptions import AllowanceMonth, Subscription, product_prices, quote
+from ledger.subscriptions import AllowanceMonth, Subscription, allowance, product_prices, quote
 
 #: How many billable contacts there were at an instant (``ledger contacts --as-of``).
 ContactCounter = Callable[[datetime], int]
@@ -184,10 +184,6 @@ class ContactsAccount(Aggregate):
         self.closed_at: datetime | None = None
 
     # ------------------------------------------------------------------ queries
-
-    @property
-    def payment_mode(self) -> str:
-        return "postpaid"
 
     @property
     def plan(self) -> ContactsPlan:
@@ -624,7 +620,7 @@ class ContactsAccount(Aggregate):
         return replace(
             self._month(index),
             contacts=contacts,
-            allowance=plan.emails_per_contact * contacts,
+            allowance=allowance(contacts, plan),
             unit_price=plan.overage_unit_price,
         )
 
