@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eventsourcing.application import ProcessingEvent
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import PersistenceError, Tracking
 
 from commands.models import (
     AccountCommand,
@@ -271,6 +271,24 @@ def apply_commands(commands: Sequence[AccountCommand], work: BatchWork) -> None:
             HANDLERS[type(cmd)](cmd, work)
         except LedgerError as exc:
             work.rejections.append(Rejection(origins_of(cmd), str(exc)))
+        except (PersistenceError, OSError):
+            raise  # the store is unavailable: the batch is redone, nothing is refused
+        except Exception as exc:
+            raise PoisonCommand(cmd, exc) from exc
+
+
+class PoisonCommand(Exception):
+    """A command whose handler failed unexpectedly (a bug, or input no rule foresaw).
+
+    The aggregates it touched may be half-changed: the caller discards the
+    whole batch's work, evicts what it loaded, and applies the batch again
+    without this command, whose messages are dead-lettered with the error.
+    """
+
+    def __init__(self, command: AccountCommand, error: Exception) -> None:
+        super().__init__(f"internal error: {type(error).__name__}: {error}"[:1000])
+        self.command = command
+        self.error = error
 
 
 def save_batch(

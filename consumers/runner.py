@@ -52,7 +52,15 @@ from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
-from commands.handlers import BatchWork, apply_commands, contact_pairs, save_batch
+from commands.handlers import (
+    BatchWork,
+    PoisonCommand,
+    Rejection,
+    apply_commands,
+    contact_pairs,
+    origins_of,
+    save_batch,
+)
 from commands.models import AccountCommand
 from commands.store import DeadLetterRow, LedgerRecorder
 from consumers.mapping import to_commands
@@ -422,6 +430,35 @@ class LedgerConsumer:
             commands = to_commands(batch.accepted)
         return _Prepared(tp, records, batch, commands, lookup, started, contacts)
 
+    def _apply(self, prepared: _Prepared, commands: list[AccountCommand]) -> BatchWork:
+        """Apply the batch; a command that fails unexpectedly is taken out and refused.
+
+        Its failure may have left aggregates half-changed, so the batch's work is
+        thrown away, what it loaded is evicted (nothing of it was saved: no save
+        is in flight), and the batch is applied again without that command.
+        """
+        refused: list[Rejection] = []
+        while True:
+            work = BatchWork(self.ledger, self.catalogue)
+            if prepared.contacts is not None:
+                work.prefetched_contacts = prepared.contacts.result()
+            try:
+                apply_commands(commands, work)
+            except PoisonCommand as poison:
+                self.ledger.evict([account_uuid(a) for a in work.accounts])
+                log.error(
+                    "command_failed_dead_lettering",
+                    topic=prepared.tp.topic,
+                    partition=prepared.tp.partition,
+                    command=type(poison.command).__name__,
+                    error=str(poison),
+                )
+                commands = [c for c in commands if c is not poison.command]
+                refused.append(Rejection(origins_of(poison.command), str(poison)))
+                continue
+            work.rejections[:0] = refused
+            return work
+
     def _apply_and_save(self, prepared: _Prepared) -> None:
         """Apply to the aggregates, publish dead letters, and start the save.
 
@@ -434,10 +471,7 @@ class LedgerConsumer:
         if known:  # re-mapped only in the rare batch that carried stored duplicates
             batch.drop_known(known)
             commands = to_commands(batch.accepted)
-        work = BatchWork(self.ledger, self.catalogue)
-        if prepared.contacts is not None:
-            work.prefetched_contacts = prepared.contacts.result()
-        apply_commands(commands, work)
+        work = self._apply(prepared, commands)
         dead = [
             DeadLetterRow(
                 r.record.topic,

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 import psycopg
+import pytest
 from kafka import TopicPartition
 from psycopg import sql
 
@@ -141,3 +142,41 @@ def test_a_failed_save_discards_the_batch_prepared_behind_it_and_all_is_redone_o
     assert (cached.version, cached.volume(november)) == (replayed.version, EMAILS)
     history = [type(e).__name__ for e in services.ledger.history("acme")]
     assert history.count("EmailsRecorded") == len(committed)
+
+
+def test_a_command_that_fails_unexpectedly_is_dead_lettered_and_the_rest_billed(
+    make_services: MakeServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection (not a mock of Kafka or PostgreSQL): the handler of one account's
+    emails raises a RuntimeError after it has already changed the aggregate, as a bug
+    would. Its emails are dead-lettered with the error; the other account is billed;
+    the consumer keeps going and the failing account's stored state is untouched."""
+    from commands import handlers
+    from commands.models import RecordEmailsSent
+    from commands.store import LedgerRecorder
+
+    real = handlers.HANDLERS[RecordEmailsSent]
+
+    def buggy(cmd: RecordEmailsSent, work: handlers.BatchWork) -> None:
+        real(cmd, work)  # the aggregate is changed, then the handler blows up
+        if cmd.account_id == "poison":
+            raise RuntimeError("boom")
+
+    monkeypatch.setitem(handlers.HANDLERS, RecordEmailsSent, buggy)
+    services = make_services(topic_partitions=1)
+    up = Upstreams(services)
+    up.publish([up.opened("good", utc(2026, 11, 1)), up.opened("poison", utc(2026, 11, 1))])
+    up.publish([*up.emails("good", 5, utc(2026, 11, 2)), *up.emails("poison", 3, utc(2026, 11, 2))])
+    consumer = services.consumer()
+    try:
+        consumer.drain(timeout=60)
+    finally:
+        consumer.close()
+    recorder = services.ledger.process_recorder
+    assert isinstance(recorder, LedgerRecorder)
+    reasons = [row["reason"] for row in recorder.dead_letters()]
+    assert reasons == ["internal error: RuntimeError: boom"] * 3
+    assert services.ledger.get_account("good").months["2026-11"].platform == 5  # type: ignore[union-attr]
+    poisoned = services.ledger.get_account("poison")
+    assert "2026-11" not in poisoned.months or poisoned.months["2026-11"].platform == 0  # type: ignore[union-attr]
+    up.close()
