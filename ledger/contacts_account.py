@@ -95,7 +95,6 @@ class OpenProforma:
     counted_at: datetime | None  # None: an overage-only proforma
     subscription: Subscription | None
     usage_lines: tuple[Line, ...]
-    sets_floor: bool
 
 
 class ContactsAccount(Aggregate):
@@ -421,7 +420,7 @@ class ContactsAccount(Aggregate):
                 document = self._proforma(self.month_period(index), usage, issued_on, None)
                 self._proforma_issued(
                     effective_at=as_of,
-                    proforma=OpenProforma(document, None, None, tuple(usage), False),
+                    proforma=OpenProforma(document, None, None, tuple(usage)),
                     subscription=self.subscription,
                     months=self._billed_months(index),
                     documented_months=index + 1,
@@ -505,7 +504,7 @@ class ContactsAccount(Aggregate):
         billed = self._billed_months(start_month - 1) if start_month > 0 else ()
         self._proforma_issued(
             effective_at=max(counted_at, self.opened_at),
-            proforma=OpenProforma(document, counted_at, terms, tuple(usage), sets_floor),
+            proforma=OpenProforma(document, counted_at, terms, tuple(usage)),
             subscription=replace(terms, periods_priced=terms.periods_priced + 1),
             months=(*billed, *months),
             documented_months=start_month,
@@ -610,7 +609,7 @@ class ContactsAccount(Aggregate):
         self._proforma_replaced(
             effective_at=as_of,
             replaced=held.document.number,
-            proforma=replace(held, document=document, subscription=terms, sets_floor=True),
+            proforma=replace(held, document=document, subscription=terms),
             subscription=replace(terms, periods_priced=1, floor=_sum(lines)),
             months=months,
         )
