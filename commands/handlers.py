@@ -298,11 +298,12 @@ def save_batch(
 ) -> None:
     """One transaction: new events of every touched account, position, dedupe keys, dead letters."""
     processing = ProcessingEvent[Any](tracking=tracking)
-    processing.collect_events(
-        *work.accounts.values(),
-        dedupe=work.dedupe,
-        contacts=work.contacts,
-        accounts=work.opened,
-        dead_letters=dead_letters,
+    # What ``processing.collect_events(*accounts, **rows)`` does, without its two
+    # runtime Protocol checks per aggregate (~70 us each: hundreds per batch).
+    for account in work.accounts.values():
+        processing.events.extend(account.collect_events())
+        processing.aggregates[account.id] = account
+    processing.saved_kwargs.update(
+        dedupe=work.dedupe, contacts=work.contacts, accounts=work.opened, dead_letters=dead_letters
     )
     work.ledger.record(processing)

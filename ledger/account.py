@@ -26,7 +26,7 @@ from eventsourcing.domain import Aggregate, event
 from ledger.documents import Document, PaymentMode, build_document
 from ledger.errors import AccountClosed, InvalidAmount, LedgerError, PlanNotAllowed
 from ledger.money import Money, check_currency
-from ledger.periods import Month, check_aware, local_date, zone
+from ledger.periods import Month, NaiveDatetime, check_aware, local_date, zone
 from ledger.plans import ContactsPlan, EmailPlan
 from ledger.pricing import Charge, next_email_price, total
 from ledger.usage import ClosedMonth, LateUsage, MonthUsage, add_late, record_late
@@ -215,26 +215,7 @@ class Account(Aggregate):
         """
         if not emails:
             return self.version
-        # (year, month, index of the plan in force) -> [platform, custom_smtp].
-        # Per email this is Month.containing() and max() against the first month,
-        # done on (year, month) tuples (same order as Month's) in one pass.
-        tz = zone(self.timezone)
-        first = (self.first_month.year, self.first_month.month)
-        one_plan = len(self.plans) == 1
-        counts: dict[tuple[int, int, int], list[int]] = {}
-        at: datetime | None = None
-        for email in emails:
-            sent_at = email.sent_at
-            local = check_aware(sent_at).astimezone(tz)
-            year_month = max((local.year, local.month), first)
-            key = (*year_month, 0 if one_plan else self._plan_index_at(sent_at))
-            count = counts.get(key)
-            if count is None:
-                count = counts[key] = [0, 0]
-            count[email.route != "platform"] += 1
-            if at is None or sent_at > at:
-                at = sent_at
-        assert at is not None
+        counts, at = self._count_by_month(emails)
         entries: list[UsageEntry] = []
         months: dict[Month, MonthUsage] = {}
         closed: dict[Month, ClosedMonth] = {}
@@ -266,6 +247,42 @@ class Account(Aggregate):
         recorded_version = self.version
         self._update_sending(at)
         return recorded_version
+
+    def _count_by_month(
+        self, emails: Sequence[SentEmailLike]
+    ) -> tuple[dict[tuple[int, int, int], list[int]], datetime]:
+        """(year, month, index of the plan in force) -> [platform, custom_smtp], and
+        the latest send time.
+
+        The month is the one the send time falls in, in the account's time zone;
+        a time before the account opened counts in the opening month. The loop
+        runs once per email of the hot path, so it does the least per email:
+        the clamp to the opening month is applied to the few keys afterwards.
+        """
+        tz = zone(self.timezone)
+        one_plan = len(self.plans) == 1
+        raw: dict[tuple[int, int, int], list[int]] = {}
+        at = emails[0].sent_at
+        for email in emails:
+            sent_at = email.sent_at
+            if sent_at.tzinfo is None:
+                raise NaiveDatetime()
+            local = sent_at.astimezone(tz)
+            key = (local.year, local.month, 0 if one_plan else self._plan_index_at(sent_at))
+            count = raw.get(key)
+            if count is None:
+                count = raw[key] = [0, 0]
+            count[email.route != "platform"] += 1
+            if sent_at > at:  # noqa: PLR1730 (per email: no call)
+                at = sent_at
+        first = (self.first_month.year, self.first_month.month)
+        counts: dict[tuple[int, int, int], list[int]] = {}
+        for (year, month, plan_index), (platform, smtp) in raw.items():
+            key = (*max((year, month), first), plan_index)
+            count = counts.setdefault(key, [0, 0])
+            count[0] += platform
+            count[1] += smtp
+        return counts, at
 
     @event("EmailsRecorded")
     def _emails_recorded(
