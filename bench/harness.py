@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -16,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from kafka import KafkaConsumer, TopicPartition
+from psycopg.conninfo import make_conninfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -60,61 +63,107 @@ def publish_all(services: Services, messages: list[Outgoing]) -> float:
     return time.perf_counter() - started
 
 
-def raw_drain(services: Services, topic: str, expected: int) -> float:
-    """The baseline: kafka-python reading the topic and decoding each JSON value, nothing else."""
+@dataclass(frozen=True)
+class Span:
+    """When a process started working (first records) and finished, wall clock."""
+
+    started: float
+    ended: float
+
+
+def raw_drain(bootstrap: str, topic: str, member: int, members: int) -> Span:
+    """The baseline: kafka-python reading its share of the topic's partitions and
+    decoding each JSON value, nothing else, until it reaches their end offsets."""
     consumer = KafkaConsumer(
-        **services.settings.kafka_config(services.broker.bootstrap),
+        bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         max_partition_fetch_bytes=4 * 1024 * 1024,
         fetch_max_bytes=32 * 1024 * 1024,
     )
     numbers = sorted(consumer.partitions_for_topic(topic) or [])
-    partitions = [TopicPartition(topic, p) for p in numbers]
+    partitions = [TopicPartition(topic, p) for p in numbers if p % members == member]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
-    seen = 0
+    ends = consumer.end_offsets(partitions)
     started: float | None = None
     deadline = time.monotonic() + 600
-    while seen < expected and time.monotonic() < deadline:
+    while any(consumer.position(tp) < end for tp, end in ends.items()):
         for records in consumer.poll(timeout_ms=500, max_records=5000).values():
             if started is None:
-                started = time.perf_counter()
+                started = time.time()
             for record in records:
                 json.loads(record.value)
-                seen += 1
-    elapsed = time.perf_counter() - (started or time.perf_counter())
+        if time.monotonic() > deadline:
+            raise RuntimeError("raw drain did not reach the end")
+    ended = time.time()
     consumer.close()
-    if seen < expected:
-        raise RuntimeError(f"raw drain saw {seen} of {expected}")
-    return elapsed
+    return Span(started or ended, ended)
 
 
-def run_ledger_consumer(services: Services, timeout: float = 900) -> dict[str, Any]:
-    """Run the real consumer in a child process until caught up; returns its own figures."""
+def raw_drains(services: Services, topic: str, members: int) -> float:
+    """``members`` raw drains in parallel processes, each its share of the partitions:
+    seconds from the first one's first records to the last one's end."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(members) as pool:
+        spans = pool.starmap(
+            raw_drain, [(services.broker.bootstrap, topic, m, members) for m in range(members)]
+        )
+    return max(s.ended for s in spans) - min(s.started for s in spans)
+
+
+def run_ledger_consumers(services: Services, members: int, timeout: float = 900) -> dict[str, Any]:
+    """``members`` real consumer processes in one group, each until its partitions are
+    caught up, on a fresh database; seconds from the first one's first poll that
+    returned records to the last one's end, and their own figures."""
+    database_url = _fresh_database(services.postgres.url, f"bench_{members}")
     env = {
         **os.environ,
-        "LEDGER_DATABASE_URL": services.postgres.url,
+        "LEDGER_DATABASE_URL": database_url,
         "LEDGER_KAFKA_BOOTSTRAP": services.broker.bootstrap,
         "LEDGER_TOPIC_PARTITIONS": str(services.settings.topic_partitions),
+        "LEDGER_CONSUMER_GROUP": f"bench-{members}",
     }
-    child = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("consume_child.py"))],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if child.returncode != 0:
-        raise RuntimeError(f"consumer child failed:\n{child.stderr[-3000:]}")
-    figures: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
-    return figures
+    from ledger.bootstrap import bootstrap
+
+    # Tables are created once, here: concurrent creation can fail in PostgreSQL.
+    bootstrap(Settings(database_url=database_url), need_kafka=False).close()
+    children = [
+        subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("consume_child.py"))],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(members)
+    ]
+    figures: list[dict[str, Any]] = []
+    for child in children:
+        stdout, stderr = child.communicate(timeout=timeout)
+        if child.returncode != 0:
+            raise RuntimeError(f"consumer child failed:\n{stderr[-3000:]}")
+        figures.append(json.loads(stdout.strip().splitlines()[-1]))
+    working = [f for f in figures if f["started"] is not None]
+    return {
+        "seconds": max(f["ended"] for f in working) - min(f["started"] for f in working),
+        "batches": sum(f["batches"] for f in figures),
+        "stored_events": figures[0]["stored_events"],
+        "peak_rss_mb": max(f["peak_rss_mb"] for f in figures),
+    }
 
 
-def report(name: str, events: int, raw_seconds: float, ledger: dict[str, Any]) -> None:
+def _fresh_database(url: str, name: str) -> str:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return make_conninfo(url, dbname=name)
+
+
+def report(name: str, events: int, members: int, raw_seconds: float, ledger: dict[str, Any]) -> str:
     raw_rate = events / raw_seconds
     ledger_rate = events / ledger["seconds"]
-    print(f"{name}: {events:,} events")
+    each = "one process" if members == 1 else f"{members} processes in parallel"
+    print(f"{name}: {events:,} events, {each}")
     print(
         f"  raw kafka-python drain + json decode : {raw_rate:>10,.0f} events/s ({raw_seconds:.1f}s)"
     )
@@ -123,8 +172,8 @@ def report(name: str, events: int, raw_seconds: float, ledger: dict[str, Any]) -
         f"({ledger['seconds']:.1f}s, {ledger['stored_events']:,} stored events, "
         f"{ledger['batches']} batches)"
     )
-    print(f"  consumer peak RSS: {ledger['peak_rss_mb']:.0f} MB")
-    print(f"raw={raw_rate:.0f} ledger={ledger_rate:.0f} ratio={ledger_rate / raw_rate:.2f}")
+    print(f"  consumer peak RSS: {ledger['peak_rss_mb']:.0f} MB (per process)")
+    return f"raw={raw_rate:.0f} ledger={ledger_rate:.0f} ratio={ledger_rate / raw_rate:.2f}"
 
 
 def run_benchmark(
@@ -135,18 +184,36 @@ def run_benchmark(
     accounts: int,
     description: str,
 ) -> None:
-    """Command line, publish, raw drain of ``topic``, ledger consumer, report."""
+    """Command line, publish, then for each process count: the raw drain of ``topic``
+    and the ledger consumer, the same number of processes for both. The last line
+    is the one-process measurement (one raw drain, one consumer); the scale-out
+    lines before it show N consumer processes in one group (``ledger serve
+    --consumers N``) against N raw drains in parallel."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--events", type=int, default=events)
     parser.add_argument("--accounts", type=int, default=accounts)
+    parser.add_argument(
+        "--consumers",
+        type=int,
+        nargs="+",
+        default=sorted({1, os.cpu_count() or 1}),
+        help="process counts to measure (default: 1 and the number of cores)",
+    )
     args = parser.parse_args()
     services = start()
     try:
         setup, measured = make_messages(args.events, args.accounts)
         seconds = publish_all(services, setup + measured)
         print(f"published {len(setup) + len(measured):,} messages in {seconds:.1f}s")
-        raw_seconds = raw_drain(services, topic, len(measured))
-        ledger = run_ledger_consumer(services)
-        report(name, len(measured), raw_seconds, ledger)
+        lines = []
+        for members in args.consumers:
+            raw_seconds = raw_drains(services, topic, members)
+            ledger = run_ledger_consumers(services, members)
+            lines.append(report(name, len(measured), members, raw_seconds, ledger))
+        by_count = dict(zip(args.consumers, lines, strict=True))
+        for members, line in by_count.items():
+            print(f"consumers={members}: {line}")
+        if 1 in by_count:
+            print(by_count[1])
     finally:
         services.stop()

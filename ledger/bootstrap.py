@@ -48,7 +48,9 @@ PROJECTIONS: tuple[type[TableProjection[Any]], ...] = (
 )
 
 
-def postgres_env(database_url: str, schema: str, pool_size: int) -> dict[str, str]:
+def postgres_env(
+    database_url: str, schema: str, pool_size: int, *, create_tables: bool = True
+) -> dict[str, str]:
     info = conninfo_to_dict(database_url)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -65,7 +67,7 @@ def postgres_env(database_url: str, schema: str, pool_size: int) -> dict[str, st
         # Off on purpose: with DB functions on, a process recorder drops Tracking.
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
         "PROCESS_RECORDER_TOPIC": "commands.store:LedgerRecorder",
-        "CREATE_TABLE": "y",
+        "CREATE_TABLE": "y" if create_tables else "n",
     }
 
 
@@ -170,7 +172,11 @@ def bootstrap(
     need_kafka: bool = True,
     clock: Clock = utc_now,
     announce: Callable[[str], None] | None = None,
+    create_tables: bool = True,
 ) -> Services:
+    """``create_tables=False`` for processes started by one that created them:
+    concurrent ``CREATE ... IF NOT EXISTS`` can fail in PostgreSQL ("tuple
+    concurrently updated")."""
     settings = settings or Settings()
     embedded_postgres = None
     database_url = settings.database_url
@@ -191,7 +197,9 @@ def bootstrap(
                 "LEDGER_KAFKA_BOOTSTRAP is unset: using an embedded in-memory broker"
                 f" at {kafka_bootstrap}"
             )
-    env = postgres_env(database_url, settings.database_schema, settings.pg_pool_size)
+    env = postgres_env(
+        database_url, settings.database_schema, settings.pg_pool_size, create_tables=create_tables
+    )
     ledger = Ledger(env=env)
     return Services(
         settings=settings,

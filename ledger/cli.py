@@ -25,6 +25,7 @@ from kafka.errors import KafkaError
 from pydantic import ValidationError
 from rich.console import Console
 
+from consumers.processes import Endpoints, run_consumer_processes
 from ledger import render
 from ledger.account import Account
 from ledger.bootstrap import Services, bootstrap
@@ -372,6 +373,14 @@ def serve(
         list[str] | None,
         typer.Option(help="consumer, projections, publisher, scheduler; all when omitted."),
     ] = None,
+    consumers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Consumer processes in the group (LEDGER_CONSUMER_PROCESSES, default 1).",
+        ),
+    ] = None,
 ) -> None:
     """Run the service: consumers, projections, status publisher, period scheduler."""
     configure(json_lines=True)
@@ -401,7 +410,13 @@ def serve(
         svc.ensure_topics()
 
     threads = []
-    if "consumer" in roles:
+    processes = consumers or svc.settings.consumer_processes
+    if "consumer" in roles and processes > 1:
+        assert svc.kafka_bootstrap is not None
+        endpoints = Endpoints(svc.database_url, svc.kafka_bootstrap, svc.settings.metrics_port)
+        runs = functools.partial(run_consumer_processes, processes, endpoints, stop)
+        threads.append(_guarded(stop, failures, "consumers", runs))
+    elif "consumer" in roles:
         threads.append(_guarded(stop, failures, "consumer", lambda: svc.consumer().run(stop)))
     if "projections" in roles:
         for follower in svc.followers():
@@ -445,7 +460,8 @@ def demo() -> None:
 def main() -> None:
     configure(json_lines=False)
     try:
-        app(standalone_mode=False)
+        # Not standalone, a command's ``typer.Exit(code)`` comes back as the return value.
+        code = app(standalone_mode=False)
     except (UserError, LedgerError) as exc:
         err.print(f"error: {exc}", highlight=False)
         sys.exit(1)
@@ -472,3 +488,5 @@ def main() -> None:
             show()
             sys.exit(code)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)

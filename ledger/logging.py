@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 import structlog
 
 
-def configure(*, json_lines: bool, level: int = logging.INFO) -> None:
+def configure(
+    *, json_lines: bool, level: int = logging.INFO, fields: Mapping[str, Any] | None = None
+) -> None:
+    """``fields`` go on every line of this process, whatever thread logs it
+    (context variables would not reach kafka-python's thread)."""
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if json_lines
@@ -16,6 +22,7 @@ def configure(*, json_lines: bool, level: int = logging.INFO) -> None:
     )
     structlog.configure(
         processors=[
+            *([_add_fields(dict(fields))] if fields else []),
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -29,3 +36,12 @@ def configure(*, json_lines: bool, level: int = logging.INFO) -> None:
     # kafka-python logs connection chatter at INFO; keep only its warnings.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     logging.getLogger("kafka").setLevel(logging.ERROR)
+
+
+def _add_fields(fields: dict[str, Any]) -> structlog.typing.Processor:
+    def add(_logger: Any, _method: str, event: structlog.typing.EventDict) -> Any:
+        for key, value in fields.items():
+            event.setdefault(key, value)
+        return event
+
+    return add

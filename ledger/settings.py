@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=4, ge=1)
 
     consumer_group: str = "billing-ledger"
+    #: Consumer processes ``serve`` runs in the group: one keeps one core busy.
+    consumer_processes: int = Field(default=1, ge=1, le=64)
     # Bigger batches amortise the per-account event and the per-transaction
     # costs over more emails (one event per account per batch, whatever its size).
     batch_max_records: int = Field(default=20000, ge=1)

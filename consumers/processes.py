@@ -1,0 +1,108 @@
+"""Scale-out: N consumer processes in one consumer group, supervised by ``serve``.
+
+One consumer process keeps one core busy (decoding, validating and billing
+are Python, under one GIL); more processes use more cores. Nothing else has
+to change for it, because the guarantees are per partition:
+
+- the group gives each partition to one member; records are keyed by
+  account, so an account's messages are only ever applied by the process that
+  holds its partition, with its own ``Ledger``, aggregate cache and
+  connections;
+- the position of every partition is in PostgreSQL, written in the batch's
+  transaction: after a rebalance the new owner seeks to it, and a member
+  that lost a partition but still commits a batch for it collides with the
+  stored position (``IntegrityError``) and writes nothing.
+
+The supervisor stops every process when one of them exits unexpectedly
+("restart, don't limp", as for the roles of ``serve``); on SIGTERM each
+process finishes the batch in flight.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import threading
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from multiprocessing.synchronize import Event as ProcessEvent
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the processes find PostgreSQL and Kafka: the parent's resolved
+    addresses, so that they share its embedded services when it started them."""
+
+    database_url: str
+    kafka_bootstrap: str
+    #: The first process serves Prometheus metrics on ``metrics_port + 1``, and so on.
+    metrics_port: int | None = None
+
+
+class ConsumerProcessFailed(RuntimeError):
+    pass
+
+
+def run_consumer_processes(count: int, endpoints: Endpoints, stop: threading.Event) -> None:
+    """Run ``count`` consumer processes until ``stop`` is set, then stop them
+    (each finishes its batch in flight). Raises if one exits on its own."""
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding threads
+    stopping = context.Event()
+    processes = [
+        context.Process(
+            target=_consume,
+            args=(index, endpoints, stopping),
+            name=f"ledger-consumer-{index}",
+        )
+        for index in range(count)
+    ]
+    for process in processes:
+        process.start()
+    log.info("consumer_processes_started", count=count, pids=[p.pid for p in processes])
+    try:
+        while not stop.is_set():
+            ended = wait([p.sentinel for p in processes], timeout=0.5)
+            if ended and not stop.is_set():
+                gone = [p for p in processes if p.sentinel in ended]
+                for process in gone:
+                    process.join()  # sets its exit code
+                raise ConsumerProcessFailed(
+                    ", ".join(f"{p.name} exited with code {p.exitcode}" for p in gone)
+                )
+    finally:
+        stopping.set()
+        for process in processes:
+            process.join(timeout=60)
+            if process.is_alive():  # a batch cannot take a minute: something is stuck
+                log.error("consumer_process_killed", name=process.name)
+                process.kill()
+                process.join()
+        log.info("consumer_processes_stopped", exit_codes=[p.exitcode for p in processes])
+
+
+def _consume(index: int, endpoints: Endpoints, stopping: ProcessEvent) -> None:
+    """One member of the group: the same consumer ``serve --role consumer`` runs."""
+    from ledger.bootstrap import bootstrap
+    from ledger.logging import configure
+    from ledger.settings import Settings
+
+    configure(json_lines=True, fields={"consumer_process": index})
+    # Ctrl-C reaches the whole process group: the supervisor decides when to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
+    services = bootstrap(
+        Settings(database_url=endpoints.database_url, kafka_bootstrap=endpoints.kafka_bootstrap),
+        create_tables=False,  # the supervisor's process created them
+    )
+    try:
+        if endpoints.metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(endpoints.metrics_port + 1 + index)
+        services.consumer().run(stopping)
+    finally:
+        services.close()
