@@ -27,7 +27,7 @@ from commands.models import (
     RecordContactChanges,
     RecordEmailsSent,
 )
-from commands.store import AccountRow, ContactRow, DeadLetterRow, DedupeRow, LedgerRecorder
+from commands.store import AccountRow, ContactRow, DeadLetterRow, DedupeKeys, LedgerRecorder
 from ledger.account import Account, account_uuid
 from ledger.application import Ledger
 from ledger.contacts_account import ContactsAccount
@@ -50,7 +50,7 @@ class BatchWork:
     catalogue: Catalogue
     accounts: dict[str, Account | ContactsAccount] = field(default_factory=dict)
     opened: list[AccountRow] = field(default_factory=list)
-    dedupe: list[DedupeRow] = field(default_factory=list)
+    dedupe: list[DedupeKeys] = field(default_factory=list)
     contacts: list[ContactRow] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     #: Messages applied that dedupe by their own version, not by a dedupe key.
@@ -116,16 +116,12 @@ class BatchWork:
         self, origin: Origin | None, account: Account | ContactsAccount, version: int
     ) -> None:
         if origin is not None:
-            self.dedupe.append(
-                DedupeRow(
-                    origin.source,
-                    origin.event_id,
-                    account.account_id,
-                    origin.message_id,
-                    account.id,
-                    version,
-                )
-            )
+            self.dedupe.append(DedupeKeys(account.account_id, account.id, version, (origin,)))
+
+    @property
+    def applied_messages(self) -> int:
+        """Messages applied: one dedupe key each, or a version of their own."""
+        return sum(len(keys.origins) for keys in self.dedupe) + self.versioned_messages
 
 
 def open_account(cmd: OpenAccount, work: BatchWork) -> None:
@@ -198,13 +194,8 @@ def record_emails_sent(cmd: RecordEmailsSent, work: BatchWork) -> None:
     account = work.account(cmd.account_id)
     # The items have the ``sent_at`` and ``route`` the aggregate reads.
     version = account.record_emails(cmd.emails)
-    # One dedupe row per email: the hot path of a batch, so built inline.
-    account_id, aggregate_id = account.account_id, account.id
-    append = work.dedupe.append
-    for email in cmd.emails:
-        o = email.origin
-        if o is not None:
-            append(DedupeRow(o.source, o.event_id, account_id, o.message_id, aggregate_id, version))
+    origins = [email.origin for email in cmd.emails if email.origin is not None]
+    work.dedupe.append(DedupeKeys(account.account_id, account.id, version, origins))
 
 
 def record_contact_changes(cmd: RecordContactChanges, work: BatchWork) -> None:

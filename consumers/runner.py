@@ -507,7 +507,7 @@ class LedgerConsumer:
         tracking = Tracking(tracking_name(tp.topic, tp.partition), records[-1].offset)
         outcome = BatchOutcome(
             records=len(records),
-            applied=len(work.dedupe) + work.versioned_messages,
+            applied=work.applied_messages,
             duplicates=batch.duplicates,
             dead_letters=len(dead),
             accounts=len(work.accounts),

@@ -1,0 +1,90 @@
+"""The dedupe rows in COPY's text format: built in bulk, escaped when a value needs it."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from commands.models import Origin
+from commands.store import DedupeKeys, dedupe_copy_text
+
+EVENT = UUID("12345678-1234-5678-1234-567812345678")
+
+
+def _unescape(field: str) -> str | None:
+    """How PostgreSQL reads one value of COPY's text format (the escapes we write)."""
+    if field == "\\N":
+        return None
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\":
+            out.append({"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}[field[i + 1]])
+            i += 2
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def _read(text: str) -> list[tuple[str | None, ...]]:
+    assert text.endswith("\n")
+    return [tuple(_unescape(f) for f in line.split("\t")) for line in text[:-1].split("\n")]
+
+
+def test_plain_values_are_written_as_they_are_one_line_per_message() -> None:
+    keys = [
+        DedupeKeys(
+            "acme",
+            EVENT,
+            7,
+            [
+                Origin("urn:mta", "e1", message_id="<1@x>"),
+                Origin("urn:mta", "e2", message_id="<2@x>"),
+            ],
+        ),
+        DedupeKeys("acme", EVENT, 8, (Origin("urn:panel", "p9"),)),
+    ]
+    assert dedupe_copy_text(keys) == (
+        "acme\t12345678-1234-5678-1234-567812345678\t7\turn:mta\te1\t<1@x>\n"
+        "acme\t12345678-1234-5678-1234-567812345678\t7\turn:mta\te2\t<2@x>\n"
+        "acme\t12345678-1234-5678-1234-567812345678\t8\turn:panel\tp9\t\\N\n"
+    )
+
+
+def test_a_value_holding_a_tab_newline_or_backslash_is_escaped() -> None:
+    keys = [
+        DedupeKeys("ac\tme", EVENT, 1, [Origin("urn:mta", "e\\1", message_id="<a\nb>")]),
+        DedupeKeys("acme", EVENT, 2, [Origin("urn:mta", "e2", message_id="c\rd")]),
+    ]
+    text = dedupe_copy_text(keys)
+    assert text == (
+        "ac\\tme\t12345678-1234-5678-1234-567812345678\t1\turn:mta\te\\\\1\t<a\\nb>\n"
+        "acme\t12345678-1234-5678-1234-567812345678\t2\turn:mta\te2\tc\\rd\n"
+    )
+
+
+_value = st.text(alphabet=st.sampled_from("ab\t\n\r\\N"), min_size=1, max_size=6)
+
+
+@given(
+    st.lists(
+        st.tuples(_value, st.lists(st.tuples(_value, _value, st.none() | _value), min_size=1)),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_postgres_reads_back_exactly_what_was_given(
+    groups: list[tuple[str, list[tuple[str, str, str | None]]]],
+) -> None:
+    keys = [
+        DedupeKeys(account, EVENT, n, [Origin(s, e, message_id=m) for s, e, m in origins])
+        for n, (account, origins) in enumerate(groups)
+    ]
+    expected = [
+        (account, str(EVENT), str(n), s, e, m)
+        for n, (account, origins) in enumerate(groups)
+        for s, e, m in origins
+    ]
+    assert _read(dedupe_copy_text(keys)) == expected
