@@ -43,7 +43,7 @@ def peak_rss_mb() -> float:
 
 def main() -> None:
     configure(json_lines=True, level=logging.WARNING)
-    services = bootstrap(create_tables=False)  # the benchmark created them
+    services = bootstrap()
     consumer = services.consumer()
     batches = 0
     started: float | None = None

@@ -123,10 +123,6 @@ def run_ledger_consumers(services: Services, members: int, timeout: float = 900)
         "LEDGER_TOPIC_PARTITIONS": str(services.settings.topic_partitions),
         "LEDGER_CONSUMER_GROUP": f"bench-{members}",
     }
-    from ledger.bootstrap import bootstrap
-
-    # Tables are created once, here: concurrent creation can fail in PostgreSQL.
-    bootstrap(Settings(database_url=database_url), need_kafka=False).close()
     children = [
         subprocess.Popen(
             [sys.executable, str(Path(__file__).with_name("consume_child.py"))],

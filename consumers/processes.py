@@ -95,8 +95,7 @@ def _consume(index: int, endpoints: Endpoints, stopping: ProcessEvent) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
     services = bootstrap(
-        Settings(database_url=endpoints.database_url, kafka_bootstrap=endpoints.kafka_bootstrap),
-        create_tables=False,  # the supervisor's process created them
+        Settings(database_url=endpoints.database_url, kafka_bootstrap=endpoints.kafka_bootstrap)
     )
     try:
         if endpoints.metrics_port:

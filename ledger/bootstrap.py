@@ -7,11 +7,13 @@ CLI starts in one process or one role per process.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import structlog
 from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import Environment
@@ -48,9 +50,7 @@ PROJECTIONS: tuple[type[TableProjection[Any]], ...] = (
 )
 
 
-def postgres_env(
-    database_url: str, schema: str, pool_size: int, *, create_tables: bool = True
-) -> dict[str, str]:
+def postgres_env(database_url: str, schema: str, pool_size: int) -> dict[str, str]:
     info = conninfo_to_dict(database_url)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -67,8 +67,29 @@ def postgres_env(
         # Off on purpose: with DB functions on, a process recorder drops Tracking.
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
         "PROCESS_RECORDER_TOPIC": "commands.store:LedgerRecorder",
-        "CREATE_TABLE": "y" if create_tables else "n",
+        "CREATE_TABLE": "y",
     }
+
+
+#: Any constant shared by every ledger process (pg_advisory_lock takes a bigint).
+SCHEMA_LOCK_KEY = 0x1ED6E5
+
+
+@contextmanager
+def schema_lock(database_url: str) -> Iterator[None]:
+    """Create tables one process at a time.
+
+    eventsourcing creates its tables with ``CREATE ... IF NOT EXISTS``, which
+    is not safe to run concurrently in PostgreSQL ("tuple concurrently
+    updated"): consumer processes started together (``serve --consumers N``,
+    or replicas) would crash at start. A session advisory lock serialises it.
+    """
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
 
 
 @dataclass
@@ -103,7 +124,8 @@ class Services:
         # The consumer gets its own Ledger: its cache holds the aggregates of its
         # partitions and is used without deep copies (a batch that fails to commit
         # evicts what it touched), which nothing else may share.
-        consumer_ledger = Ledger(env={**self.env, "DEEPCOPY_FROM_AGGREGATE_CACHE": "n"})
+        with schema_lock(self.database_url):
+            consumer_ledger = Ledger(env={**self.env, "DEEPCOPY_FROM_AGGREGATE_CACHE": "n"})
         return LedgerConsumer(
             ledger=consumer_ledger,
             catalogue=self.catalogue,
@@ -118,7 +140,8 @@ class Services:
     def projection(self, cls: type[TableProjection[Any]]) -> TableProjection[Any]:
         if cls.name not in self.projections:
             factory = PostgresFactory(Environment(cls.name, self.env))
-            view = factory.tracking_recorder(cls.view_class)
+            with schema_lock(self.database_url):
+                view = factory.tracking_recorder(cls.view_class)
             self.projections[cls.name] = cls(view=view)
         return self.projections[cls.name]
 
@@ -130,7 +153,8 @@ class Services:
 
     def status_publisher(self) -> Follower:
         factory = PostgresFactory(Environment(AccountStatusPublisher.name, self.env))
-        tracking = factory.tracking_recorder(StatusTracking)
+        with schema_lock(self.database_url):
+            tracking = factory.tracking_recorder(StatusTracking)
         assert isinstance(tracking, StatusTracking)
         producer = KafkaProducer(**self.kafka_config, acks="all", linger_ms=5)
         publisher = AccountStatusPublisher(producer, self.settings.topic_account_status, tracking)
@@ -172,11 +196,7 @@ def bootstrap(
     need_kafka: bool = True,
     clock: Clock = utc_now,
     announce: Callable[[str], None] | None = None,
-    create_tables: bool = True,
 ) -> Services:
-    """``create_tables=False`` for processes started by one that created them:
-    concurrent ``CREATE ... IF NOT EXISTS`` can fail in PostgreSQL ("tuple
-    concurrently updated")."""
     settings = settings or Settings()
     embedded_postgres = None
     database_url = settings.database_url
@@ -197,10 +217,9 @@ def bootstrap(
                 "LEDGER_KAFKA_BOOTSTRAP is unset: using an embedded in-memory broker"
                 f" at {kafka_bootstrap}"
             )
-    env = postgres_env(
-        database_url, settings.database_schema, settings.pg_pool_size, create_tables=create_tables
-    )
-    ledger = Ledger(env=env)
+    env = postgres_env(database_url, settings.database_schema, settings.pg_pool_size)
+    with schema_lock(database_url):
+        ledger = Ledger(env=env)
     return Services(
         settings=settings,
         database_url=database_url,
