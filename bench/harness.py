@@ -172,6 +172,15 @@ def report(name: str, events: int, members: int, raw_seconds: float, ledger: dic
     return f"raw={raw_rate:.0f} ledger={ledger_rate:.0f} ratio={ledger_rate / raw_rate:.2f}"
 
 
+def host_speed() -> float:
+    """Seconds for a fixed amount of pure Python work: the shared host's speed varies
+    by a factor of 2-4 from hour to hour, which moves both rates (not their ratio)."""
+    started = time.perf_counter()
+    for _ in range(10_000_000):
+        pass
+    return time.perf_counter() - started
+
+
 def run_benchmark(
     name: str,
     topic: str,
@@ -201,6 +210,7 @@ def run_benchmark(
         setup, measured = make_messages(args.events, args.accounts)
         seconds = publish_all(services, setup + measured)
         print(f"published {len(setup) + len(measured):,} messages in {seconds:.1f}s")
+        print(f"host speed: {host_speed():.2f}s for 10M empty Python loop iterations")
         lines = []
         for members in args.consumers:
             raw_seconds = raw_drains(services, topic, members)
