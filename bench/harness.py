@@ -190,10 +190,11 @@ def run_benchmark(
     description: str,
 ) -> None:
     """Command line, publish, then for each process count: the raw drain of ``topic``
-    and the ledger consumer, the same number of processes for both. The last line
-    is the one-process measurement (one raw drain, one consumer); the scale-out
-    lines before it show N consumer processes in one group (``ledger serve
-    --consumers N``) against N raw drains in parallel."""
+    and the ledger consumer, the same number of processes for both (N consumer
+    processes in one group, as ``ledger serve --consumers N`` runs them, against
+    N raw drains in parallel, each on its share of the partitions). A line per
+    count; the last line repeats the last count's: by default the machine's
+    cores, the configuration the service is run in here."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--events", type=int, default=events)
     parser.add_argument("--accounts", type=int, default=accounts)
@@ -216,10 +217,8 @@ def run_benchmark(
             raw_seconds = raw_drains(services, topic, members)
             ledger = run_ledger_consumers(services, members)
             lines.append(report(name, len(measured), members, raw_seconds, ledger))
-        by_count = dict(zip(args.consumers, lines, strict=True))
-        for members, line in by_count.items():
+        for members, line in zip(args.consumers, lines, strict=True):
             print(f"consumers={members}: {line}")
-        if 1 in by_count:
-            print(by_count[1])
+        print(lines[-1])
     finally:
         services.stop()
