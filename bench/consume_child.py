@@ -43,7 +43,7 @@ def peak_rss_mb() -> float:
 
 def main() -> None:
     configure(json_lines=True, level=logging.WARNING)
-    services = bootstrap()
+    services = bootstrap(create_tables=False)  # created by the benchmark, before
     consumer = services.consumer()
     batches = 0
     started: float | None = None

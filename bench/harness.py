@@ -4,6 +4,7 @@ and running the ledger consumer in a child process to measure it alone."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -123,22 +124,14 @@ def run_ledger_consumers(services: Services, members: int, timeout: float = 900)
         "LEDGER_TOPIC_PARTITIONS": str(services.settings.topic_partitions),
         "LEDGER_CONSUMER_GROUP": f"bench-{members}",
     }
-    children = [
-        subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("consume_child.py"))],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(members)
-    ]
-    figures: list[dict[str, Any]] = []
-    for child in children:
-        stdout, stderr = child.communicate(timeout=timeout)
-        if child.returncode != 0:
-            raise RuntimeError(f"consumer child failed:\n{stderr[-3000:]}")
-        figures.append(json.loads(stdout.strip().splitlines()[-1]))
+    from ledger.bootstrap import bootstrap
+
+    # Tables are created here, before the consumers start: DDL while a sibling
+    # writes can deadlock (see ledger.bootstrap.schema_lock).
+    bootstrap(Settings(database_url=database_url), need_kafka=False).close()
+    with contextlib.ExitStack() as files:
+        logs = [files.enter_context(tempfile.TemporaryFile(mode="w+")) for _ in range(members)]
+        figures = _run_children(env, logs, timeout)
     working = [f for f in figures if f["started"] is not None]
     return {
         "seconds": max(f["ended"] for f in working) - min(f["started"] for f in working),
@@ -146,6 +139,27 @@ def run_ledger_consumers(services: Services, members: int, timeout: float = 900)
         "stored_events": figures[0]["stored_events"],
         "peak_rss_mb": max(f["peak_rss_mb"] for f in figures),
     }
+
+
+def _run_children(env: dict[str, str], logs: list[Any], timeout: float) -> list[dict[str, Any]]:
+    children = [
+        subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("consume_child.py"))],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,  # a file: a pipe read after stdout could fill and block the child
+            text=True,
+        )
+        for log in logs
+    ]
+    figures: list[dict[str, Any]] = []
+    for child, log in zip(children, logs, strict=True):
+        stdout, _ = child.communicate(timeout=timeout)
+        if child.returncode != 0:
+            log.seek(0)
+            raise RuntimeError(f"consumer child failed:\n{log.read()[-3000:]}")
+        figures.append(json.loads(stdout.strip().splitlines()[-1]))
+    return figures
 
 
 def _fresh_database(url: str, name: str) -> str:

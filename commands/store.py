@@ -310,7 +310,7 @@ class LedgerRecorder(PostgresProcessRecorder):
         ).format(self.dedupe_table)
         with self.datastore.transaction(commit=False) as curs:
             for source, ids in by_source.items():
-                curs.execute(statement, (json.dumps(ids), source))
+                curs.execute(statement, (json.dumps(ids, ensure_ascii=False), source))
                 known.update((source, row["event_id"]) for row in curs.fetchall())
         return known
 

@@ -25,7 +25,7 @@ import signal
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import wait
-from multiprocessing.synchronize import Event as ProcessEvent
+from multiprocessing.process import BaseProcess
 
 import structlog
 
@@ -48,33 +48,43 @@ class ConsumerProcessFailed(RuntimeError):
 
 
 def run_consumer_processes(count: int, endpoints: Endpoints, stop: threading.Event) -> None:
-    """Run ``count`` consumer processes until ``stop`` is set, then stop them
-    (each finishes its batch in flight). Raises if one exits on its own."""
+    """Run ``count`` consumer processes until ``stop`` is set, then stop them with
+    SIGTERM (each finishes its batch in flight). Raises if one fails.
+
+    A process that exits with 0 was stopped by a signal sent to it (or to the
+    whole process group): the service stops too, cleanly. No state is shared
+    with the processes (a ``multiprocessing.Event`` holds a lock that a
+    SIGKILLed process would never release): they get signals, and watch this
+    process so that none outlives it.
+    """
     context = multiprocessing.get_context("spawn")  # no fork of a process holding threads
-    stopping = context.Event()
-    processes = [
-        context.Process(
-            target=_consume,
-            args=(index, endpoints, stopping),
-            name=f"ledger-consumer-{index}",
-        )
-        for index in range(count)
-    ]
-    for process in processes:
-        process.start()
-    log.info("consumer_processes_started", count=count, pids=[p.pid for p in processes])
+    processes: list[BaseProcess] = []
     try:
+        for index in range(count):
+            member = context.Process(
+                target=_consume, args=(index, endpoints), name=f"ledger-consumer-{index}"
+            )
+            member.start()
+            processes.append(member)
+        log.info("consumer_processes_started", count=count, pids=[p.pid for p in processes])
         while not stop.is_set():
             ended = wait([p.sentinel for p in processes], timeout=0.5)
-            if ended and not stop.is_set():
-                gone = [p for p in processes if p.sentinel in ended]
-                for process in gone:
-                    process.join()  # sets its exit code
+            if not ended or stop.is_set():
+                continue
+            gone = [p for p in processes if p.sentinel in ended]
+            for process in gone:
+                process.join()  # sets its exit code
+            failed = [p for p in gone if p.exitcode != 0]
+            if failed:
                 raise ConsumerProcessFailed(
-                    ", ".join(f"{p.name} exited with code {p.exitcode}" for p in gone)
+                    ", ".join(f"{p.name} exited with code {p.exitcode}" for p in failed)
                 )
+            log.info("consumer_process_stopped_by_signal", names=[p.name for p in gone])
+            stop.set()
     finally:
-        stopping.set()
+        for process in processes:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: finish the batch in flight, then exit
         for process in processes:
             process.join(timeout=60)
             if process.is_alive():  # a batch cannot take a minute: something is stuck
@@ -84,18 +94,27 @@ def run_consumer_processes(count: int, endpoints: Endpoints, stop: threading.Eve
         log.info("consumer_processes_stopped", exit_codes=[p.exitcode for p in processes])
 
 
-def _consume(index: int, endpoints: Endpoints, stopping: ProcessEvent) -> None:
-    """One member of the group: the same consumer ``serve --role consumer`` runs."""
+def _consume(index: int, endpoints: Endpoints) -> None:
+    """One member of the group: the same consumer ``serve --role consumer`` runs,
+    on tables the supervisor's process created (no DDL here: it would take locks
+    that deadlock with a sibling's batch)."""
     from ledger.bootstrap import bootstrap
     from ledger.logging import configure
     from ledger.settings import Settings
 
     configure(json_lines=True, fields={"consumer_process": index})
+    stopping = threading.Event()
     # Ctrl-C reaches the whole process group: the supervisor decides when to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # the supervisor was killed: stop, don't consume unsupervised
+        threading.Thread(
+            target=_stop_when_gone, args=(parent.sentinel, stopping), daemon=True
+        ).start()
     services = bootstrap(
-        Settings(database_url=endpoints.database_url, kafka_bootstrap=endpoints.kafka_bootstrap)
+        Settings(database_url=endpoints.database_url, kafka_bootstrap=endpoints.kafka_bootstrap),
+        create_tables=False,
     )
     try:
         if endpoints.metrics_port:
@@ -105,3 +124,8 @@ def _consume(index: int, endpoints: Endpoints, stopping: ProcessEvent) -> None:
         services.consumer().run(stopping)
     finally:
         services.close()
+
+
+def _stop_when_gone(sentinel: int, stopping: threading.Event) -> None:
+    wait([sentinel])
+    stopping.set()

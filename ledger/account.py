@@ -265,7 +265,7 @@ class Account(Aggregate):
         at = emails[0].sent_at
         for email in emails:
             sent_at = email.sent_at
-            if sent_at.tzinfo is None:
+            if sent_at.utcoffset() is None:
                 raise NaiveDatetime()
             local = sent_at.astimezone(tz)
             key = (local.year, local.month, 0 if one_plan else self._plan_index_at(sent_at))

@@ -50,7 +50,9 @@ PROJECTIONS: tuple[type[TableProjection[Any]], ...] = (
 )
 
 
-def postgres_env(database_url: str, schema: str, pool_size: int) -> dict[str, str]:
+def postgres_env(
+    database_url: str, schema: str, pool_size: int, *, create_tables: bool = True
+) -> dict[str, str]:
     info = conninfo_to_dict(database_url)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -67,7 +69,7 @@ def postgres_env(database_url: str, schema: str, pool_size: int) -> dict[str, st
         # Off on purpose: with DB functions on, a process recorder drops Tracking.
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
         "PROCESS_RECORDER_TOPIC": "commands.store:LedgerRecorder",
-        "CREATE_TABLE": "y",
+        "CREATE_TABLE": "y" if create_tables else "n",
     }
 
 
@@ -76,14 +78,19 @@ SCHEMA_LOCK_KEY = 0x1ED6E5
 
 
 @contextmanager
-def schema_lock(database_url: str) -> Iterator[None]:
-    """Create tables one process at a time.
+def schema_lock(database_url: str, env: dict[str, str]) -> Iterator[None]:
+    """Create tables one process at a time (nothing to do where tables are not created).
 
     eventsourcing creates its tables with ``CREATE ... IF NOT EXISTS``, which
     is not safe to run concurrently in PostgreSQL ("tuple concurrently
-    updated"): consumer processes started together (``serve --consumers N``,
-    or replicas) would crash at start. A session advisory lock serialises it.
+    updated"): replicas started together would crash at start. A session
+    advisory lock serialises it. (A replica that starts while others write may
+    still meet a deadlock on its DDL; PostgreSQL then aborts one side: a batch
+    that is redone, or the starting process, which exits and is restarted.)
     """
+    if env.get("CREATE_TABLE") != "y":
+        yield
+        return
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
         try:
@@ -124,7 +131,7 @@ class Services:
         # The consumer gets its own Ledger: its cache holds the aggregates of its
         # partitions and is used without deep copies (a batch that fails to commit
         # evicts what it touched), which nothing else may share.
-        with schema_lock(self.database_url):
+        with schema_lock(self.database_url, self.env):
             consumer_ledger = Ledger(env={**self.env, "DEEPCOPY_FROM_AGGREGATE_CACHE": "n"})
         return LedgerConsumer(
             ledger=consumer_ledger,
@@ -140,7 +147,7 @@ class Services:
     def projection(self, cls: type[TableProjection[Any]]) -> TableProjection[Any]:
         if cls.name not in self.projections:
             factory = PostgresFactory(Environment(cls.name, self.env))
-            with schema_lock(self.database_url):
+            with schema_lock(self.database_url, self.env):
                 view = factory.tracking_recorder(cls.view_class)
             self.projections[cls.name] = cls(view=view)
         return self.projections[cls.name]
@@ -153,7 +160,7 @@ class Services:
 
     def status_publisher(self) -> Follower:
         factory = PostgresFactory(Environment(AccountStatusPublisher.name, self.env))
-        with schema_lock(self.database_url):
+        with schema_lock(self.database_url, self.env):
             tracking = factory.tracking_recorder(StatusTracking)
         assert isinstance(tracking, StatusTracking)
         producer = KafkaProducer(**self.kafka_config, acks="all", linger_ms=5)
@@ -196,7 +203,11 @@ def bootstrap(
     need_kafka: bool = True,
     clock: Clock = utc_now,
     announce: Callable[[str], None] | None = None,
+    create_tables: bool = True,
 ) -> Services:
+    """``create_tables=False`` in processes started by one that created them
+    (consumer processes): ``CREATE INDEX IF NOT EXISTS`` takes a share lock even
+    when the index exists, and with a sibling's batch writing, that deadlocks."""
     settings = settings or Settings()
     embedded_postgres = None
     database_url = settings.database_url
@@ -217,8 +228,10 @@ def bootstrap(
                 "LEDGER_KAFKA_BOOTSTRAP is unset: using an embedded in-memory broker"
                 f" at {kafka_bootstrap}"
             )
-    env = postgres_env(database_url, settings.database_schema, settings.pg_pool_size)
-    with schema_lock(database_url):
+    env = postgres_env(
+        database_url, settings.database_schema, settings.pg_pool_size, create_tables=create_tables
+    )
+    with schema_lock(database_url, env):
         ledger = Ledger(env=env)
     return Services(
         settings=settings,

@@ -34,9 +34,26 @@ PARTITIONS = 4
 
 
 def _log_lines(log: Path) -> Iterator[dict[str, Any]]:
-    for line in log.read_text().splitlines():
-        if line.startswith("{"):
-            yield json.loads(line)
+    """The JSON lines written so far (a line still being written is skipped)."""
+    for line in log.read_text().splitlines(keepends=True):
+        if line.startswith("{") and line.endswith("\n"):
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+
+def _final_assignments(log: Path, topic: str) -> dict[int, set[int]]:
+    """Each process's partitions of ``topic`` as of the last rebalance that gave it some
+    (the revocations of the shutdown are not a rebalance)."""
+    generations: dict[int, list[set[int]]] = {}
+    for line in _log_lines(log):
+        process = line.get("consumer_process")
+        if line.get("event") == "partitions_revoked" and process is not None:
+            generations.setdefault(process, []).append(set())
+        elif line.get("event") == "partition_assigned" and line.get("topic") == topic:
+            generations[process][-1].add(line["partition"])
+    return {p: next((g for g in reversed(gs) if g), set()) for p, gs in generations.items()}
 
 
 def _events(log: Path, event: str) -> list[dict[str, Any]]:
@@ -93,18 +110,24 @@ def test_two_consumer_processes_share_the_partitions_and_bill_exactly_once(
             service.kill()
 
     up.publish(emails[12_000:] + emails[3_000:3_400])  # the rest, and 400 re-publications
+    first_log, log = log, tmp_path / "restarted.log"
     service = _start(env, log)
     try:
         total = ACCOUNTS + ACCOUNTS * PER_ACCOUNT
         wait_for(lambda: _applied(settings) >= total, timeout=120, what="all applied")
         wait_for(lambda: positions_at_end(services, topics), timeout=60, what="positions at end")
+        wait_for(lambda: _both_assigned(service, log), timeout=120, what="both in the group")
         service.send_signal(signal.SIGTERM)
         assert service.wait(timeout=60) == 0, log.read_text()[-3000:]
     finally:
         if service.poll() is None:
             service.kill()
 
-    committed = _events(log, "batch_committed")
+    # One group: the processes hold disjoint shares that cover every partition.
+    final = _final_assignments(log, settings.topic_email_sent)
+    assert set(final) == {0, 1} and all(final.values()), final
+    assert final[0].isdisjoint(final[1]) and final[0] | final[1] == set(range(PARTITIONS))
+    committed = _events(first_log, "batch_committed") + _events(log, "batch_committed")
     billed_by = {
         line["consumer_process"]
         for line in committed
