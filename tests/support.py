@@ -152,6 +152,31 @@ def catch_up(services: Services) -> None:
         follower.catch_up()
 
 
+def assert_each_billed(
+    services: Services,
+    accounts: list[str],
+    month: str,
+    *,
+    emails: int,
+    included: int,
+    charged: int,
+    amount: str,
+    balance: str,
+) -> None:
+    """Every account's usage of ``month`` and balance, as the test worked them out by hand."""
+    catch_up(services)
+    reports = services.reports()
+    for account in accounts:
+        usage = reports.usage(account, month)[0]
+        assert (usage["platform_emails"], usage["included_emails"], usage["charged_emails"]) == (
+            emails,
+            included,
+            charged,
+        ), account
+        assert usage["usage_amount"] == amount, account
+        assert reports.balance(account)["balance"] == balance, account
+
+
 def positions_at_end(services: Services, topics: list[str]) -> bool:
     """Whether the Kafka positions stored in PostgreSQL have reached every partition's end."""
     consumer = KafkaConsumer(**services.kafka_config, enable_auto_commit=False)

@@ -26,7 +26,14 @@ from kafka.partitioner.default import murmur2
 
 from tests.conftest import MakeServices
 from tests.e2e.test_crash_safety import _applied
-from tests.support import Upstreams, catch_up, ledger_env, positions_at_end, utc, wait_for
+from tests.support import (
+    Upstreams,
+    assert_each_billed,
+    ledger_env,
+    positions_at_end,
+    utc,
+    wait_for,
+)
 
 ACCOUNTS = 16
 PER_ACCOUNT = 1500
@@ -150,14 +157,13 @@ def test_two_consumer_processes_share_the_partitions_and_bill_exactly_once(
     # One dedupe key per message applied: 16 openings and 24,000 emails, no more.
     assert _applied(settings) == ACCOUNTS + ACCOUNTS * PER_ACCOUNT
     up.close()
-    catch_up(services)
-    reports = services.reports()
-    for account in accounts:
-        usage = reports.usage(account, "2026-11")[0]
-        assert (usage["platform_emails"], usage["included_emails"], usage["charged_emails"]) == (
-            1500,
-            1000,
-            500,
-        )
-        assert usage["usage_amount"] == "0.50"
-        assert reports.balance(account)["balance"] == "-10.50"
+    assert_each_billed(
+        services,
+        accounts,
+        "2026-11",
+        emails=1500,
+        included=1000,
+        charged=500,
+        amount="0.50",
+        balance="-10.50",
+    )

@@ -24,7 +24,15 @@ import psycopg
 from ledger.bootstrap import Services
 from ledger.settings import Settings
 from tests.conftest import MakeServices
-from tests.support import Upstreams, catch_up, ledger_env, positions_at_end, utc, wait_for
+from tests.support import (
+    Upstreams,
+    assert_each_billed,
+    catch_up,
+    ledger_env,
+    positions_at_end,
+    utc,
+    wait_for,
+)
 
 ACCOUNTS = 15
 PER_ACCOUNT = 2000
@@ -117,17 +125,16 @@ def test_sigkill_at_any_point_loses_nothing_and_bills_nothing_twice(
     # the 300 re-publications left none.
     assert _applied(settings) == ACCOUNTS + ACCOUNTS * PER_ACCOUNT
     up.close()
-    catch_up(services)
-    reports = services.reports()
-    for account in accounts:
-        usage = reports.usage(account, "2026-11")[0]
-        assert (usage["platform_emails"], usage["included_emails"], usage["charged_emails"]) == (
-            2000,
-            1000,
-            1000,
-        )
-        assert usage["usage_amount"] == "1.00"
-        assert reports.balance(account)["balance"] == "-11.00"
+    assert_each_billed(
+        services,
+        accounts,
+        "2026-11",
+        emails=2000,
+        included=1000,
+        charged=1000,
+        amount="1.00",
+        balance="-11.00",
+    )
 
 
 CONTACT_ACCOUNTS = 10
