@@ -280,24 +280,21 @@ def decode(record: RecordLike, accepted_types: frozenset[str]) -> Accepted | Ref
     One pass in pydantic-core (parse + validate, discriminated on ``type``);
     the slower path that explains a refusal runs only for refused records.
     """
-    value = record.value
-    if not value:  # a tombstone or empty message: nothing to validate
+    if not record.value:  # a tombstone or empty message: nothing to validate
         return Refused(record, "empty message: no CloudEvent in the record value")
-    if b"\\u0000" in value:  # one scan of the bytes, cheaper than a pattern per field
+    if b"\\u0000" in record.value:  # one scan of the bytes, cheaper than a pattern per field
         return Refused(record, "NUL characters (\\u0000) are not accepted in a CloudEvent")
     try:
-        event = _validate_json(value)
+        event = _validate_json(record.value)
     except ValidationError as exc:
         return Refused(record, _refusal(record, exc))
     if event.type not in accepted_types:
         return Refused(
             record, f"event type {event.type!r} does not belong on topic {record.topic!r}"
         )
-    key = record.key
-    account_id = event.data.account_id
-    if key is None or key.decode("utf-8", "replace") != account_id:
-        shown = key.decode("utf-8", "replace") if key is not None else None
-        return Refused(record, f"Kafka key {shown!r} is not the account id {account_id!r}")
+    key = record.key.decode("utf-8", "replace") if record.key is not None else None
+    if key != event.data.account_id:
+        return Refused(record, f"Kafka key {key!r} is not the account id {event.data.account_id!r}")
     return Accepted(record, event)
 
 

@@ -45,7 +45,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
@@ -114,12 +114,6 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-class StopSignal(Protocol):
-    """A ``threading.Event`` or a ``multiprocessing`` one (consumer processes)."""
-
-    def is_set(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -361,7 +355,7 @@ class LedgerConsumer:
 
     # ------------------------------------------------------------------ loop
 
-    def run(self, stop: StopSignal) -> None:
+    def run(self, stop: threading.Event) -> None:
         """Poll until ``stop`` is set; the batch in flight is always finished first."""
         log.info("consumer_started", topics=self.roles.topics)
         try:
