@@ -12,3 +12,8 @@ CONSUMER_LAG = Gauge(
 BATCH_SECONDS = Histogram(
     "ledger_batch_seconds", "Time to apply and commit one partition batch", ["topic"]
 )
+PARTITION_HELD = Gauge(
+    "ledger_partition_held",
+    "1 while a partition is not read because its stored position is outside its log",
+    ["topic", "partition"],
+)

@@ -41,6 +41,8 @@ class Endpoints:
     kafka_bootstrap: str
     #: The first process serves Prometheus metrics on ``metrics_port + 1``, and so on.
     metrics_port: int | None = None
+    #: Seconds to keep consuming after SIGTERM (the embedded broker's log dies with it).
+    drain_seconds: float = 0.0
 
 
 class ConsumerProcessFailed(RuntimeError):
@@ -121,7 +123,7 @@ def _consume(index: int, endpoints: Endpoints) -> None:
             from prometheus_client import start_http_server
 
             start_http_server(endpoints.metrics_port + 1 + index)
-        services.consumer().run(stopping)
+        services.consumer().run(stopping, endpoints.drain_seconds)
     finally:
         services.close()
 

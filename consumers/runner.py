@@ -2,9 +2,14 @@
 
 Exactly-once effect, step by step (``docs/exactly-once.md``):
 
-1. On every partition assignment, seek to the position stored in PostgreSQL
-   (``Tracking("kafka:<topic>:<partition>", offset)``), not Kafka's committed
-   offset; Kafka group commits are made for lag monitoring only.
+1. On every partition assignment, and every few seconds after, check the
+   position stored in PostgreSQL against the broker's log
+   (``consumers/positions.py``): the position is kept per log (the topic id
+   is in the tracking name), a new log is read from its start, and a position
+   outside its log holds the partition until an operator resets it. Then seek
+   to it; Kafka's committed offsets are for lag monitoring only, and the
+   consumer never lets kafka-python reset a position on its own
+   (``auto_offset_reset="none"``).
 2. Decode and validate each record (pure), drop duplicates within the batch and
    those whose CloudEvent ``(source, id)`` is already in ``ledger_dedupe``.
 3. Map to commands, apply them to aggregates (one event per account per batch).
@@ -34,6 +39,7 @@ queued on the same worker behind N's save, so it sees N's keys. A rebalance,
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import sys
@@ -51,6 +57,7 @@ import structlog
 from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import OffsetOutOfRangeError
 
 from commands.handlers import (
     BatchWork,
@@ -63,9 +70,11 @@ from commands.handlers import (
 )
 from commands.models import AccountCommand
 from commands.store import DeadLetterRow, LedgerRecorder
+from consumers.log_probe import LogProbe
 from consumers.mapping import to_commands
 from consumers.messages import Accepted, Record, RecordLike, Refused, decode
-from consumers.metrics import BATCH_SECONDS, CONSUMER_LAG, DEAD_LETTERS, MESSAGES
+from consumers.metrics import BATCH_SECONDS, CONSUMER_LAG, DEAD_LETTERS, MESSAGES, PARTITION_HELD
+from consumers.positions import Clock, PartitionPosition, Positions
 from ledger.account import account_uuid
 from ledger.application import Ledger
 from ledger.plans import Catalogue
@@ -73,13 +82,13 @@ from ledger.plans import Catalogue
 log = structlog.get_logger(__name__)
 
 
-def tracking_name(topic: str, partition: int) -> str:
-    return f"kafka:{topic}:{partition}"
-
-
 #: Poll timeout while a save is in flight: if no records come this soon, the
 #: consumer settles the save instead of idling (keeps ``drain`` prompt).
 IN_FLIGHT_POLL_MS = 20
+
+#: How often every assigned partition's position is checked against its log
+#: (a held partition is released this soon after an operator's reset).
+POSITION_CHECK_SECONDS = 5.0
 
 #: Seconds a thread may hold the GIL while another waits for it (CPython's default is 5 ms).
 SWITCH_INTERVAL = 0.0005
@@ -256,6 +265,7 @@ class LedgerConsumer:
         max_records: int = 20000,
         poll_timeout_ms: int = 200,
         on_batch: Callable[[BatchOutcome], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.ledger = ledger
         self.catalogue = catalogue
@@ -272,7 +282,9 @@ class LedgerConsumer:
             **kafka_config,
             group_id=group_id,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            # Every position is set by this consumer (seek); one outside its log
+            # raises instead of being moved silently (positions are checked first).
+            auto_offset_reset="none",
             session_timeout_ms=6000,
             heartbeat_interval_ms=1000,
             max_poll_interval_ms=60000,
@@ -282,9 +294,16 @@ class LedgerConsumer:
             fetch_max_bytes=max(32 * 1024 * 1024, 4 * partition_fetch_bytes),
         )
         self.producer = KafkaProducer(**kafka_config, acks="all", linger_ms=5)
+        self.positions = Positions(ledger, LogProbe(kafka_config), clock)
         self.consumer.subscribe(roles.topics, listener=_SeekToStoredPositions(self))
+        #: Assigned partitions checked against their logs and read: where they stand.
+        self._checked: dict[TopicPartition, PartitionPosition] = {}
+        #: Assigned, not checked yet (paused until they are).
+        self._unchecked: set[TopicPartition] = set()
+        #: Assigned and held: the stored position is outside the log (paused).
+        self._held: dict[TopicPartition, PartitionPosition] = {}
         self._held_back: dict[TopicPartition, int] = {}
-        self._lag_reported = 0.0
+        self._positions_checked = 0.0
         _shorten_switch_interval()
         # One worker, so saves and dedupe lookups run one at a time, in the order submitted.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-db")
@@ -297,47 +316,108 @@ class LedgerConsumer:
     # ------------------------------------------------------------------ positions
 
     def stored_position(self, tp: TopicPartition) -> int | None:
-        position: int | None = self.recorder.max_tracking_id(tracking_name(tp.topic, tp.partition))
+        """The last offset applied of the partition (in the log it reads now)."""
+        checked = self._checked.get(tp) or self._held.get(tp)
+        if checked is None:
+            return None
+        position: int | None = self.recorder.max_tracking_id(checked.tracking_name)
         return position
 
-    def seek_to_stored(self, partitions: Sequence[TopicPartition]) -> None:
-        # A save in flight must not race the seek: its outcome moves the stored position.
-        self._settle()
-        for tp in partitions:
-            stored = self.stored_position(tp)
-            if stored is None:
-                self.consumer.seek_to_beginning(tp)
-            else:
-                self.consumer.seek(tp, stored + 1)
-            log.info(
-                "partition_assigned", topic=tp.topic, partition=tp.partition, resume_after=stored
-            )
-        self._hold_back_until_accounts_caught_up(partitions)
+    def _on_assigned(self, partitions: Sequence[TopicPartition]) -> None:
+        """A new assignment: nothing is read until each partition is checked.
 
-    def _hold_back_until_accounts_caught_up(self, assigned: Sequence[TopicPartition]) -> None:
-        """Usage waits until the account facts present at assignment are applied,
-        so an email is not dead-lettered for an account whose opening is queued.
-
-        Runs on kafka-python's IO thread (rebalance callback): only local calls
-        here; the end offsets are fetched after the poll returns.
+        Runs in a rebalance callback: no broker calls here. Each partition is
+        paused (and given a placeholder position, never fetched from) until
+        :meth:`_check_positions` has compared its stored position with its log.
         """
-        # Start from a clean slate: partitions kept across a rebalance keep their paused flag.
-        self._held_back = {}
-        paused = list(self.consumer.paused())
-        if paused:
-            self.consumer.resume(*paused)
-        priority = [tp for tp in assigned if tp.topic in self.roles.priority]
-        others = [tp for tp in assigned if tp.topic not in self.roles.priority]
-        if priority and others:
-            self.consumer.pause(*others)
-            self._held_back = {tp: -1 for tp in priority}
+        # A save in flight must not race the check: its outcome moves the stored position.
+        self._settle()
+        self._checked, self._held = {}, {}
+        self._unchecked = set(partitions)
+        for tp in partitions:
+            self.consumer.seek(tp, 0)
+        # Usage waits until the account facts present at assignment are applied,
+        # so an email is not parked or dead-lettered for an account whose opening is queued.
+        priority = [tp for tp in partitions if tp.topic in self.roles.priority]
+        others = [tp for tp in partitions if tp.topic not in self.roles.priority]
+        self._held_back = {tp: -1 for tp in priority} if priority and others else {}
+        self._update_pauses()
+
+    def _update_pauses(self) -> None:
+        assigned = self.consumer.assignment()
+        wanted = self._unchecked | set(self._held)
+        if self._held_back:
+            wanted |= {tp for tp in assigned if tp.topic not in self.roles.priority}
+        wanted &= assigned
+        paused = set(self.consumer.paused())
+        if wanted - paused:
+            self.consumer.pause(*(wanted - paused))
+        if paused - wanted:
+            self.consumer.resume(*(paused - wanted))
+
+    def _check_positions(self, *, everything: bool = False) -> None:
+        """Compare stored positions with the broker's logs; seek, hold or release.
+
+        New assignments are checked at once; every partition (held ones too: an
+        operator may have reset one) every ``POSITION_CHECK_SECONDS``.
+        """
+        assigned = self.consumer.assignment()
+        self._unchecked &= assigned
+        wanted = set(assigned) if everything else set(self._unchecked)
+        if not wanted:
+            return
+        with self._pipeline:
+            self._settle()  # the stored positions must be final before they are compared
+        self._positions_checked = time.monotonic()
+        checked = self.positions.check(sorted(wanted))
+        for tp, position in checked.items():
+            before = self._checked.get(tp) or self._held.get(tp)
+            moved = (
+                tp in self._unchecked
+                or before is None
+                or before.held
+                or before.tracking_name != position.tracking_name
+            )
+            self._unchecked.discard(tp)
+            CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(position.lag)
+            PARTITION_HELD.labels(tp.topic, str(tp.partition)).set(1 if position.held else 0)
+            if position.held:
+                self._checked.pop(tp, None)
+                if before is None or not before.held or before.reason != position.reason:
+                    log.error(
+                        "partition_held",
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        reason=position.reason,
+                        stored=position.stored,
+                        log_start=position.log_start,
+                        log_end=position.log_end,
+                        resolve="ledger positions reset TOPIC PARTITION --to ... --reason ...",
+                    )
+                self._held[tp] = position
+                continue
+            self._held.pop(tp, None)
+            self._checked[tp] = position
+            if moved:
+                self.consumer.seek(tp, position.next_offset)
+                log.info(
+                    "partition_reading",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    log_id=position.log_id,
+                    epoch=position.epoch,
+                    resume_after=position.stored,
+                    log_end=position.log_end,
+                )
+            if self._held_back.get(tp) == -1:
+                self._held_back[tp] = position.log_end
+        self._update_pauses()
+        with contextlib.suppress(Exception):  # group offsets: for lag dashboards only
+            self.consumer.commit_async()
 
     def _maybe_release(self) -> None:
-        if not self._held_back:
+        if not self._held_back or any(end < 0 for end in self._held_back.values()):
             return
-        unknown = [tp for tp, end in self._held_back.items() if end < 0]
-        if unknown:
-            self._held_back.update(self.consumer.end_offsets(unknown))
         assigned = self.consumer.assignment()
         for tp, end in list(self._held_back.items()):
             # The consumer's own position counts too: a transaction marker or an
@@ -345,22 +425,35 @@ class LedgerConsumer:
             reached = max(
                 self._next_offset(tp), self.consumer.position(tp) if tp in assigned else 0
             )
-            if tp not in assigned or reached >= end:
+            if tp not in assigned or tp in self._held or reached >= end:
                 del self._held_back[tp]
         if not self._held_back:
-            paused = list(self.consumer.paused())
-            if paused:
-                self.consumer.resume(*paused)
+            self._update_pauses()
             log.info("accounts_caught_up_resuming_usage")
+
+    @property
+    def held_partitions(self) -> dict[TopicPartition, PartitionPosition]:
+        return dict(self._held)
 
     # ------------------------------------------------------------------ loop
 
-    def run(self, stop: threading.Event) -> None:
-        """Poll until ``stop`` is set; the batch in flight is always finished first."""
+    def run(self, stop: threading.Event, drain_seconds: float = 0.0) -> None:
+        """Poll until ``stop`` is set; the batch in flight is always finished first.
+
+        ``drain_seconds``: after ``stop``, keep consuming until caught up, for at
+        most this long. For the embedded broker, whose log dies with it: what was
+        published before the stop is then billed, not lost.
+        """
         log.info("consumer_started", topics=self.roles.topics)
         try:
             while not stop.is_set():
                 self.poll_once()
+            if drain_seconds > 0:
+                try:
+                    self.drain(timeout=drain_seconds)
+                    log.info("consumer_drained_before_stop")
+                except TimeoutError:
+                    log.error("consumer_not_drained_before_stop", seconds=drain_seconds)
         finally:
             self.close()
 
@@ -369,10 +462,21 @@ class LedgerConsumer:
             return self._poll_once()
 
     def _poll_once(self) -> list[BatchOutcome]:
+        due = time.monotonic() - self._positions_checked > POSITION_CHECK_SECONDS
+        if self._unchecked or due:
+            self._check_positions(everything=due)
         timeout_ms = self.poll_timeout_ms
         if self._in_flight is not None:
             timeout_ms = min(timeout_ms, IN_FLIGHT_POLL_MS)
-        polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.max_records)
+        try:
+            polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.max_records)
+        except OffsetOutOfRangeError as exc:
+            # The log no longer holds the position (e.g. retention deleted records
+            # not read yet): check those partitions at once; they will be held.
+            out_of_range = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+            self._unchecked.update(out_of_range or self.consumer.assignment())
+            self._update_pauses()
+            polled = {}
         ordered = sorted(
             polled, key=lambda tp: (tp.topic not in self.roles.priority, tp.topic, tp.partition)
         )
@@ -386,8 +490,6 @@ class LedgerConsumer:
                     self._discard(prepared)
         if not polled:
             self._settle()  # nothing to overlap with: finish the save in flight
-        if polled and time.monotonic() - self._lag_reported > 1.0:
-            self._report_lag(list(polled))
         self._maybe_release()
         with self._pipeline:
             outcomes, self._settled = self._settled, []
@@ -397,19 +499,6 @@ class LedgerConsumer:
     def in_flight(self) -> bool:
         """Whether a batch's save is still running (its outcome comes with a later poll)."""
         return self._in_flight is not None
-
-    def process(self, tp: TopicPartition, records: Sequence[RecordLike]) -> BatchOutcome:
-        """One partition batch, start to commit, not pipelined (the save before it is
-        settled first; its outcome is returned by the next ``poll_once``)."""
-        with _collector_paused(), self._pipeline:
-            self._settle()
-            prepared = self._prepare(tp, records)
-            self._apply_and_save(prepared)
-            assert self._in_flight is not None
-            outcome = self._in_flight.outcome
-            self._settle()
-            self._settled.remove(outcome)
-            return outcome
 
     def _prepare(self, tp: TopicPartition, records: Sequence[RecordLike]) -> _Prepared:
         """The pure part: decode, validate, drop in-batch duplicates, map to commands.
@@ -498,7 +587,7 @@ class LedgerConsumer:
                     )
                 )
         self._publish_dead_letters(dead)  # flushed before the transaction starts
-        tracking = Tracking(tracking_name(tp.topic, tp.partition), records[-1].offset)
+        tracking = Tracking(self._checked[tp].tracking_name, records[-1].offset)
         outcome = BatchOutcome(
             records=len(records),
             applied=work.applied_messages,
@@ -597,10 +686,10 @@ class LedgerConsumer:
         )
 
     def _rewind(self, tp: TopicPartition) -> int | None:
-        """Seek to the stored position (if the partition is still ours); returns it."""
+        """Seek to the stored position (if the partition is still ours and read); returns it."""
         stored = self.stored_position(tp)
-        if tp in self.consumer.assignment():
-            self.consumer.seek(tp, 0 if stored is None else stored + 1)
+        if tp in self.consumer.assignment() and tp in self._checked:
+            self.consumer.seek(tp, self._next_offset(tp))
         return stored
 
     def _publish_dead_letters(self, dead: Sequence[DeadLetterRow]) -> None:
@@ -623,30 +712,29 @@ class LedgerConsumer:
             )
         self.producer.flush()
 
-    def _report_lag(self, partitions: list[TopicPartition]) -> None:
-        """Kafka group offsets are for lag dashboards only; positions live in PostgreSQL."""
-        self._lag_reported = time.monotonic()
-        try:
-            ends = self.consumer.end_offsets(partitions)
-            for tp in partitions:
-                position = self.consumer.position(tp)
-                CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, ends[tp] - position))
-            self.consumer.commit_async()
-        except Exception as exc:  # lag reporting must never stop billing
-            log.debug("lag_report_failed", error=str(exc))
-
     def caught_up(self) -> bool:
-        """No save in flight, and every assigned partition's stored position has
-        reached its end offset."""
+        """No save in flight, nothing held or unchecked, and every assigned
+        partition's stored position has reached the end of its log (the true
+        end: see ``consumers/log_probe.py``)."""
         assigned = list(self.consumer.assignment())
-        if not assigned or self._held_back or self._in_flight is not None:
+        if (
+            not assigned
+            or self._held_back
+            or self._unchecked
+            or self._held
+            or self._in_flight is not None
+        ):
             return False
-        ends = self.consumer.end_offsets(assigned)
-        return all(self._next_offset(tp) >= end for tp, end in ends.items())
+        reading_from = {tp: self._next_offset(tp) for tp in assigned}
+        bounds = self.positions.probe.bounds(assigned, reading_from)
+        return all(reading_from[tp] >= end for tp, (_start, end) in bounds.items())
 
     def _next_offset(self, tp: TopicPartition) -> int:
-        stored = self.stored_position(tp)
-        return 0 if stored is None else stored + 1
+        checked = self._checked.get(tp) or self._held.get(tp)
+        if checked is None:
+            return 0
+        stored: int | None = self.recorder.max_tracking_id(checked.tracking_name)
+        return checked.next_after(stored)
 
     def drain(self, timeout: float = 60.0) -> list[BatchOutcome]:
         """Poll until caught up (demo, tests, benchmarks); raise if the deadline passes."""
@@ -667,6 +755,7 @@ class LedgerConsumer:
             self.producer.flush()
             self.producer.close()
             self.consumer.close()
+            self.positions.probe.close()
             self.ledger.close()
             log.info("consumer_stopped")
 
@@ -680,4 +769,4 @@ class _SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("partitions_revoked", partitions=[f"{tp.topic}:{tp.partition}" for tp in revoked])
 
     def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        self.owner.seek_to_stored(list(assigned))
+        self.owner._on_assigned(list(assigned))

@@ -17,12 +17,14 @@ import psycopg
 import structlog
 from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import Environment
-from kafka import KafkaProducer
+from kafka import KafkaProducer, TopicPartition
 from psycopg.conninfo import conninfo_to_dict
 
 from commands.closing import close_periods, pay_proforma
 from commands.models import ClosePeriods, PayProforma
+from consumers.log_probe import LogProbe
 from consumers.messages import TOPIC_TYPES
+from consumers.positions import Positions, load_partition_log
 from consumers.runner import LedgerConsumer, TopicRoles
 from consumers.topics import ensure_topics
 from ledger.application import Ledger
@@ -141,6 +143,7 @@ class Services:
             group_id=self.settings.consumer_group,
             dead_letter_topic=self.settings.topic_dead_letter,
             max_records=self.settings.batch_max_records,
+            clock=self.clock,
             **kwargs,
         )
 
@@ -184,6 +187,45 @@ class Services:
     ) -> Document:
         command = PayProforma(account_id=account_id, proforma_id=proforma_id, at=at or self.clock())
         return pay_proforma(self.ledger, command)
+
+    def positions(self) -> Positions:
+        """Stored Kafka positions checked against the broker's logs (``ledger positions``)."""
+        return Positions(self.ledger, LogProbe(self.kafka_config), self.clock)
+
+    def input_partitions(self, positions: Positions) -> list[TopicPartition]:
+        return positions.all_partitions(sorted(self.settings.input_topics().values()))
+
+    def close_embedded_logs(self) -> int:
+        """Before the embedded broker stops (its log goes with it): record, per
+        partition, how many records it held that were not consumed. Returns the total."""
+        if self.embedded_broker is None:
+            return 0
+        positions = self.positions()
+        lost = 0
+        try:
+            checked = positions.check(self.input_partitions(positions))
+            for tp, position in checked.items():
+                partition_log = load_partition_log(self.ledger, tp.topic, tp.partition)
+                if partition_log is None:
+                    continue
+                unconsumed = partition_log.close(
+                    stored=position.stored, log_end=position.log_end, at=self.clock()
+                )
+                self.ledger.save(partition_log)
+                lost += unconsumed
+                if unconsumed:
+                    log.error(
+                        "embedded_broker_records_lost",
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        unconsumed=unconsumed,
+                        detail="published to the embedded (in-memory) broker, not consumed"
+                        " before it stopped: gone with its memory",
+                    )
+        finally:
+            positions.probe.close()
+        log.info("embedded_broker_logs_closed", unconsumed=lost)
+        return lost
 
     def close(self) -> None:
         self.ledger.close()

@@ -21,11 +21,14 @@ from typing import Annotated, Any
 import psycopg
 import structlog
 import typer
+from kafka import TopicPartition
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 from rich.console import Console
 
+from consumers.positions import Positions, load_partition_log
 from consumers.processes import Endpoints, run_consumer_processes
+from consumers.runner import POSITION_CHECK_SECONDS
 from ledger import render
 from ledger.account import Account
 from ledger.bootstrap import Services, bootstrap
@@ -53,8 +56,8 @@ def _announce(message: str) -> None:
 
 
 @contextmanager
-def services(*, need_kafka: bool = False) -> Iterator[Services]:
-    svc = bootstrap(Settings(), need_kafka=need_kafka, announce=_announce)
+def services(*, need_kafka: bool = False, settings: Settings | None = None) -> Iterator[Services]:
+    svc = bootstrap(settings or Settings(), need_kafka=need_kafka, announce=_announce)
     try:
         yield svc
     finally:
@@ -346,6 +349,131 @@ def schemas(
     out.print(f"wrote {len(written)} schemas to {folder}/")
 
 
+# ---------------------------------------------------------------------- positions
+
+positions_app = typer.Typer(
+    invoke_without_command=True,
+    help="Kafka positions stored in PostgreSQL, per partition, against the broker's logs.",
+)
+app.add_typer(positions_app, name="positions")
+
+
+@contextmanager
+def _positions_services() -> Iterator[tuple[Services, Positions]]:
+    settings = Settings()
+    if settings.kafka_bootstrap is None:
+        running = _running_broker(settings)
+        if running is None:
+            raise UserError(
+                "LEDGER_KAFKA_BOOTSTRAP is unset and no `ledger serve` with an embedded"
+                " broker is running: there is no log to compare the positions with"
+            )
+        settings.kafka_bootstrap = running
+    with services(need_kafka=True, settings=settings) as svc:
+        positions = svc.positions()
+        try:
+            yield svc, positions
+        finally:
+            positions.probe.close()
+
+
+def _running_broker(settings: Settings) -> str | None:
+    """The embedded broker of a running ``ledger serve`` (it writes its endpoints)."""
+    state = settings.home / "serve.json"
+    try:
+        data = json.loads(state.read_text())
+    except (OSError, ValueError):
+        return None
+    bootstrap_address = data.get("kafka_bootstrap")
+    return bootstrap_address if isinstance(bootstrap_address, str) else None
+
+
+@positions_app.callback()
+def positions_show(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Each input partition: its log, stored position, log start and end, lag, and
+    whether it is held (stored position outside the log: resolve with `reset`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with _positions_services() as (svc, positions):
+        checked = positions.check(svc.input_partitions(positions))
+    rows = [
+        {
+            "topic": p.topic,
+            "partition": p.partition,
+            "log": p.log_id if as_json else p.log_id[-12:],
+            "epoch": p.epoch,
+            "stored": "-" if p.stored is None else p.stored,
+            "start": p.log_start,
+            "end": p.log_end,
+            "lag": p.lag,
+            "state": "ok" if not p.held else f"HELD: {p.status}",
+        }
+        for p in checked.values()
+    ]
+    if as_json:
+        _json(rows)
+        return
+    out.print(render.simple_table(rows))
+    for p in checked.values():
+        if p.held:
+            err.print(f"held {p.topic}:{p.partition}: {p.reason}", highlight=False, markup=False)
+
+
+@positions_app.command("reset")
+def positions_reset(
+    topic: str,
+    partition: int,
+    to: Annotated[
+        str, typer.Option("--to", help="earliest, latest, or an offset of the partition's log.")
+    ],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the history).")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Also move a partition that is not held.")
+    ] = False,
+) -> None:
+    """Move a partition's position within its log: an operator's act, recorded.
+
+    Only a held partition is moved unless --force: moving a position that is
+    within its log skips records (forward) or re-reads them (backward; their
+    dedupe keys refuse them).
+    """
+    with _positions_services() as (svc, positions):
+        tp = TopicPartition(topic, partition)
+        if tp not in svc.input_partitions(positions):
+            raise UserError(f"no input partition {topic}:{partition}")
+        position = positions.check([tp])[tp]
+        if not position.held and not force:
+            raise UserError(
+                f"{topic}:{partition} is not held (next offset {position.next_offset} is within"
+                f" {position.log_start}..{position.log_end}); --force to move it anyway"
+            )
+        targets = {"earliest": position.log_start, "latest": position.log_end}
+        if to in targets:
+            offset = targets[to]
+        elif to.isascii() and to.isdigit():
+            offset = int(to)
+        else:
+            raise UserError(f"--to must be earliest, latest or an offset, not {to!r}")
+        partition_log = load_partition_log(svc.ledger, topic, partition)
+        assert partition_log is not None  # check() records the log it found
+        partition_log.reset(
+            to_offset=offset,
+            stored=position.stored,
+            log_start=position.log_start,
+            log_end=position.log_end,
+            reason=reason,
+            at=svc.clock(),
+        )
+        svc.ledger.save(partition_log)
+    out.print(
+        f"{topic}:{partition} reads log {partition_log.log_id} from offset {offset}"
+        f" (epoch {partition_log.epoch}); a running consumer takes it within"
+        f" {POSITION_CHECK_SECONDS:.0f} s",
+        highlight=False,
+        markup=False,
+    )
+
+
 # ---------------------------------------------------------------------- running
 
 
@@ -365,6 +493,15 @@ def _guarded(
     thread = threading.Thread(target=run, name=name)
     thread.start()
     return thread
+
+
+def _stop(svc: Services) -> None:
+    """Close the services; an embedded broker's logs are counted before they vanish."""
+    try:
+        svc.close_embedded_logs()
+    except Exception:  # the count is for the record; stopping must not fail for it
+        log.exception("embedded_broker_logs_not_closed")
+    svc.close()
 
 
 @app.command()
@@ -411,13 +548,20 @@ def serve(
 
     threads = []
     processes = consumers or svc.settings.consumer_processes
+    # The embedded broker's log dies with this process: consume what it holds first.
+    drain_seconds = svc.settings.stop_drain_timeout.total_seconds() if svc.embedded_broker else 0.0
     if "consumer" in roles and processes > 1:
         assert svc.kafka_bootstrap is not None
-        endpoints = Endpoints(svc.database_url, svc.kafka_bootstrap, svc.settings.metrics_port)
+        endpoints = Endpoints(
+            svc.database_url, svc.kafka_bootstrap, svc.settings.metrics_port, drain_seconds
+        )
         runs = functools.partial(run_consumer_processes, processes, endpoints, stop)
         threads.append(_guarded(stop, failures, "consumers", runs))
     elif "consumer" in roles:
-        threads.append(_guarded(stop, failures, "consumer", lambda: svc.consumer().run(stop)))
+        consumer = svc.consumer()
+        threads.append(
+            _guarded(stop, failures, "consumer", lambda: consumer.run(stop, drain_seconds))
+        )
     if "projections" in roles:
         for follower in svc.followers():
             runs = functools.partial(follower.run, stop)
@@ -438,7 +582,7 @@ def serve(
     log.info("serving", roles=sorted(roles))
     for thread in threads:
         thread.join()
-    svc.close()
+    _stop(svc)
     log.info("stopped", failures=len(failures))
     if failures:
         raise typer.Exit(1)

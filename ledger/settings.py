@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     plans_dir: Path = PROJECT_ROOT / "plans"
     close_grace: timedelta = timedelta(hours=6)
     close_interval: timedelta = timedelta(minutes=5)
+    #: With the embedded broker (in memory), how long ``serve`` keeps consuming
+    #: after SIGTERM, so that what was published before the stop is billed.
+    stop_drain_timeout: timedelta = timedelta(seconds=10)
     home: Path = Path(".ledger")
     metrics_port: int | None = None
     pg_pool_size: int = 5

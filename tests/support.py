@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from kafka import KafkaConsumer, TopicPartition
 
+from consumers.positions import stored_position
 from consumers.publishing import Outgoing, Upstream, producer, publish
 from ledger.bootstrap import Services
 
@@ -189,9 +190,8 @@ def positions_at_end(services: Services, topics: list[str]) -> bool:
         ends = consumer.end_offsets(partitions)
     finally:
         consumer.close()
-    recorder = services.ledger.process_recorder
     for tp, end in ends.items():
-        stored = recorder.max_tracking_id(f"kafka:{tp.topic}:{tp.partition}")
+        stored = stored_position(services.ledger, tp.topic, tp.partition)
         if (-1 if stored is None else stored) + 1 < end:
             return False
     return True

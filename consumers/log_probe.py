@@ -1,0 +1,129 @@
+"""What a partition's log is and where it starts and ends, asked of the broker.
+
+Two answers the consumer's own calls do not give reliably:
+
+- **Which log**: the Kafka topic id (a UUID given when the topic is created)
+  tells one log from another one under the same name: a topic recreated, or
+  an embedded broker restarted with nothing in memory.
+- **The true end**: the embedded Tansu broker answers a ListOffsets request
+  with the *last record batch's first offset + 1*, not the offset after the
+  last record (100 records sent as one batch: "end = 1"). A consumer at
+  offset 100 would look "beyond the end" and a lag of 99 records would look
+  like 0. So where the answer is not beyond doubt (the next offset to read is
+  at or past the reported end), the probe reads the log's last batch and
+  takes the offset after its last record. On Apache Kafka the reported end
+  is exact and the probe confirms it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+from uuid import UUID
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+from ledger.input_logs import UNNAMED_LOG
+
+ZERO_UUID = UUID(int=0)
+
+#: How long the probe waits for a partition's last batch.
+PROBE_TIMEOUT_SECONDS = 3.0
+
+
+class LogProbe:
+    """A group-less consumer and an admin client, for looking only (never for consuming)."""
+
+    def __init__(self, kafka_config: dict[str, Any]) -> None:
+        self.kafka_config = kafka_config
+        self._admin: KafkaAdminClient | None = None
+        self._consumer: KafkaConsumer | None = None
+
+    @property
+    def admin(self) -> KafkaAdminClient:
+        if self._admin is None:
+            self._admin = KafkaAdminClient(**self.kafka_config)
+        return self._admin
+
+    @property
+    def consumer(self) -> KafkaConsumer:
+        if self._consumer is None:
+            self._consumer = KafkaConsumer(
+                **self.kafka_config, enable_auto_commit=False, auto_offset_reset="none"
+            )
+        return self._consumer
+
+    def log_ids(self, topics: Iterable[str]) -> dict[str, str]:
+        """Topic name -> the id of its current log (``UNNAMED_LOG`` if the broker names none)."""
+        wanted = sorted(set(topics))
+        ids = {topic: UNNAMED_LOG for topic in wanted}
+        for described in self.admin.describe_topics(wanted):
+            topic_id = described.get("topic_id")
+            if described.get("error_code", 0) == 0 and topic_id not in (
+                None,
+                ZERO_UUID,
+                str(ZERO_UUID),
+            ):
+                ids[described["name"]] = str(topic_id)
+        return ids
+
+    def partitions(self, topic: str) -> list[TopicPartition]:
+        found = self.consumer.partitions_for_topic(topic) or set()
+        return [TopicPartition(topic, p) for p in sorted(found)]
+
+    def bounds(
+        self, partitions: Iterable[TopicPartition], reading_from: Mapping[TopicPartition, int]
+    ) -> dict[TopicPartition, tuple[int, int]]:
+        """(log start, log end) of each partition; ``reading_from`` holds the next
+        offset the ledger would read, where known: the end is made exact wherever
+        that offset is at or past the reported end."""
+        wanted = list(partitions)
+        if not wanted:
+            return {}
+        starts, ends = self._offsets(wanted)
+        doubtful = {
+            tp: end for tp, end in ends.items() if end > 0 and reading_from.get(tp, 0) >= end
+        }
+        ends.update(self._true_ends(doubtful))
+        return {tp: (starts[tp], ends[tp]) for tp in wanted}
+
+    def _offsets(
+        self, wanted: list[TopicPartition]
+    ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+        """Beginning and end offsets. kafka-python leaves out (KeyError) a partition
+        whose leader its metadata does not know yet: refresh and ask again."""
+        for attempt in range(5):
+            try:
+                return self.consumer.beginning_offsets(wanted), self.consumer.end_offsets(wanted)
+            except KeyError:
+                if attempt == 4:
+                    raise
+                for topic in {tp.topic for tp in wanted}:
+                    self.consumer.partitions_for_topic(topic)
+                time.sleep(0.1 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _true_ends(self, reported: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
+        if not reported:
+            return {}
+        consumer = self.consumer
+        consumer.assign(list(reported))
+        for tp, end in reported.items():
+            consumer.seek(tp, end - 1)  # the first offset of the last batch, on Tansu
+        found = dict(reported)
+        waiting = set(reported)
+        deadline = time.monotonic() + PROBE_TIMEOUT_SECONDS
+        while waiting and time.monotonic() < deadline:
+            for tp, records in consumer.poll(timeout_ms=100).items():
+                if records:
+                    found[tp] = max(found[tp], records[-1].offset + 1)
+                    waiting.discard(tp)
+        consumer.assign([])
+        return found
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+        if self._admin is not None:
+            self._admin.close()
