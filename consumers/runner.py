@@ -335,7 +335,8 @@ class LedgerConsumer:
         self._checked, self._held = {}, {}
         self._unchecked = set(partitions)
         for tp in partitions:
-            self.consumer.seek(tp, 0)
+            self.consumer.seek(tp, 0)  # a placeholder: paused, never fetched from
+            log.info("partition_assigned", topic=tp.topic, partition=tp.partition)
         # Usage waits until the account facts present at assignment are applied,
         # so an email is not parked or dead-lettered for an account whose opening is queued.
         priority = [tp for tp in partitions if tp.topic in self.roles.priority]
