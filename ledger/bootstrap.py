@@ -268,7 +268,8 @@ def bootstrap(
         if announce:
             announce(
                 "LEDGER_KAFKA_BOOTSTRAP is unset: using an embedded in-memory broker"
-                f" at {kafka_bootstrap}"
+                f" at {kafka_bootstrap} (its log lives in memory: records published to it"
+                " and not consumed when it stops are lost; use a real Kafka beyond a demo)"
             )
     env = postgres_env(
         database_url, settings.database_schema, settings.pg_pool_size, create_tables=create_tables

@@ -35,7 +35,9 @@ def configure(
     )
     # kafka-python logs connection chatter at INFO; keep only its warnings.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    logging.getLogger("kafka").setLevel(logging.ERROR)
+    # In the CLI, a broker problem surfaces as the command's one-line error;
+    # kafka-python's own lines (e.g. a metadata refresh cancelled at close) are noise.
+    logging.getLogger("kafka").setLevel(logging.ERROR if json_lines else logging.CRITICAL)
 
 
 def _add_fields(fields: dict[str, Any]) -> structlog.typing.Processor:

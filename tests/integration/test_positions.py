@@ -47,21 +47,24 @@ def _platform_emails(services: Services, account: str) -> int:
 def test_the_true_end_of_a_log_is_found_when_the_broker_reports_less(
     make_services: MakeServices,
 ) -> None:
-    """Tansu reports a log's end as its last batch's first offset + 1: 100 records
-    sent as one batch read as "end = 1". The probe reads the last batch instead."""
+    """Tansu reports a log's end as its last batch's first offset + 1: 3,000 records
+    then 600 sent as one batch read as "end = 3001". The probe reads the last
+    batch to its end instead (more records than one poll returns by default)."""
     services = make_services()
     topic = f"{services.settings.topic_email_sent}.probe"
     ensure_topics(services.kafka_config, [topic], 1)
-    producer = KafkaProducer(**services.kafka_config, linger_ms=500, batch_size=1_000_000)
-    for i in range(100):
-        producer.send(topic, b"x%d" % i, partition=0)
-    producer.flush()
+    producer = KafkaProducer(**services.kafka_config, linger_ms=500, batch_size=4_000_000)
+    for count in (3000, 600):
+        for i in range(count):
+            producer.send(topic, b"x" * 100 + b"%d" % i, partition=0)
+        producer.flush()
     producer.close()
     tp = TopicPartition(topic, 0)
     probe = LogProbe(services.kafka_config)
     try:
-        assert probe.bounds([tp], {tp: 100}) == {tp: (0, 100)}
-        assert probe.bounds([tp], {tp: 7})[tp][1] >= 1  # not in doubt: not probed
+        assert probe.bounds([tp], {tp: 3600}) == {tp: (0, 3600)}
+        assert probe.bounds([tp], {tp: 3601}) == {tp: (0, 3600)}
+        assert probe.bounds([tp], {tp: 7})[tp][1] >= 3001  # not in doubt: not probed
     finally:
         probe.close()
 
