@@ -59,26 +59,11 @@ def origin_of(message: Accepted) -> Origin:
     )
 
 
-#: An account's emails or contact changes of one run of a batch, filled in as they come:
-#: (emails?, account id, items).
-_Run = tuple[bool, str, list[Any]]
-
-#: Messages that change how an account's later emails are billed (the terms, or whether
-#: the account exists or is closed): its emails after one are a new run.
-TERMS_EVENTS = (AccountOpenedEvent, PlanChangedEvent, AccountClosedEvent)
-
-
 def to_commands(messages: Sequence[Accepted]) -> list[AccountCommand]:
     """Account messages become one command each, in order; the emails of a batch
     become one ``RecordEmailsSent`` per account, placed where its first email was,
-    and so do contact changes (one ``RecordContactChanges``, in arrival order).
-
-    Except across an opening, plan change or closing of the account: its emails
-    (and contact changes) after one are another command, placed after it, so a
-    batch bills exactly what its messages one at a time would, wherever the
-    stream was cut into batches (a credit purchase changes no price: no cut).
-    """
-    commands: list[AccountCommand | _Run] = []
+    and so do contact changes (one ``RecordContactChanges``, in arrival order)."""
+    commands: list[AccountCommand] = []
     emails: dict[str, list[SentEmailItem]] = {}
     contacts: dict[str, list[ContactChangeItem]] = {}
     for message in messages:
@@ -101,7 +86,11 @@ def to_commands(messages: Sequence[Accepted]) -> list[AccountCommand]:
             items = bucket.get(data.account_id)
             if items is None:
                 items = bucket[data.account_id] = []
-                commands.append((email, data.account_id, items))
+                commands.append(
+                    RecordEmailsSent(account_id=data.account_id, emails=())
+                    if email
+                    else RecordContactChanges(account_id=data.account_id, changes=())
+                )
             items.append(
                 SentEmailItem(event.time, data.route, origin)
                 if email
@@ -109,9 +98,6 @@ def to_commands(messages: Sequence[Accepted]) -> list[AccountCommand]:
             )
             continue
         origin = origin_of(message)
-        if isinstance(event, TERMS_EVENTS):
-            emails.pop(data.account_id, None)
-            contacts.pop(data.account_id, None)
         if isinstance(event, AccountOpenedEvent):
             commands.append(
                 OpenAccount(
@@ -150,14 +136,21 @@ def to_commands(messages: Sequence[Accepted]) -> list[AccountCommand]:
             )
         elif isinstance(event, AccountClosedEvent):
             commands.append(CloseAccount(account_id=data.account_id, at=event.time, origin=origin))
-    return [_filled(cmd) for cmd in commands]
+    return [_filled(cmd, emails, contacts) for cmd in commands]
 
 
-def _filled(cmd: AccountCommand | _Run) -> AccountCommand:
-    """A run as its command, with its items (built once, not re-validated)."""
-    if not isinstance(cmd, tuple):
-        return cmd
-    email, account_id, items = cmd
-    if email:
-        return RecordEmailsSent.model_construct(account_id=account_id, emails=tuple(items))
-    return RecordContactChanges.model_construct(account_id=account_id, changes=tuple(items))
+def _filled(
+    cmd: AccountCommand,
+    emails: dict[str, list[SentEmailItem]],
+    contacts: dict[str, list[ContactChangeItem]],
+) -> AccountCommand:
+    """The per-account placeholders with their items (built once, not re-validated)."""
+    if isinstance(cmd, RecordEmailsSent):
+        return RecordEmailsSent.model_construct(
+            account_id=cmd.account_id, emails=tuple(emails[cmd.account_id])
+        )
+    if isinstance(cmd, RecordContactChanges):
+        return RecordContactChanges.model_construct(
+            account_id=cmd.account_id, changes=tuple(contacts[cmd.account_id])
+        )
+    return cmd
