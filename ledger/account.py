@@ -201,7 +201,7 @@ class Account(Aggregate):
     def can_send(self, at_month: Month) -> bool:
         if self.payment_mode == "postpaid":
             return True
-        price = next_email_price(self.plan, self.volume(at_month))
+        price = next_email_price(self._terms(at_month, self.plan), self.volume(at_month))
         return self.balance.amount >= price
 
     def check_open(self) -> None:
@@ -372,7 +372,15 @@ class Account(Aggregate):
     # ------------------------------------------------------------------ sending status
 
     def _update_sending(self, at: datetime) -> None:
-        can_send = self.can_send(max(Month.containing(at, self.timezone), self.current))
+        # The next email is billed in the latest month known: that of ``at``, the current
+        # one, or a later one already holding usage (so not only the batch's last email:
+        # the outcome does not depend on where batches were cut).
+        month = max(
+            Month.containing(at, self.timezone),
+            self.current,
+            *(usage.month for usage in self.months.values()),
+        )
+        can_send = self.can_send(month)
         # The account id rides along: these events are published as they are.
         if self.blocked and can_send:
             self._sending_unblocked(

@@ -11,12 +11,12 @@ from unit_builders import STARTER, VOLUME
 from ledger.plans import EmailPlan, Tier, TierMode
 from ledger.pricing import (
     Charge,
+    charges_as_sent,
     final_charges,
     free_count,
     merge,
     month_price,
     next_email_price,
-    charges_as_sent,
     tier_at,
     tier_bounds,
     total,
