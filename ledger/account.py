@@ -6,10 +6,11 @@ pricing rule inside one would silently rewrite the past.
 
 The balance is credits minus debits, both kept exactly (unrounded):
 credits are purchased credit (and later, payments); debits are the monthly fee
-when a month opens, each batch's usage charge when it is recorded, and at the
-close the document's ``total - accrued`` (rounding, tax and the volume
-true-up). A prepaid account may send while its balance covers the next email;
-a postpay account is never blocked and a negative balance is what it owes.
+when a month opens, each email's charge as sent (recorded per batch and
+month, the same whatever the batches), and at the close the document's
+``total - accrued`` (rounding, tax and the volume true-up). A prepaid account
+may send while its balance covers the next email; a postpay account is never
+blocked and a negative balance is what it owes.
 """
 
 from __future__ import annotations

@@ -171,6 +171,27 @@ def test_prepaid_account_is_blocked_exactly_when_balance_cannot_cover_the_next_e
     assert event_names(account) == ["EmailsRecorded", "SendingBlocked"]
 
 
+def test_sending_status_after_emails_out_of_order_does_not_depend_on_the_batches() -> None:
+    def prepaid() -> Account:
+        account = open_account(mode="prepaid", opened_at=utc(2026, 11, 1))
+        account.purchase_credit(eur("10.0005"), "c1", utc(2026, 11, 1))  # 10.00 fee: 0.0005
+        account.record_emails(platform_emails(999, utc(2026, 11, 20)))  # all included
+        return account
+
+    december = SentEmail(utc(2026, 12, 1, 1), "platform")
+    november = SentEmail(utc(2026, 11, 30, 23), "platform")  # reported after December's
+    one_by_one, together = prepaid(), prepaid()
+    one_by_one.record_emails([december])
+    one_by_one.record_emails([november])
+    together.record_emails([december, november])
+    # November is at 1,000 (its next email costs 0.0010 > 0.0005), but the account is
+    # sending in December, whose 2nd email is included: it may send, either way
+    for account in (one_by_one, together):
+        assert account.balance == eur("0.0005")
+        assert (account.volume(Month(2026, 11)), account.volume(Month(2026, 12))) == (1000, 1)
+        assert not account.blocked
+
+
 def test_postpaid_account_is_never_blocked_however_negative() -> None:
     account = open_account(mode="postpaid")
     account.record_emails(platform_emails(100010, utc(2026, 1, 7)))
@@ -255,6 +276,20 @@ def test_a_prepaid_batch_across_two_months_debits_each_and_blocks_by_the_later_m
     assert account.balance == eur("-20.5033")
     assert account.blocked
     account.check_invariants()
+
+
+def test_record_emails_of_one_email_is_also_one_event() -> None:
+    account = open_account()
+    account.collect_events()
+    account.record_emails(platform_emails(1, utc(2026, 1, 10)))
+    assert event_names(account) == ["EmailsRecorded"]
+
+
+def test_recording_no_emails_makes_no_event() -> None:
+    account = open_account()
+    account.collect_events()
+    assert account.record_emails([]) == []
+    assert event_names(account) == []
 
 
 def test_usage_is_debited_when_recorded() -> None:
@@ -482,6 +517,31 @@ def test_plan_change_applies_to_later_usage_and_later_fees() -> None:
         ("usage", 1000, Decimal("2.00")),
     ]
     assert account.months[str(FEB)].fee == eur("5.00")  # February's is FLAT's
+
+
+def test_emails_around_a_plan_change_arriving_out_of_order_cost_the_same_in_one_batch() -> None:
+    def changed() -> Account:
+        account = open_account()
+        account.change_plan(FLAT, utc(2026, 1, 15))
+        return account
+
+    after = platform_emails(1500, utc(2026, 1, 20))  # FLAT's terms
+    before = platform_emails(1, utc(2026, 1, 10))  # STARTER's, reported after them
+    one_by_one, together = changed(), changed()
+    one_by_one.record_emails(after)
+    one_by_one.record_emails(before)
+    together.record_emails(after + before)
+    # positions by arrival: FLAT 1..1500 at 0.0020 = 3.0000; STARTER's email is the
+    # 1,501st, past its 1,000 included: 0.0010
+    docs = [a.close_periods(utc(2026, 2, 2), DAY, numbers()) for a in (one_by_one, together)]
+    assert docs[0] == docs[1]
+    assert amounts(docs[0][0]) == [
+        ("fee", 1, Decimal("10.00")),
+        ("usage", 1500, Decimal("3.00")),
+        ("usage", 1, Decimal("0.00")),  # 0.0010 -> 0.00
+    ]
+    # January's fee 10.00 + 3.0010 as sent - 0.0010 rounding at the close + FLAT's 5.00 for February
+    assert one_by_one.debited == together.debited == eur("18.0000")
 
 
 def test_changing_to_the_same_plan_records_nothing() -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from eventsourcing.persistence import Tracking
 from hypothesis import HealthCheck, given, settings
+from hypothesis import event as label
 from hypothesis import strategies as st
 from unit_builders import numbers
 
@@ -176,8 +177,11 @@ plan_change = st.tuples(
 closing = st.tuples(st.just("closed"), st.sampled_from(["a", "b", "c"]), st.sampled_from(INSTANTS))
 close_periods = st.tuples(st.just("close_periods"), st.sampled_from(CLOSES))
 steps = st.lists(
-    st.one_of(email, email, email, email, burst, credit, plan_change, closing, close_periods),
-    max_size=40,
+    st.one_of(
+        email, email, email, email, burst, burst, credit, plan_change, closing, close_periods
+    ),
+    min_size=8,
+    max_size=50,
 )
 
 
@@ -372,6 +376,34 @@ def check_traces(books: Books, facts: Sequence[Fact]) -> None:
             assert [m.index for m in event.months] == [account.month_index(sent_at)]  # type: ignore[attr-defined]
 
 
+def label_coverage(books: Books) -> None:
+    """Which cases an example reached (``--hypothesis-show-statistics``)."""
+    for account_id in ["a", "b", "c"]:
+        events = list(books.ledger.history(account_id))
+        names = [type(e).__name__ for e in events]
+        recorded = [e for e in events if type(e).__name__ == "EmailsRecorded"]
+        if any(getattr(e, "entries", None) and e.entries[0].late for e in recorded):  # type: ignore[attr-defined]
+            label("late usage")
+        if "PlanChanged" in names or "PlanChangeScheduled" in names:
+            label("plan change")
+        if (
+            "Closed" in names
+            and recorded
+            and recorded[-1].timestamp > events[names.index("Closed")].timestamp
+        ):
+            label("emails recorded after closing")
+        if "MonthSkipped" in names:
+            label("month skipped after closing")
+    if any(
+        d.kind != "proforma" and any(line.kind == "volume_true_up" for line in d.lines)
+        for d in books.issued
+    ):
+        label("volume true-up")
+    months = {(a, v) for a, v in books.dedupe.values()}
+    if len(months) > 3:
+        label("more than three email events")
+
+
 @settings(
     max_examples=60,
     deadline=None,
@@ -392,6 +424,7 @@ def test_documents_balances_and_usage_do_not_depend_on_the_batch_split(
     # and after a final close, once everything is documented
     for books in splits:
         close_all(books, FINAL_CLOSE)
+    label_coverage(splits[0])
     finals = [at_rest(books) for books in splits]
     assert finals[1] == finals[0]
     assert finals[2] == finals[0]

@@ -398,7 +398,7 @@ def test_built_documents_always_add_up(
     )
     if plan.tier_mode == "volume":
         assert billed == cents(month_price(plan, n))
-    # what was debited during the month: the fee plus every batch's exact provisional charge
+    # what was debited during the month: the fee plus every email's exact charge as sent
     assert doc.accrued.amount == (
         plan.monthly_fee + usage.charged + sum((item.amount for item in late), Decimal(0))
     )
