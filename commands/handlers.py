@@ -192,10 +192,11 @@ def close_account(cmd: CloseAccount, work: BatchWork) -> None:
 
 def record_emails_sent(cmd: RecordEmailsSent, work: BatchWork) -> None:
     account = work.account(cmd.account_id)
-    # The items have the ``sent_at`` and ``route`` the aggregate reads.
-    version = account.record_emails(cmd.emails)
-    origins = [email.origin for email in cmd.emails if email.origin is not None]
-    work.dedupe.append(DedupeKeys(account.account_id, account.id, version, origins))
+    # The items have the ``sent_at`` and ``route`` the aggregate reads. One event per
+    # month: each email's dedupe key points at the event of its month, which billed it.
+    for version, emails in account.record_emails(cmd.emails):
+        origins = [email.origin for email in emails if email.origin is not None]
+        work.dedupe.append(DedupeKeys(account.account_id, account.id, version, origins))
 
 
 def record_contact_changes(cmd: RecordContactChanges, work: BatchWork) -> None:

@@ -6,20 +6,22 @@ pricing rule inside one would silently rewrite the past.
 
 The balance is credits minus debits, both kept exactly (unrounded):
 credits are purchased credit (and later, payments); debits are the monthly fee
-when a month opens, each batch's usage charge when it is recorded, and at the
-close the document's ``total - accrued`` (rounding, tax and the volume
-true-up). A prepaid account may send while its balance covers the next email;
-a postpay account is never blocked and a negative balance is what it owes.
+when a month opens, each email's charge as sent (recorded per batch and
+month, the same whatever the batches), and at the close the document's
+``total - accrued`` (rounding, tax and the volume true-up). A prepaid account
+may send while its balance covers the next email; a postpay account is never
+blocked and a negative balance is what it owes.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
 from eventsourcing.domain import Aggregate, event
 
@@ -64,6 +66,28 @@ class SentEmailLike(Protocol):
     def route(self) -> Route: ...
 
 
+E = TypeVar("E", bound=SentEmailLike)
+
+
+@dataclass(slots=True)
+class _MonthCount:
+    """A batch's emails of one month: ``[plan index, platform, custom SMTP]`` runs in
+    arrival order, and the latest send time (the event's business time)."""
+
+    runs: list[list[int]]
+    at: datetime
+
+
+@functools.lru_cache(maxsize=256)
+def terms_after_closing(plan: EmailPlan) -> EmailPlan:
+    """The terms of a month after a closed account's last paid month: no fee was
+    charged for it, so no emails are included; every platform email pays the
+    plan's per-email price from the first one (the contacts model's rule too)."""
+    return plan.model_copy(
+        update={"included_emails": 0, "name": f"{plan.name}, after closing (no emails included)"}
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class UsageEntry:
     """What one batch did to one month: the audit line behind a ledger event."""
@@ -90,6 +114,7 @@ class Account(Aggregate):
         SendingUnblocked: ClassVar[type[Aggregate.Event]]
         PlanChanged: ClassVar[type[Aggregate.Event]]
         DocumentIssued: ClassVar[type[Aggregate.Event]]
+        MonthSkipped: ClassVar[type[Aggregate.Event]]
         Closed: ClassVar[type[Aggregate.Event]]
 
     @staticmethod
@@ -177,7 +202,7 @@ class Account(Aggregate):
     def can_send(self, at_month: Month) -> bool:
         if self.payment_mode == "postpaid":
             return True
-        price = next_email_price(self.plan, self.volume(at_month))
+        price = next_email_price(self._terms(at_month, self.plan), self.volume(at_month))
         return self.balance.amount >= price
 
     def check_open(self) -> None:
@@ -204,85 +229,131 @@ class Account(Aggregate):
 
     # ------------------------------------------------------------------ usage
 
-    def record_emails(self, emails: Sequence[SentEmailLike]) -> int:
-        """Bill a batch of already-deduplicated emails: one event, whatever the batch size.
+    def record_emails(self, emails: Sequence[E]) -> list[tuple[int, Sequence[E]]]:
+        """Bill a batch of already-deduplicated emails: one event per month they fall in
+        (in the account's time zone), whatever the batch size.
 
-        Emails are grouped by the month their send time falls in (account time
-        zone). A month already documented gets the emails as late usage on the
-        next document; a time before the account opened counts in the opening
-        month. Returns the version of the recording event: the dedupe keys of
-        these emails point at it.
+        A stored event thus covers one billing month, so an "as of" reading and
+        ``ledger trace`` are exact across a month boundary. A month already
+        documented gets its emails as late usage on the next document; a time
+        before the account opened counts in the opening month. Returns each
+        recording event's version with the emails it billed: their dedupe keys
+        point at it. A batch is billed as if its emails came one at a time in
+        the same order, so how the stream was cut into batches changes nothing.
         """
         if not emails:
-            return self.version
-        counts, at = self._count_by_month(emails)
-        entries: list[UsageEntry] = []
-        months: dict[Month, MonthUsage] = {}
-        closed: dict[Month, ClosedMonth] = {}
+            return []
+        groups = self._group_by_month(emails)
+        months = sorted(groups)
+        versions = []
+        for key in months:
+            self._record_month(Month.of(*key), groups[key])
+            versions.append(self.version)
+        self._update_sending(max(group.at for group in groups.values()))
+        if len(months) == 1:  # the common case: no second pass over the emails
+            return [(versions[0], emails)]
+        return list(zip(versions, self._split_by_month(emails, months), strict=True))
+
+    def _record_month(self, month: Month, group: _MonthCount) -> None:
         late = self.pending_late
-        for year, month_number, plan_index in sorted(counts):
-            platform, smtp = counts[(year, month_number, plan_index)]
-            month = Month.of(year, month_number)
-            if month < self.current:
-                before = closed.get(month) or self.closed_months[str(month)]
-                after, charges = record_late(before, platform)
-                closed[month] = after
-                late = add_late(late, month, platform, charges) if platform else late
-                entries.append(UsageEntry(month, True, platform, smtp, 0, charges))
-            else:
-                usage = months.get(month) or self.months.get(str(month), MonthUsage(month))
-                updated, charges = usage.record(self.plans[plan_index][1], platform, smtp)
-                months[month] = updated
+        months: tuple[MonthUsage, ...] = ()
+        closed: tuple[ClosedMonth, ...] = ()
+        if month < self.current:
+            platform = sum(run[1] for run in group.runs)
+            smtp = sum(run[2] for run in group.runs)
+            after, charges = record_late(self.closed_months[str(month)], platform)
+            closed = (after,)
+            late = add_late(late, month, platform, charges) if platform else late
+            entries = [UsageEntry(month, True, platform, smtp, 0, charges)]
+        else:
+            usage = self.months.get(str(month), MonthUsage(month))
+            entries = []
+            for plan_index, platform, smtp in group.runs:
+                terms = self._terms(month, self.plans[plan_index][1])
+                updated, charges = usage.record(terms, platform, smtp)
                 included = updated.included - usage.included
                 entries.append(UsageEntry(month, False, platform, smtp, included, charges))
+                usage = updated
+            months = (usage,)
         charged = Money(sum((e.amount for e in entries), Decimal(0)), self.currency)
         self._emails_recorded(
-            effective_at=at,
+            effective_at=group.at,
             entries=tuple(entries),
             charged=charged,
-            months=tuple(months.values()),
-            closed_months=tuple(closed.values()),
+            months=months,
+            closed_months=closed,
             pending_late=late,
         )
-        recorded_version = self.version
-        self._update_sending(at)
-        return recorded_version
 
-    def _count_by_month(
+    def _group_by_month(
         self, emails: Sequence[SentEmailLike]
-    ) -> tuple[dict[tuple[int, int, int], list[int]], datetime]:
-        """(year, month, index of the plan in force) -> [platform, custom_smtp], and
-        the latest send time.
+    ) -> dict[tuple[int, int], _MonthCount]:
+        """(year, month) -> the batch's emails of that month, counted.
 
         The month is the one the send time falls in, in the account's time zone;
         a time before the account opened counts in the opening month. The loop
         runs once per email of the hot path, so it does the least per email:
-        the clamp to the opening month is applied to the few keys afterwards.
+        with one plan, counts per month (the clamp to the opening month applied
+        to the few keys afterwards); after a plan change, runs of one plan in
+        arrival order, as one-at-a-time recording would segment them.
         """
         tz = zone(self.timezone)
-        one_plan = len(self.plans) == 1
-        raw: dict[tuple[int, int, int], list[int]] = {}
-        at = emails[0].sent_at
+        first = (self.first_month.year, self.first_month.month)
+        groups: dict[tuple[int, int], _MonthCount] = {}
+        if len(self.plans) > 1:
+            for email in emails:
+                sent_at = email.sent_at
+                if sent_at.utcoffset() is None:
+                    raise NaiveDatetime()
+                local = sent_at.astimezone(tz)
+                key = max((local.year, local.month), first)
+                index = self._plan_index_at(sent_at)
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = _MonthCount([[index, 0, 0]], sent_at)
+                run = group.runs[-1]
+                if run[0] != index:
+                    run = [index, 0, 0]
+                    group.runs.append(run)
+                run[1 + (email.route != "platform")] += 1
+                if sent_at > group.at:  # noqa: PLR1730 (per email: no call)
+                    group.at = sent_at
+            return groups
+        raw: dict[tuple[int, int], list[Any]] = {}
         for email in emails:
             sent_at = email.sent_at
             if sent_at.utcoffset() is None:
                 raise NaiveDatetime()
             local = sent_at.astimezone(tz)
-            key = (local.year, local.month, 0 if one_plan else self._plan_index_at(sent_at))
+            key = (local.year, local.month)
             count = raw.get(key)
             if count is None:
-                count = raw[key] = [0, 0]
+                count = raw[key] = [0, 0, sent_at]
             count[email.route != "platform"] += 1
-            if sent_at > at:  # noqa: PLR1730 (per email: no call)
-                at = sent_at
+            if sent_at > count[2]:  # noqa: PLR1730 (per email: no call)
+                count[2] = sent_at
+        for key, (platform, smtp, at) in raw.items():
+            clamped = max(key, first)
+            group = groups.get(clamped)
+            if group is None:
+                groups[clamped] = _MonthCount([[0, platform, smtp]], at)
+            else:
+                group.runs[0][1] += platform
+                group.runs[0][2] += smtp
+                group.at = max(group.at, at)
+        return groups
+
+    def _split_by_month(
+        self, emails: Sequence[E], months: list[tuple[int, int]]
+    ) -> list[Sequence[E]]:
+        """The emails of each month, in ``months`` order (only for a batch spanning months)."""
+        tz = zone(self.timezone)
         first = (self.first_month.year, self.first_month.month)
-        counts: dict[tuple[int, int, int], list[int]] = {}
-        for (year, month, plan_index), (platform, smtp) in raw.items():
-            key = (*max((year, month), first), plan_index)
-            count = counts.setdefault(key, [0, 0])
-            count[0] += platform
-            count[1] += smtp
-        return counts, at
+        parts: dict[tuple[int, int], list[E]] = {key: [] for key in months}
+        for email in emails:
+            local = email.sent_at.astimezone(tz)
+            parts[max((local.year, local.month), first)].append(email)
+        return [parts[key] for key in months]
 
     @event("EmailsRecorded")
     def _emails_recorded(
@@ -302,7 +373,15 @@ class Account(Aggregate):
     # ------------------------------------------------------------------ sending status
 
     def _update_sending(self, at: datetime) -> None:
-        can_send = self.can_send(max(Month.containing(at, self.timezone), self.current))
+        # The next email is billed in the latest month known: that of ``at``, the current
+        # one, or a later one already holding usage (so not only the batch's last email:
+        # the outcome does not depend on where batches were cut).
+        month = max(
+            Month.containing(at, self.timezone),
+            self.current,
+            *(usage.month for usage in self.months.values()),
+        )
+        can_send = self.can_send(month)
         # The account id rides along: these events are published as they are.
         if self.blocked and can_send:
             self._sending_unblocked(
@@ -361,11 +440,22 @@ class Account(Aggregate):
         self.months[str(usage.month)] = usage
         self.debited = self.debited + fee
 
-    def _has_nothing_left_to_bill(self, month: Month) -> bool:
-        """A closed account gets documents only while it has something to bill."""
-        if self.closed_at is None or month <= Month.containing(self.closed_at, self.timezone):
-            return False
-        return str(month) not in self.months and not self.pending_late
+    def _after_closing(self, month: Month) -> bool:
+        """Whether ``month`` is after the last month a closed account paid a fee for."""
+        return self.closed_at is not None and month > Month.containing(
+            self.closed_at, self.timezone
+        )
+
+    def _terms(self, month: Month, plan: EmailPlan) -> EmailPlan:
+        """The terms emails of ``month`` are priced with, ``plan`` being in force when sent."""
+        return terms_after_closing(plan) if self._after_closing(month) else plan
+
+    def _has_nothing_to_bill(self, month: Month) -> bool:
+        """A month after closing holding no usage gets no document (nor does a later one,
+        unless it holds usage), so a closed account's documents stop."""
+        return (
+            self._after_closing(month) and str(month) not in self.months and not self.pending_late
+        )
 
     def close_periods(
         self, as_of: datetime, grace: timedelta, next_number: Callable[[int], str]
@@ -380,8 +470,15 @@ class Account(Aggregate):
         issued_on = local_date(as_of, self.timezone)
         while self.current.closable_at(self.timezone, grace) <= as_of:
             month = self.current
-            if self._has_nothing_left_to_bill(month):
-                break
+            if self._has_nothing_to_bill(month):
+                if not self.months:  # nor any later month: stop here
+                    break
+                # A later month holds usage (sent after closing): it gets its own document.
+                self._month_skipped(
+                    effective_at=as_of,
+                    closed=ClosedMonth(month, 0, self._terms(month, self.plan)),
+                )
+                continue
             usage = self.months.get(str(month), MonthUsage(month))
             document = build_document(
                 number=next_number(issued_on.year),
@@ -393,7 +490,7 @@ class Account(Aggregate):
                 currency=self.currency,
                 issued_on=issued_on,
             )
-            last_plan = usage.segments[-1].plan if usage.segments else self.plan
+            last_plan = usage.segments[-1].plan if usage.segments else self._terms(month, self.plan)
             self._document_issued(
                 effective_at=as_of,
                 document=document,
@@ -420,10 +517,16 @@ class Account(Aggregate):
         self.debited = self.debited + document.balance_adjustment
         self.documents.append(document.number)
 
+    @event("MonthSkipped")
+    def _month_skipped(self, effective_at: datetime, closed: ClosedMonth) -> None:
+        self.closed_months[str(closed.month)] = closed
+        self.current = closed.month.next()
+
     # ------------------------------------------------------------------ closing
 
     def close(self, at: datetime) -> None:
-        """Stop the subscription: no fee after the month of closing; usage is still billed."""
+        """Stop the subscription: no fee after the month of closing; usage is still billed,
+        in a later month without included emails (:func:`terms_after_closing`)."""
         self.check_open()
         self._closed(effective_at=check_aware(at))
 

@@ -44,12 +44,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.account import SentEmailLike, account_uuid, check_plan_currency
+from ledger.account import E, account_uuid, check_plan_currency
 from ledger.contacts import BillableCount, ContactChange, ContactState, billable_as_of, reasons
 from ledger.documents import Document, Line, assemble
 from ledger.errors import AccountClosed, LedgerError, PlanNotAllowed
@@ -276,40 +276,47 @@ class ContactsAccount(Aggregate):
 
     # ------------------------------------------------------------------ emails
 
-    def record_emails(self, emails: Sequence[SentEmailLike]) -> int:
-        """Count a batch's emails into their allowance months; one event for the batch.
+    def record_emails(self, emails: Sequence[E]) -> list[tuple[int, Sequence[E]]]:
+        """Count a batch's emails into their allowance months; one event per month.
 
         Nothing is priced here: a month's allowance is known once its period
         is priced, and overage is charged when the month is documented.
         Emails for an already documented month are *late*: what they add
-        beyond its allowance goes on the next document.
+        beyond its allowance goes on the next document. As for email plans,
+        a stored event covers one allowance month, and each event's version
+        is returned with the emails it recorded (what their dedupe keys point at).
         """
         if not emails:
-            return self.version
-        counts: dict[int, list[int]] = {}
-        at = emails[0].sent_at
+            return []
+        counts: dict[int, list[Any]] = {}
         for email in emails:
-            index = self.month_index(email.sent_at)
+            sent_at = email.sent_at
+            index = self.month_index(sent_at)
             count = counts.get(index)
             if count is None:
-                count = counts[index] = [0, 0]
+                count = counts[index] = [0, 0, sent_at]
             count[email.route != "platform"] += 1
-            at = max(at, email.sent_at)
-        months = []
-        for index, (platform, smtp) in sorted(counts.items()):
+            if sent_at > count[2]:  # noqa: PLR1730 (per email: no call)
+                count[2] = sent_at
+        indices = sorted(counts)
+        versions = []
+        for index in indices:
+            platform, smtp, at = counts[index]
             month = self._month(index)
-            months.append(
-                replace(
-                    month, platform=month.platform + platform, custom_smtp=month.custom_smtp + smtp
-                )
+            month = replace(
+                month, platform=month.platform + platform, custom_smtp=month.custom_smtp + smtp
             )
-        late = tuple(
-            sorted(
-                {*self.late_months, *(m.index for m in months if m.index < self.documented_months)}
-            )
-        )
-        self._emails_recorded(effective_at=at, months=tuple(months), late_months=late)
-        return self.version
+            late = self.late_months
+            if index < self.documented_months:
+                late = tuple(sorted({*late, index}))
+            self._emails_recorded(effective_at=at, months=(month,), late_months=late)
+            versions.append(self.version)
+        if len(indices) == 1:
+            return [(versions[0], emails)]
+        parts: dict[int, list[E]] = {index: [] for index in indices}
+        for email in emails:
+            parts[self.month_index(email.sent_at)].append(email)
+        return [(version, parts[index]) for version, index in zip(versions, indices, strict=True)]
 
     @event("EmailsRecorded")
     def _emails_recorded(

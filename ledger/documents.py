@@ -19,7 +19,7 @@ from ledger.errors import LedgerError
 from ledger.money import Money, money_sum
 from ledger.periods import Month
 from ledger.plans import EmailPlan
-from ledger.pricing import Charge, final_charges, tier_bounds, total
+from ledger.pricing import Charge, tier_bounds, total
 from ledger.renewal import RenewalPeriod
 from ledger.usage import LateUsage, MonthUsage
 
@@ -131,15 +131,15 @@ def usage_lines(usage: MonthUsage, payment_mode: PaymentMode, currency: str) -> 
     for seg in usage.segments:
         volume_mode = seg.plan.tier_mode == "volume"
         if volume_mode and payment_mode == "prepaid":
-            # Charged during the month at the tier reached so far; trued up below.
+            # Charged during the month as sent (each email at the tier it reached); trued up below.
             for charge in seg.charged:
                 line = _charge_line(charge, seg.plan, currency, ", charged as sent")
                 lines.append(line)
                 charged_rounded = charged_rounded + line.amount
-            true_up_exact += total(final_charges(seg.plan, seg.start, seg.end, usage.platform))
+            true_up_exact += total(usage.final_charges(seg))
         else:
             how = f", month volume {usage.platform:,}" if volume_mode else ""
-            for charge in final_charges(seg.plan, seg.start, seg.end, usage.platform):
+            for charge in usage.final_charges(seg):
                 lines.append(_charge_line(charge, seg.plan, currency, how))
     if charged_rounded.amount or true_up_exact:
         final = Money(true_up_exact, currency).rounded()

@@ -11,11 +11,16 @@ which is what lets one aggregate event price thousands of emails exactly.
   falls in. The sum over batches equals the price of the month in one go.
 - ``volume``: every non-free email of the month pays the unit price of the
   tier the month's *total* reaches. While the month is open the final total is
-  unknown, so a batch is charged *provisionally* at the tier reached so far
-  (its last position); the period close trues the month up to the final tier
-  (:func:`month_price`). Because unit prices fall as volume grows, the
-  true-up is a discount. Note the classic volume "cliff": crossing a tier
-  bound can lower a month's total.
+  unknown, so each email is charged *as sent*: at the tier the month reached
+  with it (its own position), exactly as a graduated plan would charge it;
+  the period close trues the month up to the final tier (:func:`month_price`).
+  Because unit prices fall as volume grows, the true-up is a discount. Note
+  the classic volume "cliff": crossing a tier bound can lower a month's total.
+
+What a batch is charged depends only on its positions, never on where the
+batches were cut: charges of ``(a, b]`` and ``(b, c]`` add up to those of
+``(a, c]`` (:func:`charges_as_sent`), so the balance and the usage read model
+are the same however the stream was batched.
 
 Amounts here are exact (unrounded) Decimals; rounding happens on document
 lines only (:mod:`ledger.documents`).
@@ -96,11 +101,14 @@ def volume_charges(plan: EmailPlan, start: int, end: int, month_volume: int) -> 
     return (Charge(plan.id, tier, plan.tiers[tier - 1].unit_price, paid),)
 
 
-def provisional_charges(plan: EmailPlan, start: int, end: int) -> tuple[Charge, ...]:
-    """What a batch is charged when it arrives (exact for graduated, tier-so-far for volume)."""
-    if plan.tier_mode == "graduated":
-        return graduated_charges(plan, start, end)
-    return volume_charges(plan, start, end, month_volume=end)
+def charges_as_sent(plan: EmailPlan, start: int, end: int) -> tuple[Charge, ...]:
+    """What positions ``(start, end]`` are charged when they are recorded: each email at
+    the tier its own position reaches (final for graduated plans; for volume plans the
+    tier the month had reached with it, trued up at the close).
+
+    Additive over any split of the positions, so it does not depend on batching.
+    """
+    return graduated_charges(plan, start, end)
 
 
 def final_charges(plan: EmailPlan, start: int, end: int, month_volume: int) -> tuple[Charge, ...]:

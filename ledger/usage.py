@@ -16,7 +16,7 @@ from decimal import Decimal
 from ledger.money import Money
 from ledger.periods import Month
 from ledger.plans import EmailPlan
-from ledger.pricing import Charge, free_count, merge, provisional_charges, total
+from ledger.pricing import Charge, charges_as_sent, final_charges, free_count, merge, total
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +48,33 @@ class MonthUsage:
     def included(self) -> int:
         return sum(s.included for s in self.segments)
 
+    def final_charges(self, segment: Segment) -> tuple[Charge, ...]:
+        """What a segment's emails cost at the month's volume so far."""
+        return final_charges(segment.plan, segment.start, segment.end, self.platform)
+
+    @property
+    def priced(self) -> tuple[Charge, ...]:
+        """What the month's emails cost at its volume so far, by plan and tier: what its
+        document charges for them if no more come (exact; lines round them).
+
+        For graduated plans this is what was charged; for volume plans it is the
+        month priced at the tier its volume has reached, not the sum of what each
+        email was charged as sent. Either way a function of the month's emails.
+        """
+        charges: tuple[Charge, ...] = ()
+        for segment in self.segments:
+            charges = merge(charges, self.final_charges(segment))
+        return charges
+
     def with_fee(self, fee: Money, plan: EmailPlan) -> MonthUsage:
         return replace(self, fee=fee, fee_plan=plan)
 
     def record(
         self, plan: EmailPlan, platform: int, custom_smtp: int
     ) -> tuple[MonthUsage, tuple[Charge, ...]]:
-        """Add a batch; return the new month and what the batch is charged now."""
+        """Add a batch; return the new month and what the batch is charged now (as sent)."""
         start, end = self.platform, self.platform + platform
-        charges = provisional_charges(plan, start, end)
+        charges = charges_as_sent(plan, start, end)
         segments = self.segments
         if platform:
             if segments and segments[-1].plan == plan:
@@ -101,15 +119,16 @@ class LateUsage:
 def record_late(closed: ClosedMonth, count: int) -> tuple[ClosedMonth, tuple[Charge, ...]]:
     """Late emails continue the closed month's positions; issued documents are never re-priced."""
     end = closed.volume + count
-    charges = provisional_charges(closed.plan, closed.volume, end)
+    charges = charges_as_sent(closed.plan, closed.volume, end)
     return replace(closed, volume=end), charges
 
 
 def add_late(
     pending: tuple[LateUsage, ...], month: Month, count: int, charges: tuple[Charge, ...]
 ) -> tuple[LateUsage, ...]:
+    """Late usage by month, in month order (not arrival order, which batching changes)."""
     for index, late in enumerate(pending):
         if late.month == month:
             merged = LateUsage(month, late.count + count, merge(late.charges, charges))
             return (*pending[:index], merged, *pending[index + 1 :])
-    return (*pending, LateUsage(month, count, charges))
+    return tuple(sorted((*pending, LateUsage(month, count, charges)), key=lambda item: item.month))

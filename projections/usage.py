@@ -2,19 +2,34 @@
 
 A row per (account, month): platform emails, emails within the included
 allowance, charged emails, custom-SMTP emails (recorded, never charged), the
-exact amount charged so far, late emails (reported after the month was
-documented, billed on a later document), the monthly fee and, once issued,
-the document number.
+usage amount, late emails (reported after the month was documented, billed on
+a later document), the monthly fee and, once issued, the document number.
+
+The numbers are a pure function of the month's emails (:func:`usage_figures`),
+never of how the stream was batched: an open month's row is *set* from the
+month as the aggregate holds it after each event, and its amount is what the
+month's emails cost at its volume so far (:attr:`ledger.usage.MonthUsage.priced`),
+i.e. what its document charges for them if no more come. For a volume plan
+that is the month's price at the tier its volume reached, not the sum of what
+each email was charged as sent (a prepaid balance pays those, and the close
+trues them up). Late emails are *added* to their month's row: each is priced
+as sent, whatever the batch, so their sum is the same however they came.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.dispatch import singledispatchmethod
 
 from ledger.account import Account
+from ledger.periods import Month
+from ledger.pricing import Charge, total
+from ledger.usage import MonthUsage
 from projections.base import TableProjection
 from projections.view import Change, TableView
 
@@ -37,38 +52,142 @@ class UsageView(TableView):
     )
 
 
-_UPSERT_MONTH = (
+@dataclass(frozen=True, slots=True)
+class OpenMonthFigures:
+    """An open month's row as it now stands (set, not added)."""
+
+    month: Month
+    platform: int
+    included: int
+    charged: int
+    custom_smtp: int
+    amount: Decimal
+    fee: Decimal
+    tiers: tuple[Charge, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LateFigures:
+    """Emails reported after their month was documented (added to its row)."""
+
+    month: Month
+    late: int
+    custom_smtp: int
+    amount: Decimal
+    tiers: tuple[Charge, ...]
+
+
+def open_month_figures(usage: MonthUsage) -> OpenMonthFigures:
+    priced = usage.priced
+    return OpenMonthFigures(
+        month=usage.month,
+        platform=usage.platform,
+        included=usage.included,
+        charged=usage.platform - usage.included,
+        custom_smtp=usage.custom_smtp,
+        amount=total(priced),
+        fee=usage.fee.amount if usage.fee is not None else Decimal(0),
+        tiers=priced,
+    )
+
+
+def usage_figures(event: Any) -> list[OpenMonthFigures | LateFigures]:
+    """What a ``MonthOpened`` or ``EmailsRecorded`` event does to the usage rows.
+
+    Also right for events stored before one event covered one month: an
+    ``EmailsRecorded`` carries every open month it changed, as it then stood.
+    """
+    if isinstance(event, Account.MonthOpened):
+        return [open_month_figures(event.usage)]  # type: ignore[attr-defined]
+    if not isinstance(event, Account.EmailsRecorded):
+        return []
+    figures: list[OpenMonthFigures | LateFigures] = [
+        open_month_figures(usage)
+        for usage in event.months  # type: ignore[attr-defined]
+    ]
+    for entry in event.entries:  # type: ignore[attr-defined]
+        if entry.late:
+            figures.append(
+                LateFigures(
+                    entry.month, entry.platform, entry.custom_smtp, entry.amount, entry.charges
+                )
+            )
+    return figures
+
+
+_SET_MONTH = (
     "INSERT INTO {schema}.monthly_usage AS u (account_uuid, month, platform_emails,"
-    " included_emails, charged_emails, custom_smtp_emails, late_emails, usage_amount, fee)"
-    " VALUES (%(id)s, %(month)s, %(platform)s, %(included)s, %(charged)s, %(smtp)s, %(late)s,"
+    " included_emails, charged_emails, custom_smtp_emails, usage_amount, fee)"
+    " VALUES (%(id)s, %(month)s, %(platform)s, %(included)s, %(charged)s, %(smtp)s,"
     " %(amount)s, %(fee)s)"
     " ON CONFLICT (account_uuid, month) DO UPDATE SET"
-    " platform_emails = u.platform_emails + EXCLUDED.platform_emails,"
-    " included_emails = u.included_emails + EXCLUDED.included_emails,"
-    " charged_emails = u.charged_emails + EXCLUDED.charged_emails,"
-    " custom_smtp_emails = u.custom_smtp_emails + EXCLUDED.custom_smtp_emails,"
-    " late_emails = u.late_emails + EXCLUDED.late_emails,"
-    " usage_amount = u.usage_amount + EXCLUDED.usage_amount, fee = u.fee + EXCLUDED.fee"
+    " platform_emails = EXCLUDED.platform_emails, included_emails = EXCLUDED.included_emails,"
+    " charged_emails = EXCLUDED.charged_emails,"
+    " custom_smtp_emails = EXCLUDED.custom_smtp_emails,"
+    " usage_amount = EXCLUDED.usage_amount, fee = EXCLUDED.fee"
 )
-_UPSERT_TIER = (
+_ADD_LATE = (
+    "INSERT INTO {schema}.monthly_usage AS u (account_uuid, month, late_emails,"
+    " custom_smtp_emails, usage_amount)"
+    " VALUES (%(id)s, %(month)s, %(late)s, %(smtp)s, %(amount)s)"
+    " ON CONFLICT (account_uuid, month) DO UPDATE SET"
+    " late_emails = u.late_emails + EXCLUDED.late_emails,"
+    " custom_smtp_emails = u.custom_smtp_emails + EXCLUDED.custom_smtp_emails,"
+    " usage_amount = u.usage_amount + EXCLUDED.usage_amount"
+)
+_CLEAR_TIERS = "DELETE FROM {schema}.monthly_usage_tiers WHERE account_uuid = %s AND month = %s"
+_ADD_TIER = (
     "INSERT INTO {schema}.monthly_usage_tiers AS t VALUES (%s, %s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (account_uuid, month, plan_id, tier, unit_price) DO UPDATE SET"
     " emails = t.emails + EXCLUDED.emails, amount = t.amount + EXCLUDED.amount"
 )
 
 
-def _month(event: Any, month: object, **counts: Any) -> Change:
-    values = {
-        "platform": 0,
-        "included": 0,
-        "charged": 0,
-        "smtp": 0,
-        "late": 0,
-        "amount": 0,
-        "fee": 0,
-    }
-    values.update(counts)
-    return Change(_UPSERT_MONTH, {"id": event.originator_id, "month": str(month), **values})
+def _tier_rows(account: UUID, month: str, tiers: tuple[Charge, ...]) -> Iterable[Change]:
+    for charge in tiers:
+        yield Change(
+            _ADD_TIER,
+            (
+                account,
+                month,
+                charge.plan_id,
+                charge.tier,
+                charge.unit_price,
+                charge.count,
+                charge.amount,
+            ),
+        )
+
+
+def _changes(account: UUID, figures: OpenMonthFigures | LateFigures) -> Iterable[Change]:
+    month = str(figures.month)
+    if isinstance(figures, OpenMonthFigures):
+        yield Change(
+            _SET_MONTH,
+            {
+                "id": account,
+                "month": month,
+                "platform": figures.platform,
+                "included": figures.included,
+                "charged": figures.charged,
+                "smtp": figures.custom_smtp,
+                "amount": figures.amount,
+                "fee": figures.fee,
+            },
+        )
+        yield Change(_CLEAR_TIERS, (account, month))
+    else:
+        yield Change(
+            _ADD_LATE,
+            {
+                "id": account,
+                "month": month,
+                "late": figures.late,
+                "smtp": figures.custom_smtp,
+                "amount": figures.amount,
+            },
+        )
+    yield from _tier_rows(account, month, figures.tiers)
 
 
 class UsageProjection(TableProjection[UsageView]):
@@ -80,43 +199,10 @@ class UsageProjection(TableProjection[UsageView]):
         return ()
 
     @changes.register(Account.MonthOpened)
-    def _(self, event: Any) -> Iterable[Change]:
-        yield _month(event, event.usage.month, fee=event.fee.amount)
-
     @changes.register(Account.EmailsRecorded)
     def _(self, event: Any) -> Iterable[Change]:
-        for entry in event.entries:
-            if entry.late:
-                yield _month(
-                    event,
-                    entry.month,
-                    late=entry.platform,
-                    smtp=entry.custom_smtp,
-                    amount=entry.amount,
-                )
-            else:
-                yield _month(
-                    event,
-                    entry.month,
-                    platform=entry.platform,
-                    included=entry.included,
-                    charged=entry.platform - entry.included,
-                    smtp=entry.custom_smtp,
-                    amount=entry.amount,
-                )
-            for charge in entry.charges:
-                yield Change(
-                    _UPSERT_TIER,
-                    (
-                        event.originator_id,
-                        str(entry.month),
-                        charge.plan_id,
-                        charge.tier,
-                        charge.unit_price,
-                        charge.count,
-                        charge.amount,
-                    ),
-                )
+        for figures in usage_figures(event):
+            yield from _changes(event.originator_id, figures)
 
     @changes.register(Account.DocumentIssued)
     def _(self, event: Any) -> Iterable[Change]:

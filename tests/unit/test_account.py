@@ -171,6 +171,27 @@ def test_prepaid_account_is_blocked_exactly_when_balance_cannot_cover_the_next_e
     assert event_names(account) == ["EmailsRecorded", "SendingBlocked"]
 
 
+def test_sending_status_after_emails_out_of_order_does_not_depend_on_the_batches() -> None:
+    def prepaid() -> Account:
+        account = open_account(mode="prepaid", opened_at=utc(2026, 11, 1))
+        account.purchase_credit(eur("10.0005"), "c1", utc(2026, 11, 1))  # 10.00 fee: 0.0005
+        account.record_emails(platform_emails(999, utc(2026, 11, 20)))  # all included
+        return account
+
+    december = SentEmail(utc(2026, 12, 1, 1), "platform")
+    november = SentEmail(utc(2026, 11, 30, 23), "platform")  # reported after December's
+    one_by_one, together = prepaid(), prepaid()
+    one_by_one.record_emails([december])
+    one_by_one.record_emails([november])
+    together.record_emails([december, november])
+    # November is at 1,000 (its next email costs 0.0010 > 0.0005), but the account is
+    # sending in December, whose 2nd email is included: it may send, either way
+    for account in (one_by_one, together):
+        assert account.balance == eur("0.0005")
+        assert (account.volume(Month(2026, 11)), account.volume(Month(2026, 12))) == (1000, 1)
+        assert not account.blocked
+
+
 def test_postpaid_account_is_never_blocked_however_negative() -> None:
     account = open_account(mode="postpaid")
     account.record_emails(platform_emails(100010, utc(2026, 1, 7)))
@@ -183,20 +204,78 @@ def test_postpaid_account_is_never_blocked_however_negative() -> None:
 # ---------------------------------------------------------------- usage
 
 
-def test_record_emails_makes_exactly_one_event_per_call_whatever_the_batch() -> None:
+def test_record_emails_of_one_month_is_one_event_whatever_the_batch_size() -> None:
     account = open_account()
     account.collect_events()
-    batch = (
-        platform_emails(12000, utc(2026, 1, 10))
-        + smtp_emails(3000, utc(2026, 1, 11))
-        + platform_emails(500, utc(2026, 2, 2))  # a second month in the same batch
-    )
-    version = account.record_emails(batch)
+    batch = platform_emails(12000, utc(2026, 1, 10)) + smtp_emails(3000, utc(2026, 1, 11))
+    recorded = account.record_emails(batch)
     events = account.collect_events()
     assert [type(e).__name__ for e in events] == ["EmailsRecorded"]
-    assert version == events[0].originator_version == account.version
+    # the one event billed every email of the batch
+    assert recorded == [(account.version, batch)]
+    assert events[0].originator_version == account.version
+    assert events[0].effective_at == utc(2026, 1, 11)  # the latest send time
     assert account.volume(JAN) == 12000
-    assert account.volume(FEB) == 500
+
+
+def test_a_batch_across_midnight_of_the_1st_is_one_event_per_month() -> None:
+    account = open_account(tz="Europe/Amsterdam")
+    account.collect_events()
+    # 31 Jan 23:59:59 and 1 Feb 00:00:01 in Amsterdam (UTC+1), February's arriving first
+    last_of_jan = SentEmail(datetime.fromisoformat("2026-01-31T22:59:59+00:00"), "platform")
+    first_of_feb = SentEmail(datetime.fromisoformat("2026-01-31T23:00:01+00:00"), "platform")
+    recorded = account.record_emails([first_of_feb, last_of_jan, first_of_feb])
+    events = account.collect_events()
+    assert [type(e).__name__ for e in events] == ["EmailsRecorded", "EmailsRecorded"]
+    jan, feb = events
+    # each event covers one month, dated by its own latest email
+    assert [e.month for e in jan.entries] == [JAN]
+    assert jan.effective_at == last_of_jan.sent_at
+    assert [e.month for e in feb.entries] == [FEB]
+    assert feb.effective_at == first_of_feb.sent_at
+    # each email is returned with the event that billed it (what its dedupe key points at)
+    assert recorded == [
+        (jan.originator_version, [last_of_jan]),
+        (feb.originator_version, [first_of_feb, first_of_feb]),
+    ]
+    assert (account.volume(JAN), account.volume(FEB)) == (1, 2)
+    # the state as of the January event holds January's email and none of February's
+    assert account.months[str(JAN)].platform == 1
+
+
+def test_a_prepaid_batch_across_two_months_debits_each_and_blocks_by_the_later_month() -> None:
+    account = open_account(plan=VOLUME, mode="prepaid")
+    # 38.5076 - 25.00 fee = 13.5076: what the batch below costs, plus 0.0007
+    account.purchase_credit(eur("38.5076"), "c1", utc(2026, 1, 6))
+    account.collect_events()
+    # January: positions 1..20010 -> 5000 included, 15000 at tier 1 (0.0009) = 13.5000,
+    # 10 at tier 2 (0.0006) = 0.0060; February (not opened yet, no fee): 5001 emails,
+    # the 5001st is the first paid, 0.0009
+    account.record_emails(
+        platform_emails(20010, utc(2026, 1, 31, 23)) + platform_emails(5001, utc(2026, 2, 1, 1))
+    )
+    # 13.5076 - 13.5060 - 0.0009 = 0.0007: enough for January's next email (0.0006), not
+    # for February's (its 5002nd, 0.0009); the latest email is February's, so: blocked
+    assert account.balance == eur("0.0007")
+    assert event_names(account) == ["EmailsRecorded", "EmailsRecorded", "SendingBlocked"]
+    [jan] = account.close_periods(utc(2026, 2, 2), DAY, numbers())
+    # January's 15010 paid emails at the final tier 2: 15010 * 0.0006 = 9.0060 -> 9.01;
+    # as sent 13.51 (13.5000 -> 13.50 and 0.0060 -> 0.01), so the true-up is -4.50
+    assert amounts(jan) == [
+        ("fee", 1, Decimal("25.00")),
+        ("included", 5000, Decimal("0")),
+        ("usage", 15000, Decimal("13.50")),
+        ("usage", 10, Decimal("0.01")),
+        ("volume_true_up", 20010, Decimal("-4.50")),
+    ]
+    assert jan.total == eur("34.01")
+    # February opened on top of its usage: one fee, the 5001 emails kept
+    assert account.months[str(FEB)].fee == eur("25.00")
+    assert account.volume(FEB) == 5001
+    # 0.0007 - (34.01 - 38.5060) adjustment - 25.00 February fee = -20.5033
+    assert account.balance == eur("-20.5033")
+    assert account.blocked
+    account.check_invariants()
 
 
 def test_record_emails_of_one_email_is_also_one_event() -> None:
@@ -209,7 +288,7 @@ def test_record_emails_of_one_email_is_also_one_event() -> None:
 def test_recording_no_emails_makes_no_event() -> None:
     account = open_account()
     account.collect_events()
-    assert account.record_emails([]) == account.version
+    assert account.record_emails([]) == []
     assert event_names(account) == []
 
 
@@ -408,13 +487,14 @@ def test_prepaid_volume_month_is_trued_up_at_close() -> None:
     # positions 1..15000: 10000 paid at tier 1: 10000 * 0.0009 = 9.0000
     assert account.balance == eur("66.0000")
     account.record_emails(platform_emails(10000, utc(2026, 1, 20)))
-    # positions 15001..25000 at tier 2 (month at 25000): 10000 * 0.0006 = 6.0000
-    assert account.balance == eur("60.0000")
+    # positions 15001..25000 as sent: 5000 at tier 1 (0.0009) = 4.5000 and
+    # 5000 at tier 2 (0.0006) = 3.0000
+    assert account.balance == eur("58.5000")
     [doc] = account.close_periods(utc(2026, 2, 1, 12), timedelta(hours=6), numbers())
     assert doc.kind == "receipt"
-    assert amounts(doc)[-1] == ("volume_true_up", 25000, Decimal("-3.00"))  # 12.00 - 15.00
+    assert amounts(doc)[-1] == ("volume_true_up", 25000, Decimal("-4.50"))  # 12.00 - 16.50
     assert doc.total == eur("44.77")  # (25.00 + 12.00) * 1.21 = 37.00 + 7.77
-    # 60.00 - (44.77 - 40.00) adjustment - 25.00 Feb fee = 30.23
+    # 58.50 - (44.77 - 41.50) adjustment - 25.00 Feb fee = 30.23
     assert account.balance == eur("30.23")
     account.check_invariants()
 
@@ -439,6 +519,31 @@ def test_plan_change_applies_to_later_usage_and_later_fees() -> None:
     assert account.months[str(FEB)].fee == eur("5.00")  # February's is FLAT's
 
 
+def test_emails_around_a_plan_change_arriving_out_of_order_cost_the_same_in_one_batch() -> None:
+    def changed() -> Account:
+        account = open_account()
+        account.change_plan(FLAT, utc(2026, 1, 15))
+        return account
+
+    after = platform_emails(1500, utc(2026, 1, 20))  # FLAT's terms
+    before = platform_emails(1, utc(2026, 1, 10))  # STARTER's, reported after them
+    one_by_one, together = changed(), changed()
+    one_by_one.record_emails(after)
+    one_by_one.record_emails(before)
+    together.record_emails(after + before)
+    # positions by arrival: FLAT 1..1500 at 0.0020 = 3.0000; STARTER's email is the
+    # 1,501st, past its 1,000 included: 0.0010
+    docs = [a.close_periods(utc(2026, 2, 2), DAY, numbers()) for a in (one_by_one, together)]
+    assert docs[0] == docs[1]
+    assert amounts(docs[0][0]) == [
+        ("fee", 1, Decimal("10.00")),
+        ("usage", 1500, Decimal("3.00")),
+        ("usage", 1, Decimal("0.00")),  # 0.0010 -> 0.00
+    ]
+    # January's fee 10.00 + 3.0010 as sent - 0.0010 rounding at the close + FLAT's 5.00 for February
+    assert one_by_one.debited == together.debited == eur("18.0000")
+
+
 def test_changing_to_the_same_plan_records_nothing() -> None:
     account = open_account()
     account.collect_events()
@@ -460,15 +565,72 @@ def test_closed_account_gets_no_fee_after_its_closing_month() -> None:
     assert account.close_periods(utc(2026, 6, 2), DAY, numbers()) == []
 
 
-def test_usage_after_closing_is_still_billed_without_a_fee() -> None:
+def test_usage_after_the_closing_month_is_billed_from_the_first_email_without_a_fee() -> None:
     account = open_account()
     account.close(utc(2026, 1, 20))
     next_number = numbers()
     account.close_periods(utc(2026, 2, 2), DAY, next_number)
-    account.record_emails(platform_emails(1500, utc(2026, 2, 3)))  # 500 * 0.0010 = 0.50
+    # February: no fee was charged, so no emails are included: positions 1..1500 all paid
+    # at tier 1, 1500 * 0.0010 = 1.5000
+    account.record_emails(platform_emails(1500, utc(2026, 2, 3)))
+    assert account.debited == eur("11.50")  # January's fee 10.00 + 1.50
     docs = account.close_periods(utc(2026, 6, 2), DAY, next_number)
     assert [str(d.period) for d in docs] == ["2026-02"]
-    assert amounts(docs[0]) == [("included", 1000, Decimal("0")), ("usage", 500, Decimal("0.50"))]
+    assert amounts(docs[0]) == [("usage", 1500, Decimal("1.50"))]
+    assert docs[0].lines[0].description == (
+        "Emails, Email Starter, after closing (no emails included), tier 1 (1-10,000)"
+    )
+    assert docs[0].total == eur("1.50")
+
+
+def test_emails_in_the_closing_month_after_the_close_keep_its_included_emails() -> None:
+    account = open_account()
+    account.close(utc(2026, 1, 20))
+    # January's fee was paid: its 1000 included emails stand; 1200 - 1000 = 200 * 0.0010
+    account.record_emails(platform_emails(1200, utc(2026, 1, 25)))
+    [jan] = account.close_periods(utc(2026, 2, 2), DAY, numbers())
+    assert amounts(jan) == [
+        ("fee", 1, Decimal("10.00")),
+        ("included", 1000, Decimal("0")),
+        ("usage", 200, Decimal("0.20")),
+    ]
+
+
+def test_usage_months_after_closing_is_billed_on_its_own_month_skipping_empty_ones() -> None:
+    account = open_account(plan=VOLUME, mode="prepaid")
+    account.close(utc(2026, 1, 20))
+    next_number = numbers()
+    account.close_periods(utc(2026, 2, 2), DAY, next_number)
+    # Nothing in February or March; 25000 emails in April, none included (no fee was
+    # charged), charged as sent: positions 1..20000 at tier 1 (0.0009) = 18.0000,
+    # 20001..25000 at tier 2 (0.0006) = 3.0000
+    account.record_emails(platform_emails(25000, utc(2026, 4, 10)))
+    assert account.debited == eur("46.0000")  # January's fee 25.00 + 21.0000
+    account.collect_events()
+    docs = account.close_periods(utc(2026, 6, 2), DAY, next_number)
+    # February and March get no document; April's receipt trues April up to tier 2:
+    # 25000 * 0.0006 = 15.00
+    assert [type(e).__name__ for e in account.collect_events()] == [
+        "MonthSkipped",
+        "MonthSkipped",
+        "DocumentIssued",
+    ]
+    assert [str(d.period) for d in docs] == ["2026-04"]
+    assert amounts(docs[0]) == [
+        ("usage", 20000, Decimal("18.00")),
+        ("usage", 5000, Decimal("3.00")),
+        ("volume_true_up", 25000, Decimal("-6.00")),  # 15.00 - 21.00
+    ]
+    assert docs[0].total == eur("15.00")
+    assert account.debited == eur("40.00")  # 25.00 + 15.00
+    # emails of the skipped March reported now are late usage, also with nothing
+    # included: 10 * 0.0009 = 0.0090 -> 0.01, on the next document
+    account.record_emails(platform_emails(10, utc(2026, 3, 15)))
+    [may] = account.close_periods(utc(2026, 7, 2), DAY, next_number)
+    assert str(may.period) == "2026-05"
+    assert amounts(may) == [("late_usage", 10, Decimal("0.01"))]
+    assert account.close_periods(utc(2026, 12, 2), DAY, next_number) == []
+    account.check_invariants()
 
 
 def test_closed_account_late_usage_is_billed_on_one_document_only() -> None:

@@ -1663,6 +1663,62 @@ def test_a_closed_accounts_later_month_with_emails_is_billed_with_no_allowance()
     assert_replays(account)
 
 
+def test_a_closed_accounts_allowance_lasts_as_long_as_the_period_it_paid_for() -> None:
+    # One rule for both models: the allowance ends with the last period paid for; later
+    # platform emails pay from the first one, on the document of their own month.
+    account = open_account(period="quarter")
+    counter = Counter({OPENED: 100})
+    [quarter] = close(account, OPENED + GRACE, counter)
+    # 100 contacts: tier 1, 19.00 x 3 months = 57.00, less 5% = 2.85 -> 54.15
+    assert totals(quarter) == (D("54.15"), D("0.00"), D("54.15"))
+    account.close(utc(2027, 1, 20))
+    # month 1 (Feb 15 - Mar 15) is inside the paid quarter: 4 x 100 = 400 included
+    account.record_emails(emails(500, utc(2027, 2, 20)))
+    # month 3 (Apr 15 - May 15) is after it: nothing included
+    account.record_emails(emails(300, utc(2027, 4, 20)))
+    docs = close(account, utc(2027, 6, 1), counter)
+    assert [(d.number, d.period) for d in docs] == [
+        ("PF-acc-7-0002", period("2027-02-15", "2027-03-15")),
+        ("PF-acc-7-0003", period("2027-04-15", "2027-05-15")),
+    ]
+    # 500 - 400 = 100 x 0.0010 = 0.10
+    assert lines(docs[0]) == [
+        ("included", 400, D("0"), D("0.00")),
+        ("overage", 100, D("0.0010"), D("0.10")),
+    ]
+    # 300 x 0.0010 = 0.30, from the first email
+    assert lines(docs[1]) == [
+        ("included", 0, D("0"), D("0.00")),
+        ("overage", 300, D("0.0010"), D("0.30")),
+    ]
+    assert counter.asked == [OPENED]  # no renewal after the closing
+    assert_replays(account)
+
+
+def test_a_batch_across_an_allowance_month_boundary_is_one_event_per_month() -> None:
+    account = open_account(tz=AMS)  # anchor Jan 15: month 1 starts Feb 15 00:00 CET
+    account.collect_events()
+    last_of_month_0 = SentEmailItem(
+        utc(2027, 2, 14, 22, 59) + timedelta(seconds=59), "platform", ORIGIN
+    )
+    first_of_month_1 = SentEmailItem(
+        utc(2027, 2, 14, 23) + timedelta(seconds=1), "platform", ORIGIN
+    )
+    recorded = account.record_emails([first_of_month_1, last_of_month_0, first_of_month_1])
+    events = account.collect_events()
+    assert [type(e).__name__ for e in events] == ["EmailsRecorded", "EmailsRecorded"]
+    month_0, month_1 = events
+    assert [m.index for m in month_0.months] == [0]
+    assert month_0.effective_at == last_of_month_0.sent_at
+    assert [m.index for m in month_1.months] == [1]
+    assert month_1.effective_at == first_of_month_1.sent_at
+    assert recorded == [
+        (month_0.originator_version, [last_of_month_0]),
+        (month_1.originator_version, [first_of_month_1, first_of_month_1]),
+    ]
+    assert (account.months["0"].platform, account.months["1"].platform) == (1, 2)
+
+
 def test_closing_just_before_a_renewal_instant_means_no_renewal() -> None:
     account = open_account()
     counter = Counter({OPENED: 100})

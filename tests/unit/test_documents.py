@@ -126,34 +126,39 @@ def test_postpaid_volume_month_is_priced_once_at_the_final_tier() -> None:
     assert doc.subtotal == eur("37.00")  # 25.00 + 12.00
     assert doc.tax == eur("7.77")  # 37.00 * 0.21 = 7.77
     assert doc.total == eur("44.77")
-    # during the month 9.0000 + 6.0000 was charged provisionally, plus the fee
-    assert doc.accrued == eur("40.0000")
+    # during the month, as sent: 15000 at tier 1 = 13.5000 and 5000 at tier 2 = 3.0000
+    # (positions 5001..20000 and 20001..25000), plus the fee 25.00
+    assert doc.accrued == eur("41.5000")
 
 
 # ---------------------------------------------------------------- prepaid receipt
 
 
 def test_prepaid_volume_month_crossing_a_tier_gets_a_negative_true_up() -> None:
-    # batch 1: positions 1..15000 -> 10000 paid at tier 1: 10000 * 0.0009 = 9.0000
-    # batch 2: positions 15001..25000 -> 10000 paid at tier 2: 10000 * 0.0006 = 6.0000
+    # charged as sent, each email at the tier its position reached (batches 15000 + 10000):
+    # positions 5001..20000 -> 15000 at tier 1: 15000 * 0.0009 = 13.5000
+    # positions 20001..25000 -> 5000 at tier 2: 5000 * 0.0006 = 3.0000
     # final: 20000 paid at tier 2: 20000 * 0.0006 = 12.0000
-    # true-up = 12.00 - (9.00 + 6.00) = -3.00
+    # true-up = 12.00 - (13.50 + 3.00) = -4.50
     doc = document(month(VOLUME, 15000, 10000), "prepaid")
     assert doc.kind == "receipt"
     assert doc.due_on is None
     assert amounts(doc) == [
         ("fee", 1, Decimal("25.00")),
         ("included", 5000, Decimal("0")),
-        ("usage", 10000, Decimal("9.00")),
-        ("usage", 10000, Decimal("6.00")),
-        ("volume_true_up", 25000, Decimal("-3.00")),
+        ("usage", 15000, Decimal("13.50")),
+        ("usage", 5000, Decimal("3.00")),
+        ("volume_true_up", 25000, Decimal("-4.50")),
     ]
     assert doc.lines[-1].unit_price is None
-    assert doc.subtotal == eur("37.00")  # 25.00 + 9.00 + 6.00 - 3.00
+    assert doc.subtotal == eur("37.00")  # 25.00 + 13.50 + 3.00 - 4.50
     assert doc.tax == eur("7.77")  # 37.00 * 0.21
     assert doc.total == eur("44.77")
-    assert doc.accrued == eur("40.0000")  # 25.00 + 9.0000 + 6.0000
-    assert doc.balance_adjustment == eur("4.77")  # 44.77 - 40.00
+    assert doc.accrued == eur("41.5000")  # 25.00 + 13.5000 + 3.0000
+    assert doc.balance_adjustment == eur("3.27")  # 44.77 - 41.50
+    # the same emails in other batches make the same receipt
+    assert document(month(VOLUME, 25000), "prepaid") == doc
+    assert document(month(VOLUME, 1, 19999, 4000, 1000), "prepaid") == doc
 
 
 def test_prepaid_volume_month_within_one_tier_has_a_zero_true_up() -> None:
@@ -209,31 +214,28 @@ def test_tax_is_rounded_half_up() -> None:
     assert doc.total == eur("12.71")
 
 
-def test_volume_true_up_absorbs_rounding_of_the_provisional_lines() -> None:
-    # volume, tier 1 up to 10 @0.003, then @0.0024; no fee, nothing included
+def test_volume_true_up_absorbs_rounding_of_the_lines_charged_as_sent() -> None:
+    # volume, tier 1 up to 5 @0.003, then @0.0025; no fee, nothing included
     plan = EmailPlan(
         id="v",
         name="V",
         currency="EUR",
         monthly_fee=Decimal(0),
         tier_mode="volume",
-        tiers=(Tier(up_to=10, unit_price=Decimal("0.003")), Tier(unit_price=Decimal("0.0024"))),
+        tiers=(Tier(up_to=5, unit_price=Decimal("0.003")), Tier(unit_price=Decimal("0.0025"))),
     )
-    # batch 1: 5 @0.003 (month at 5: tier 1) = 0.015 -> line 0.02
-    # batch 2: 20 @0.0024 (month at 25: tier 2) = 0.048 -> line 0.05
-    # final: 25 @0.0024 = 0.060 -> 0.06; true-up = 0.06 - (0.02 + 0.05) = -0.01
-    # (rounding the exact difference 0.060 - 0.063 = -0.003 would have given 0.00)
-    doc = document(month(plan, 5, 20, fee=False), "prepaid", tax_rate="0")
+    # as sent: positions 1..5 @0.003 = 0.015 -> line 0.02; 6..15 @0.0025 = 0.025 -> 0.03
+    # final: 15 @0.0025 = 0.0375 -> 0.04; true-up = 0.04 - (0.02 + 0.03) = -0.01
+    # (rounding the exact difference 0.0375 - 0.0400 = -0.0025 would have given 0.00)
+    doc = document(month(plan, 3, 12, fee=False), "prepaid", tax_rate="0")
     assert amounts(doc) == [
         ("usage", 5, Decimal("0.02")),
-        ("usage", 20, Decimal("0.05")),
-        ("volume_true_up", 25, Decimal("-0.01")),
+        ("usage", 10, Decimal("0.03")),
+        ("volume_true_up", 15, Decimal("-0.01")),
     ]
-    assert doc.total == eur("0.06")
-    # batches 15 + 10 both land in tier 2 (month at 15, then 25): one merged line
-    # 25 @0.0024 = 0.060 -> 0.06; true-up 0.06 - 0.06 = 0.00
-    doc = document(month(plan, 15, 10, fee=False), "prepaid", tax_rate="0")
-    assert amounts(doc) == [("usage", 25, Decimal("0.06")), ("volume_true_up", 25, Decimal("0.00"))]
+    assert doc.total == eur("0.04")
+    # batches 10 + 5 give the same lines: each email is charged by its position
+    assert document(month(plan, 10, 5, fee=False), "prepaid", tax_rate="0") == doc
 
 
 def test_monthly_fee_line_is_rounded_but_accrued_is_exact() -> None:
@@ -396,7 +398,7 @@ def test_built_documents_always_add_up(
     )
     if plan.tier_mode == "volume":
         assert billed == cents(month_price(plan, n))
-    # what was debited during the month: the fee plus every batch's exact provisional charge
+    # what was debited during the month: the fee plus every email's exact charge as sent
     assert doc.accrued.amount == (
         plan.monthly_fee + usage.charged + sum((item.amount for item in late), Decimal(0))
     )

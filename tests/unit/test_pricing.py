@@ -11,12 +11,12 @@ from unit_builders import STARTER, VOLUME
 from ledger.plans import EmailPlan, Tier, TierMode
 from ledger.pricing import (
     Charge,
+    charges_as_sent,
     final_charges,
     free_count,
     merge,
     month_price,
     next_email_price,
-    provisional_charges,
     tier_at,
     tier_bounds,
     total,
@@ -95,7 +95,7 @@ def test_volume_cliff_crossing_a_tier_lowers_the_month_total() -> None:
 
 def test_graduated_batch_straddling_a_tier_is_split_per_tier() -> None:
     # positions 9991..10010: 10 in tier 1 (..10000), 10 in tier 2
-    assert provisional_charges(STARTER, 9990, 10010) == (
+    assert charges_as_sent(STARTER, 9990, 10010) == (
         Charge("email-starter", 1, Decimal("0.0010"), 10),
         Charge("email-starter", 2, Decimal("0.0008"), 10),
     )
@@ -103,36 +103,38 @@ def test_graduated_batch_straddling_a_tier_is_split_per_tier() -> None:
 
 def test_graduated_batch_straddling_the_included_emails_pays_only_the_rest() -> None:
     # positions 501..1500: 501..1000 free, 1001..1500 = 500 paid in tier 1
-    charges = provisional_charges(STARTER, 500, 1500)
+    charges = charges_as_sent(STARTER, 500, 1500)
     assert charges == (Charge("email-starter", 1, Decimal("0.0010"), 500),)
     assert total(charges) == Decimal("0.5000")  # 500 * 0.0010
 
 
 def test_batch_within_included_emails_has_no_charge() -> None:
-    assert provisional_charges(STARTER, 0, 1000) == ()
-    assert provisional_charges(VOLUME, 0, 5000) == ()
-    assert provisional_charges(STARTER, 10, 10) == ()
+    assert charges_as_sent(STARTER, 0, 1000) == ()
+    assert charges_as_sent(VOLUME, 0, 5000) == ()
+    assert charges_as_sent(STARTER, 10, 10) == ()
 
 
 def test_graduated_batch_spanning_all_tiers() -> None:
     # positions 1..100010: 1000 free; 9000 @0.0010; 90000 @0.0008; 10 @0.0005
-    charges = provisional_charges(STARTER, 0, 100010)
+    charges = charges_as_sent(STARTER, 0, 100010)
     assert [(c.tier, c.count) for c in charges] == [(1, 9000), (2, 90000), (3, 10)]
     # 9.0000 + 72.0000 + 0.0050 = 81.0050
     assert total(charges) == Decimal("81.0050")
 
 
-def test_volume_batch_is_charged_provisionally_at_the_tier_reached_so_far() -> None:
-    # batch 1: positions 1..15000: 5000 free, 10000 paid at tier of 15000 (tier 1, 0.0009)
-    assert provisional_charges(VOLUME, 0, 15000) == (
+def test_volume_emails_are_charged_as_sent_at_the_tier_each_position_reaches() -> None:
+    # batch 1: positions 1..15000: 5000 free, 10000 paid, all in tier 1 (<= 20000, 0.0009)
+    assert charges_as_sent(VOLUME, 0, 15000) == (
         Charge("email-volume", 1, Decimal("0.0009"), 10000),
     )
-    # batch 2: positions 15001..25000, all paid, at tier of 25000 (tier 2, 0.0006)
-    assert provisional_charges(VOLUME, 15000, 25000) == (
-        Charge("email-volume", 2, Decimal("0.0006"), 10000),
+    # batch 2: positions 15001..25000: 15001..20000 reached tier 1 (5000 at 0.0009),
+    # 20001..25000 tier 2 (5000 at 0.0006); the close trues the month up to tier 2
+    assert charges_as_sent(VOLUME, 15000, 25000) == (
+        Charge("email-volume", 1, Decimal("0.0009"), 5000),
+        Charge("email-volume", 2, Decimal("0.0006"), 5000),
     )
-    # positions 4001..6000: 1000 free, 1000 paid at tier of 6000 (tier 1)
-    assert provisional_charges(VOLUME, 4000, 6000) == (
+    # positions 4001..6000: 1000 free, 1000 paid in tier 1
+    assert charges_as_sent(VOLUME, 4000, 6000) == (
         Charge("email-volume", 1, Decimal("0.0009"), 1000),
     )
 
@@ -144,8 +146,8 @@ def test_volume_final_charges_use_the_month_total_tier() -> None:
     )
 
 
-def test_graduated_final_charges_equal_provisional_charges() -> None:
-    assert final_charges(STARTER, 9990, 10010, 50000) == provisional_charges(STARTER, 9990, 10010)
+def test_graduated_final_charges_equal_charges_as_sent() -> None:
+    assert final_charges(STARTER, 9990, 10010, 50000) == charges_as_sent(STARTER, 9990, 10010)
 
 
 @pytest.mark.parametrize(
@@ -261,7 +263,7 @@ def test_graduated_batches_sum_to_the_month_price_whatever_the_split(
     plan: EmailPlan, n: int, cuts: list[int]
 ) -> None:
     batches = batches_of(n, cuts)
-    charged = sum((total(provisional_charges(plan, a, b)) for a, b in batches), Decimal(0))
+    charged = sum((total(charges_as_sent(plan, a, b)) for a, b in batches), Decimal(0))
     assert charged == month_price(plan, n)
 
 
@@ -302,13 +304,20 @@ def test_volume_unit_price_never_increases_as_volume_grows(
 @given(
     plans(mode="volume", falling_prices=True), volumes, st.lists(st.integers(0, 400), max_size=12)
 )
-def test_volume_provisional_charges_never_undercharge_the_final_price(
+def test_volume_charges_as_sent_never_undercharge_the_final_price(
     plan: EmailPlan, n: int, cuts: list[int]
 ) -> None:
-    # each batch is priced at the tier of its own end <= the month total, so with falling
-    # prices the true-up at the close can only be a discount
-    charged = sum(
-        (total(provisional_charges(plan, a, b)) for a, b in batches_of(n, cuts)), Decimal(0)
-    )
+    # each email is charged at the tier of its own position <= the month total, so with
+    # falling prices the true-up at the close can only be a discount
+    charged = sum((total(charges_as_sent(plan, a, b)) for a, b in batches_of(n, cuts)), Decimal(0))
     assert charged >= month_price(plan, n)
-    assert charged == month_price(plan, n) or len(batches_of(n, cuts)) > 1
+
+
+@given(plans(), volumes, st.lists(st.integers(0, 400), max_size=12))
+def test_charges_as_sent_are_the_same_whatever_the_batch_split(
+    plan: EmailPlan, n: int, cuts: list[int]
+) -> None:
+    merged: tuple[Charge, ...] = ()
+    for a, b in batches_of(n, cuts):
+        merged = merge(merged, charges_as_sent(plan, a, b))
+    assert merged == charges_as_sent(plan, 0, n)

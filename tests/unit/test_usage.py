@@ -55,8 +55,16 @@ def test_volume_tier_earned_before_a_plan_change_is_kept() -> None:
     other_volume = VOLUME.model_copy(update={"id": "email-volume-2", "monthly_fee": Decimal(30)})
     usage, _ = MonthUsage(JAN).record(VOLUME, 19000, 0)
     usage, charges = usage.record(other_volume, 2000, 0)
-    # positions 19001..21000: the month has reached 21000 -> tier 2 at 0.0006
-    assert charges == (Charge("email-volume-2", 2, Decimal("0.0006"), 2000),)
+    # positions carry on at 19001..21000: charged as sent, 19001..20000 in tier 1 (0.0009),
+    # 20001..21000 in tier 2 (0.0006) ...
+    assert charges == (
+        Charge("email-volume-2", 1, Decimal("0.0009"), 1000),
+        Charge("email-volume-2", 2, Decimal("0.0006"), 1000),
+    )
+    # ... and the month's 21000 reach tier 2 for all of them at the close
+    assert usage.final_charges(usage.segments[-1]) == (
+        Charge("email-volume-2", 2, Decimal("0.0006"), 2000),
+    )
 
 
 def test_custom_smtp_emails_are_counted_but_never_charged() -> None:
@@ -98,15 +106,30 @@ def test_late_emails_within_the_closed_months_included_emails_are_free() -> None
     assert after.volume == 1000
 
 
-def test_late_usage_of_the_same_month_is_merged_and_other_months_appended() -> None:
+def test_late_usage_of_the_same_month_is_merged_and_kept_in_month_order() -> None:
     dec = Month(2025, 12)
     c1 = Charge("email-starter", 1, Decimal("0.0010"), 10)
     c2 = Charge("email-starter", 1, Decimal("0.0010"), 5)
     pending = add_late((), JAN, 10, (c1,))
     pending = add_late(pending, dec, 3, ())
     pending = add_late(pending, JAN, 5, (c2,))
+    # December before January, although January's came first: arrival order depends on
+    # where batches were cut, month order does not
     assert pending == (
-        LateUsage(JAN, 15, (Charge("email-starter", 1, Decimal("0.0010"), 15),)),
         LateUsage(dec, 3, ()),
+        LateUsage(JAN, 15, (Charge("email-starter", 1, Decimal("0.0010"), 15),)),
     )
-    assert pending[0].amount == Decimal("0.0150")  # 15 * 0.0010
+    assert pending[1].amount == Decimal("0.0150")  # 15 * 0.0010
+
+
+def test_a_volume_months_priced_usage_is_the_month_total_tier_whatever_the_batches() -> None:
+    # 25000 emails, 5000 included: 20000 paid, at the tier 25000 reaches (tier 2, 0.0006)
+    one, _ = MonthUsage(JAN).record(VOLUME, 25000, 0)
+    three, _ = MonthUsage(JAN).record(VOLUME, 6000, 0)
+    three, _ = three.record(VOLUME, 14000, 0)
+    three, _ = three.record(VOLUME, 5000, 0)
+    expected = (Charge("email-volume", 2, Decimal("0.0006"), 20000),)
+    assert one.priced == three.priced == expected
+    assert sum(c.amount for c in one.priced) == Decimal("12.0000")  # 20000 * 0.0006
+    # what was charged as sent: 15000 at tier 1 (5001..20000), 5000 at tier 2 - any split
+    assert one.charged == three.charged == Decimal("16.5000")  # 13.5000 + 3.0000
