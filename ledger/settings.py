@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     plans_dir: Path = PROJECT_ROOT / "plans"
     close_grace: timedelta = timedelta(hours=6)
     close_interval: timedelta = timedelta(minutes=5)
+    #: How far ahead of the ledger's clock an event may be dated: upstream clocks
+    #: drift; an event beyond would move its account's business time into the future.
+    max_future_skew: timedelta = Field(default=timedelta(minutes=5), ge=timedelta(0))
     home: Path = Path(".ledger")
     metrics_port: int | None = None
     pg_pool_size: int = 5
