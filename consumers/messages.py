@@ -285,6 +285,8 @@ def _refusal(record: RecordLike, exc: ValidationError) -> str:
     if not isinstance(raw, dict):
         return "not a CloudEvent: the message is not a JSON object"
     event_type = raw.get("type")
+    if event_type is None:
+        return "invalid CloudEvent: type: Field required"
     if not isinstance(event_type, str) or event_type not in INPUT_EVENTS:
         return f"unknown event type {str(event_type)[:100]!r}"
     return f"invalid {event_type}: {_first_error(exc)}"

@@ -68,6 +68,11 @@ def test_a_valid_email_is_accepted_with_its_dedupe_key() -> None:
         (b"{not json", "acme", "not JSON"),
         (b"[1, 2]", "acme", "not a CloudEvent: the message is not a JSON object"),
         ({**email(), "type": "email.bounced"}, "acme", "unknown event type 'email.bounced'"),
+        (
+            {k: v for k, v in email().items() if k != "type"},
+            "acme",
+            "invalid CloudEvent: type: Field required",
+        ),
         (email(route="smtp-relay"), "acme", "invalid email.sent: email.sent.data.route"),
         (
             {k: v for k, v in email().items() if k != "time"},
