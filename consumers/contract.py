@@ -11,8 +11,8 @@ it is converted, and refused with a sentence saying what that form is
 Cost: ``decode`` validates every record in pydantic-core, and the checks on
 the per-email fields (identifiers, time) stay there: a pattern is a Rust
 regex, and :class:`Text` chains it to the conversion in the core schema, so
-no Python runs per record. Python validators are used only on fields of
-account facts (zone, currency), which are rare.
+no Python runs per record. The one Python validator is the time zone's
+(an ``account.opened`` field: rare), which asks the domain's own rule.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """The input contract: CloudEvents 1.0, structured JSON mode, Kafka key = account id.
 
-``decode`` is a pure function of one Kafka record: it returns the validated
-event or the reason it was refused. Extra fields are tolerated; a missing or
-mistyped required field is refused with the field's path in the reason.
-JSON Schemas under ``schemas/`` are generated from these models.
+``decode`` is a pure function of one Kafka record and the latest event time
+accepted: it returns the validated event or the reason it was refused. Each
+field has one exact form (``consumers/contract.py``); extra fields are
+tolerated; a missing, mistyped or malformed field is refused with the field's
+path and its form in the reason. JSON Schemas under ``schemas/`` are
+generated from these models.
 """
 
 from __future__ import annotations
