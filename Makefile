@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench schemas clean
+.PHONY: demo test chaos lint bench schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# The long chaos runs (>= 10,000 fuzzed messages); `make test` runs a short one.
+chaos: $(STAMP)
+	$(BIN)/pytest -m chaos tests/chaos
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

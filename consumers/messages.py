@@ -1,9 +1,11 @@
 """The input contract: CloudEvents 1.0, structured JSON mode, Kafka key = account id.
 
-``decode`` is a pure function of one Kafka record: it returns the validated
-event or the reason it was refused. Extra fields are tolerated; a missing or
-mistyped required field is refused with the field's path in the reason.
-JSON Schemas under ``schemas/`` are generated from these models.
+``decode`` is a pure function of one Kafka record and the latest event time
+accepted: it returns the validated event or the reason it was refused. Each
+field has one exact form (``consumers/contract.py``); extra fields are
+tolerated; a missing, mistyped or malformed field is refused with the field's
+path and its form in the reason. JSON Schemas under ``schemas/`` are
+generated from these models.
 """
 
 from __future__ import annotations
@@ -14,58 +16,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, NamedTuple, Protocol
 
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictInt,
-    TypeAdapter,
-    ValidationError,
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, TypeAdapter, ValidationError
+
+from consumers.contract import (
+    Amount,
+    Currency,
+    EventTime,
+    Identifier,
+    TaxRate,
+    TimeZone,
+    Version,
 )
-
-
-def _amount_as_string(value: Any) -> Any:
-    if not isinstance(value, str):
-        raise ValueError('amounts are strings, e.g. "25.00" (a JSON number may already be inexact)')
-    return value
-
-
-def _rate(value: Any) -> Any:
-    if isinstance(value, float):
-        return str(value)  # a tax rate such as 0.21 as a JSON number is tolerated
-    return value
-
-
-def _plausible_time(value: datetime) -> datetime:
-    # A year 9999 event would make month arithmetic overflow at every later close.
-    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
-        raise ValueError(f"time must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
-    return value
-
-
-EARLIEST_YEAR, LATEST_YEAR = 1970, 2200
-
-#: Bounded so that no accepted amount can overflow the decimal context.
-Amount = Annotated[
-    Decimal, BeforeValidator(_amount_as_string), Field(max_digits=20, decimal_places=8)
-]
-NonEmpty = Annotated[str, Field(min_length=1, max_length=1024)]
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
-
-
-#: An identifier the ledger keys by: something must be left after stripping whitespace.
-NonBlank = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_not_blank)]
-EventTime = Annotated[AwareDatetime, AfterValidator(_plausible_time)]
-
 
 #: Extra fields are tolerated and not kept: the ledger reads only the contract's
 #: fields, and keeping the rest costs ~20% of the validation of an email. The
@@ -76,61 +37,62 @@ TOLERANT = ConfigDict(extra="ignore", frozen=True, json_schema_extra={"additiona
 class Data(BaseModel):
     model_config = TOLERANT
 
-    account_id: NonEmpty
+    account_id: Identifier
 
 
 class EmailSent(Data):
-    message_id: NonEmpty
+    message_id: Identifier
     route: Literal["platform", "custom_smtp"]
 
 
 BillingPeriod = Literal["month", "quarter", "half_year", "year"]
 #: Products (add-ons) chosen with a contacts plan.
-Products = Annotated[list[NonEmpty], Field(max_length=50)]
+Products = Annotated[list[Identifier], Field(max_length=50)]
 
 
 class AccountOpened(Data):
-    plan: NonEmpty
+    plan: Identifier
     payment_mode: Literal["prepaid", "postpaid"]
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    currency: Currency
     billing_period: BillingPeriod = "month"
-    tax_rate: Annotated[Decimal, BeforeValidator(_rate), Field(ge=0, lt=1)] = Decimal(0)
-    timezone: NonEmpty = "UTC"
+    tax_rate: TaxRate = Decimal(0)
+    timezone: TimeZone = "UTC"
     products: Products = []
 
 
 class CreditPurchased(Data):
     amount: Amount
-    reference: str | None = None
+    reference: Identifier | None = None
 
 
 class PlanChanged(Data):
     """For a contacts plan, ``products`` / ``billing_period`` left out keep the current choice."""
 
-    plan: NonEmpty
+    plan: Identifier
     products: Products | None = None
     billing_period: BillingPeriod | None = None
 
 
-#: Contact identifiers: a string, or null / absent for "none".
-Identifier = Annotated[str | None, Field(max_length=1024)]
+#: What makes a contact billable: a string, or null / absent for "none". Only
+#: whether each is present (non-blank) is used and stored, never the value.
+ContactDetail = Annotated[str | None, Field(max_length=1024)]
 
 
 class ContactChanged(Data):
     """A contact as upstream now describes it; billable when any identifier is present."""
 
-    contact_id: NonBlank
-    version: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
-    email: Identifier = None
-    phone: Identifier = None
-    user_id: Identifier = None
+    contact_id: Identifier
+    version: Version
+    email: ContactDetail = None
+    phone: ContactDetail = None
+    user_id: ContactDetail = None
     chat_replied: StrictBool = False
     web_push: StrictBool = False
 
 
 class ContactDeleted(Data):
-    contact_id: NonBlank
-    version: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
+    contact_id: Identifier
+    version: Version
 
 
 class AccountClosed(Data):
@@ -141,8 +103,8 @@ class Envelope(BaseModel):
     model_config = TOLERANT
 
     specversion: Literal["1.0"]
-    id: NonEmpty
-    source: NonEmpty
+    id: Identifier
+    source: Identifier
     time: EventTime
 
 
@@ -274,8 +236,15 @@ def _first_error(exc: ValidationError) -> str:
 _validate_json = _INPUT.validator.validate_json
 
 
-def decode(record: RecordLike, accepted_types: frozenset[str]) -> Accepted | Refused:
+def decode(
+    record: RecordLike, accepted_types: frozenset[str], *, latest_time: datetime
+) -> Accepted | Refused:
     """Validate one record against the contract; never raises.
+
+    ``latest_time`` is the latest event time accepted: the consumer's clock
+    plus the allowed skew, read once per batch, so that decoding stays a pure
+    function of its arguments. An event dated later would move its account's
+    business time (and its batch's) into the future.
 
     One pass in pydantic-core (parse + validate, discriminated on ``type``);
     the slower path that explains a refusal runs only for refused records.
@@ -295,6 +264,15 @@ def decode(record: RecordLike, accepted_types: frozenset[str]) -> Accepted | Ref
     key = record.key.decode("utf-8", "replace") if record.key is not None else None
     if key != event.data.account_id:
         return Refused(record, f"Kafka key {key!r} is not the account id {event.data.account_id!r}")
+    # A full comparison converts both UTC offsets (~0.5 us, a tenth of a decode);
+    # a local date is within a day of the UTC date, so only an event dated
+    # within three days of the bound needs one.
+    if event.time.toordinal() > latest_time.toordinal() - 3 and event.time > latest_time:
+        return Refused(
+            record,
+            f"time {event.time.isoformat()} is in the future: the latest accepted now is"
+            f" {latest_time.isoformat()} (the ledger's clock plus LEDGER_MAX_FUTURE_SKEW)",
+        )
     return Accepted(record, event)
 
 
@@ -309,6 +287,8 @@ def _refusal(record: RecordLike, exc: ValidationError) -> str:
     if not isinstance(raw, dict):
         return "not a CloudEvent: the message is not a JSON object"
     event_type = raw.get("type")
+    if event_type is None:
+        return "invalid CloudEvent: type: Field required"
     if not isinstance(event_type, str) or event_type not in INPUT_EVENTS:
         return f"unknown event type {str(event_type)[:100]!r}"
     return f"invalid {event_type}: {_first_error(exc)}"

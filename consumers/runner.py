@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -74,7 +74,7 @@ from consumers.log_probe import LogProbe
 from consumers.mapping import to_commands
 from consumers.messages import Accepted, Record, RecordLike, Refused, decode
 from consumers.metrics import BATCH_SECONDS, CONSUMER_LAG, DEAD_LETTERS, MESSAGES, PARTITION_HELD
-from consumers.positions import Clock, PartitionPosition, Positions
+from consumers.positions import PartitionPosition, Positions
 from ledger.account import account_uuid
 from ledger.application import Ledger
 from ledger.plans import Catalogue
@@ -192,6 +192,8 @@ class PartitionBatch:
 
     records: Sequence[RecordLike]
     accepted_types: frozenset[str]
+    #: The latest event time accepted (the consumer's clock plus the allowed skew).
+    latest_time: datetime
     accepted: list[Accepted] = field(default_factory=list)
     refused: list[Refused] = field(default_factory=list)
     duplicates: int = 0
@@ -201,9 +203,9 @@ class PartitionBatch:
 
     def __post_init__(self) -> None:
         seen: set[tuple[str, str]] = set()
-        accepted_types = self.accepted_types
+        accepted_types, latest_time = self.accepted_types, self.latest_time
         for record in self.records:
-            result = decode(record, accepted_types)
+            result = decode(record, accepted_types, latest_time=latest_time)
             if isinstance(result, Refused):
                 self.refused.append(result)
                 continue
@@ -262,12 +264,16 @@ class LedgerConsumer:
         roles: TopicRoles,
         group_id: str,
         dead_letter_topic: str,
+        max_future_skew: timedelta,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_records: int = 20000,
         poll_timeout_ms: int = 200,
         on_batch: Callable[[BatchOutcome], None] | None = None,
-        clock: Clock | None = None,
     ) -> None:
         self.ledger = ledger
+        # Facts dated later than clock + skew are refused (``decode``'s ``latest_time``).
+        self.clock = clock
+        self.max_future_skew = max_future_skew
         self.catalogue = catalogue
         self.roles = roles
         self.dead_letter_topic = dead_letter_topic
@@ -508,7 +514,8 @@ class LedgerConsumer:
         flight (so it sees that batch's keys), while this thread maps the batch.
         """
         started = time.perf_counter()
-        batch = PartitionBatch(records, self.roles.by_topic[tp.topic])
+        latest_time = self.clock() + self.max_future_skew
+        batch = PartitionBatch(records, self.roles.by_topic[tp.topic], latest_time)
         contacts = None
         if tp.topic in self.roles.versioned:
             lookup: Future[set[tuple[str, str]]] = Future()

@@ -27,8 +27,8 @@ from eventsourcing.domain import Aggregate, event
 
 from ledger.documents import Document, PaymentMode, build_document
 from ledger.errors import AccountClosed, InvalidAmount, LedgerError, PlanNotAllowed
-from ledger.money import Money, check_currency
-from ledger.periods import Month, NaiveDatetime, check_aware, local_date, zone
+from ledger.money import Money, check_currency, check_minor_units
+from ledger.periods import Month, NaiveDatetime, check_aware, check_timezone, local_date, zone
 from ledger.plans import ContactsPlan, EmailPlan
 from ledger.pricing import Charge, next_email_price, total
 from ledger.usage import ClosedMonth, LateUsage, MonthUsage, add_late, record_late
@@ -136,7 +136,7 @@ class Account(Aggregate):
         opened_at: datetime,
     ) -> Account:
         check_currency(currency)
-        zone(timezone)
+        check_timezone(timezone)
         check_aware(opened_at)
         check_plan_currency(plan, currency)
         if not Decimal(0) <= tax_rate < Decimal(1):
@@ -216,6 +216,7 @@ class Account(Aggregate):
         self.check_open()
         if amount.currency != self.currency:
             raise InvalidAmount(f"credit in {amount.currency}, account in {self.currency}")
+        check_minor_units(amount)
         if amount.amount <= 0:
             raise InvalidAmount(f"credit must be positive, got {amount}")
         self._credit_purchased(amount=amount, reference=reference, effective_at=check_aware(at))

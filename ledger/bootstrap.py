@@ -143,8 +143,7 @@ class Services:
             group_id=self.settings.consumer_group,
             dead_letter_topic=self.settings.topic_dead_letter,
             max_records=self.settings.batch_max_records,
-            clock=self.clock,
-            **kwargs,
+            **{"clock": self.clock, "max_future_skew": self.settings.max_future_skew, **kwargs},
         )
 
     def projection(self, cls: type[TableProjection[Any]]) -> TableProjection[Any]:

@@ -54,7 +54,7 @@ from ledger.contacts import BillableCount, ContactChange, ContactState, billable
 from ledger.documents import Document, Line, assemble
 from ledger.errors import AccountClosed, LedgerError, PlanNotAllowed
 from ledger.money import Money, check_currency
-from ledger.periods import check_aware, local_date, zone
+from ledger.periods import check_aware, check_timezone, local_date
 from ledger.plans import ContactsPlan
 from ledger.proformas import floor_line, overage_lines, subscription_lines
 from ledger.renewal import BillingPeriod, RenewalPeriod, add_months, months_in, period_number
@@ -129,7 +129,7 @@ class ContactsAccount(Aggregate):
         opened_at: datetime,
     ) -> ContactsAccount:
         check_currency(currency)
-        zone(timezone)
+        check_timezone(timezone)
         check_aware(opened_at)
         check_plan_currency(plan, currency)
         months_in(billing_period)

@@ -50,10 +50,32 @@ class UnknownCurrency(MoneyError):
         super().__init__(f"unknown currency {currency!r} (known: {', '.join(sorted(MINOR_UNITS))})")
 
 
+class SubMinorUnit(MoneyError):
+    def __init__(self, money: Money) -> None:
+        places = MINOR_UNITS[money.currency]
+        super().__init__(
+            f"amount {money.amount} {money.currency} has more than the {places} decimal places"
+            f" of {money.currency}"
+        )
+
+
 def check_currency(currency: str) -> str:
     if currency not in MINOR_UNITS:
         raise UnknownCurrency(currency)
     return currency
+
+
+def check_minor_units(money: Money) -> Money:
+    """Money that moves (a credit, a payment) has at most its currency's decimal
+    places, as written: "0.001" or "1.500" EUR is refused, not rounded.
+
+    Only computed amounts (usage at a per-email price) carry more decimals, and
+    they are rounded where a customer sees them (:meth:`Money.rounded`).
+    """
+    exponent = money.amount.as_tuple().exponent
+    if not isinstance(exponent, int) or -exponent > MINOR_UNITS[money.currency]:
+        raise SubMinorUnit(money)
+    return money
 
 
 def to_decimal(value: object) -> Decimal:

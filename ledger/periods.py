@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from importlib.resources import files
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ledger.errors import LedgerError
@@ -18,7 +19,10 @@ from ledger.errors import LedgerError
 
 class InvalidTimezone(LedgerError):
     def __init__(self, name: str) -> None:
-        super().__init__(f"unknown time zone {name!r} (use an IANA name such as Europe/Amsterdam)")
+        super().__init__(
+            f"time zone {name[:100]!r} is not an IANA zone name"
+            " (names are case-sensitive, e.g. Europe/Amsterdam or UTC)"
+        )
 
 
 class NaiveDatetime(LedgerError):
@@ -26,6 +30,24 @@ class NaiveDatetime(LedgerError):
         super().__init__(
             "a time without a UTC offset is ambiguous; give one, e.g. 2026-11-30T23:00Z"
         )
+
+
+#: The zone names of the IANA time zone database, as the ``tzdata`` package pins
+#: them (zones and their backward-compatible links, e.g. ``US/Eastern``). Not
+#: whatever the host's zoneinfo folder holds: ``localtime`` follows the host's
+#: own clock setting, ``posix/...`` and ``right/...`` are copies (``right/``
+#: counts leap seconds). ``Factory`` is IANA's placeholder for "zone not set".
+IANA_ZONES: frozenset[str] = frozenset(
+    files("tzdata").joinpath("zones").read_text(encoding="utf-8").split()
+) - {"Factory"}
+
+
+def check_timezone(name: str) -> str:
+    """An account's zone is an IANA name: it decides every month boundary, forever."""
+    if name not in IANA_ZONES:
+        raise InvalidTimezone(name)
+    zone(name)
+    return name
 
 
 _ZONES: dict[str, ZoneInfo] = {}

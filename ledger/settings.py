@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     #: With the embedded broker (in memory), how long ``serve`` keeps consuming
     #: after SIGTERM, so that what was published before the stop is billed.
     stop_drain_timeout: timedelta = timedelta(seconds=10)
+    #: How far ahead of the ledger's clock an event may be dated: upstream clocks
+    #: drift; an event beyond would move its account's business time into the future.
+    max_future_skew: timedelta = Field(default=timedelta(minutes=5), ge=timedelta(0))
     home: Path = Path(".ledger")
     metrics_port: int | None = None
     pg_pool_size: int = 5

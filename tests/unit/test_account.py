@@ -23,7 +23,7 @@ from unit_builders import (
 from ledger.account import Account, SentEmail, account_uuid
 from ledger.documents import Document, PaymentMode
 from ledger.errors import AccountClosed, InvalidAmount, LedgerError, PlanNotAllowed
-from ledger.money import Money, UnknownCurrency
+from ledger.money import Money, SubMinorUnit, UnknownCurrency
 from ledger.periods import InvalidTimezone, Month, NaiveDatetime
 from ledger.plans import EmailPlan, Tier
 from ledger.pricing import total
@@ -107,6 +107,8 @@ def test_opening_month_is_the_local_month_of_the_opening_instant() -> None:
         ({"plan": USD_STARTER}, PlanNotAllowed),  # USD plan, EUR account
         ({"currency": "XYZ"}, UnknownCurrency),
         ({"timezone": "Europe/Atlantis"}, InvalidTimezone),
+        ({"timezone": "localtime"}, InvalidTimezone),  # the host's clock setting
+        ({"timezone": "posix/Europe/Paris"}, InvalidTimezone),
         ({"opened_at": datetime(2026, 1, 5, 9)}, NaiveDatetime),
         ({"tax_rate": Decimal(1)}, InvalidAmount),
         ({"tax_rate": Decimal("-0.01")}, InvalidAmount),
@@ -142,6 +144,21 @@ def test_credit_purchase_unblocks_a_prepaid_account() -> None:
     assert not account.blocked
 
 
+@pytest.mark.parametrize("amount", ["0.001", "49.999", "1.500"])
+def test_a_credit_finer_than_the_currency_minor_unit_is_refused_and_changes_nothing(
+    amount: str,
+) -> None:
+    account = open_account(mode="prepaid")
+    account.collect_events()
+    with pytest.raises(SubMinorUnit) as refused:
+        account.purchase_credit(eur(amount), "stripe-1", utc(2026, 1, 6))
+    assert str(refused.value) == (f"amount {amount} EUR has more than the 2 decimal places of EUR")
+    assert event_names(account) == []
+    assert account.credited == eur("0")
+    assert account.balance == eur("-10.00")
+    assert account.blocked
+
+
 def test_credit_that_does_not_cover_the_fee_keeps_the_account_blocked() -> None:
     account = open_account(mode="prepaid")
     account.collect_events()
@@ -162,9 +179,13 @@ def test_prepaid_account_is_blocked_exactly_when_balance_cannot_cover_the_next_e
     # 1000 included emails cost nothing; the 1001st costs 0.0010 > balance 0
     assert account.balance == eur("0")
     assert event_names(account) == ["EmailsRecorded", "SendingBlocked"]
-    account.purchase_credit(eur("0.001"), "c2", utc(2026, 1, 8))
-    # balance 0.001 >= 0.0010: covered again
+    account.purchase_credit(eur("0.01"), "c2", utc(2026, 1, 8))
+    # balance 0.01 >= 0.0010: covered again
     assert event_names(account) == ["CreditPurchased", "SendingUnblocked"]
+    account.record_emails(platform_emails(9, utc(2026, 1, 9)))
+    # 0.01 - 9 x 0.0010 = 0.001, still >= 0.0010: not blocked
+    assert account.balance == eur("0.001")
+    assert event_names(account) == ["EmailsRecorded"]
     account.record_emails(platform_emails(1, utc(2026, 1, 9)))
     # 0.001 - 0.0010 = 0
     assert account.balance == eur("0")

@@ -7,7 +7,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.errors import LedgerError
-from ledger.money import CurrencyMismatch, Money, MoneyError, UnknownCurrency, money_sum
+from ledger.money import (
+    CurrencyMismatch,
+    Money,
+    MoneyError,
+    SubMinorUnit,
+    UnknownCurrency,
+    check_minor_units,
+    money_sum,
+)
 
 
 def eur(amount: str) -> Money:
@@ -174,3 +182,37 @@ def test_rounding_is_idempotent_and_within_half_a_cent(amount: Decimal) -> None:
 def test_rounding_is_symmetric_around_zero(amount: Decimal) -> None:
     # half-up in Decimal rounds ties away from zero, so round(-x) == -round(x)
     assert eur(str(-amount)).rounded() == -eur(str(amount)).rounded()
+
+
+# ---------------------------------------------------------------- money that moves
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency"),
+    [("25", "EUR"), ("25.5", "EUR"), ("25.50", "EUR"), ("1000", "JPY"), ("1.250", "BHD")],
+)
+def test_money_that_moves_may_have_up_to_its_currency_decimal_places(
+    amount: str, currency: str
+) -> None:
+    money = Money.of(amount, currency)
+    assert check_minor_units(money) is money
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "places"),
+    [
+        ("0.001", "EUR", 2),
+        ("1.500", "EUR", 2),
+        ("1.5", "JPY", 0),
+        ("1.0", "JPY", 0),
+        ("0.0001", "KWD", 3),
+    ],
+)
+def test_money_that_moves_with_more_places_than_its_currency_is_refused_as_written(
+    amount: str, currency: str, places: int
+) -> None:
+    with pytest.raises(SubMinorUnit) as refused:
+        check_minor_units(Money.of(amount, currency))
+    assert str(refused.value) == (
+        f"amount {amount} {currency} has more than the {places} decimal places of {currency}"
+    )

@@ -7,7 +7,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.errors import LedgerError
-from ledger.periods import InvalidTimezone, Month, NaiveDatetime, local_date, zone
+from ledger.periods import (
+    IANA_ZONES,
+    InvalidTimezone,
+    Month,
+    NaiveDatetime,
+    check_timezone,
+    local_date,
+    zone,
+)
 
 AMS = "Europe/Amsterdam"
 MS = timedelta(milliseconds=1)
@@ -114,6 +122,25 @@ def test_unknown_time_zone_is_refused(name: str) -> None:
         zone(name)
     with pytest.raises(InvalidTimezone):
         Month.containing(datetime(2026, 1, 1, tzinfo=UTC), name)
+
+
+@pytest.mark.parametrize(
+    "name", ["localtime", "right/UTC", "posix/Europe/Paris", "Factory", "europe/amsterdam", "UTC "]
+)
+def test_a_host_file_or_placeholder_is_not_an_account_time_zone(name: str) -> None:
+    with pytest.raises(InvalidTimezone) as refused:
+        check_timezone(name)
+    assert str(refused.value) == (
+        f"time zone {name!r} is not an IANA zone name"
+        " (names are case-sensitive, e.g. Europe/Amsterdam or UTC)"
+    )
+
+
+def test_every_iana_zone_name_of_the_pinned_tzdata_is_an_account_time_zone() -> None:
+    assert {"UTC", "Europe/Amsterdam", "America/New_York", "US/Eastern", "Etc/GMT+5"} <= IANA_ZONES
+    assert len(IANA_ZONES) > 500
+    for name in IANA_ZONES:
+        assert check_timezone(name) == name
 
 
 def test_period_errors_are_ledger_errors() -> None:

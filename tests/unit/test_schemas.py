@@ -156,3 +156,32 @@ def test_importing_the_module_does_not_load_the_edges() -> None:
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=SCHEMAS_DIR.parent)
+
+
+@pytest.mark.parametrize(
+    ("stem", "field", "good", "bad"),
+    [
+        ("input.account.credit-purchased", "amount", "25.00", ["1_000", " 7 ", "-5", "1e3"]),
+        ("input.account.opened", "tax_rate", "0.21", ["1", "0.2_1", " 0.21"]),
+        ("input.account.opened", "currency", "EUR", ["eur", "XYZ"]),
+        ("input.email.sent", "account_id", "acme", [" acme", "ac\nme", "\u200bacme", "x" * 257]),
+    ],
+)
+def test_shipped_schemas_state_the_strict_forms(
+    stem: str, field: str, good: str, bad: list[str]
+) -> None:
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is not installed")
+    document = _load(f"{stem}.schema.json")
+    data_schema = _resolve(document, document["properties"]["data"])
+    validator = jsonschema.Draft202012Validator(data_schema["properties"][field])
+    assert validator.is_valid(good)
+    assert [value for value in bad if validator.is_valid(value)] == []
+
+
+def test_shipped_schema_refuses_a_time_without_an_offset() -> None:
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is not installed")
+    document = _load("input.email.sent.schema.json")
+    validator = jsonschema.Draft202012Validator(document)
+    assert validator.is_valid(SAMPLE_EMAIL_SENT)
+    for time in ("2025-03-01T12:00:00", "2025-03-01T12:00Z", "1741780800"):
+        assert not validator.is_valid({**SAMPLE_EMAIL_SENT, "time": time}), time
