@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench schemas clean
+.PHONY: demo test chaos lint bench schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# The full seeded fault run (tests/chaos): >= 100,000 facts, >= 20 SIGKILLs, ~15 min.
+chaos: $(STAMP)
+	$(BIN)/pytest -m chaos tests/chaos -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

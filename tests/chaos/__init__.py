@@ -1,0 +1,1 @@
+"""Seeded fault suites: a generated stream, real processes, kills and restarts, an oracle."""
