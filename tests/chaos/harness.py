@@ -136,6 +136,10 @@ class Role:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def logged(self, event: str) -> bool:
+        """Whether this start of the process has logged ``event`` yet."""
+        return any(line.get("event") == event for line in json_lines(self.log, self.log_start))
+
     def children(self) -> list[int]:
         """The consumer processes this start of ``serve`` logged (``consumer_processes_started``)."""
         pids: list[int] = []

@@ -124,7 +124,9 @@ def expect(stream: Stream) -> Expected:
     for account in stream.accounts:
         if account.is_contacts:
             out.contacts[account.id] = sum(
-                1 for (owner, _), (_, billable) in latest.items() if owner == account.id and billable
+                1
+                for (owner, _), (_, billable) in latest.items()
+                if owner == account.id and billable
             )
             out.statuses[account.id] = []
             continue

@@ -114,13 +114,15 @@ class Reader:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.services: Services | None = None
+        self.error = ""
 
     def ask(self, question: Callable[[Services], Any]) -> Any:
         try:
             if self.services is None:
                 self.services = bootstrap(self.settings, need_kafka=False)
             return question(self.services)
-        except psycopg.Error:
+        except psycopg.Error as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
             self.close()
             return None
 
@@ -158,10 +160,14 @@ def run(seed: int, sizes: Sizes, home: Path) -> Summary:
     supervisor = Supervisor(env)
     status = StatusReader(settings, broker.bootstrap)
     try:
-        supervisor.add(Role("consumers", ["--role", "consumer", "--consumers", "2"], home / "consumers.log"))
+        supervisor.add(
+            Role("consumers", ["--role", "consumer", "--consumers", "2"], home / "consumers.log")
+        )
         supervisor.add(Role("projections", ["--role", "projections"], home / "projections.log"))
         supervisor.add(Role("publisher", ["--role", "publisher"], home / "publisher.log"))
-        _publish(stream, sizes, settings, broker, postgres, supervisor, status, reader, summary, home)
+        _publish(
+            stream, sizes, settings, broker, postgres, supervisor, status, reader, summary, home
+        )
         _settle(settings, supervisor, reader, sizes.timeout)
         closed = ledger_command("close-periods", "--as-of", CLOSE_AS_OF, "--json", env=env)
         assert closed.returncode == 0, closed.stderr
@@ -224,6 +230,8 @@ def _publish(
                 supervisor.add(Role("joiner", ["--role", "consumer"], home / "joiner.log"))
                 summary.rebalances += 1
             elif fault.kind == "leave":
+                if not supervisor.roles["joiner"].logged("partition_assigned"):
+                    break  # it has not joined the group yet: leaving now would be no rebalance
                 supervisor.stop_role("joiner")
                 summary.rebalances += 1
             pending.pop(0)
@@ -231,9 +239,19 @@ def _publish(
             postgres.start()
             supervisor.paused, pg_back_at = False, None
         if barriers and barriers[0] <= published:
-            _wait(supervisor, lambda: reader.ask(lambda s: positions_at_end(s, [topics["accounts"]])), 120, "the accounts topic consumed")
+            _wait(
+                supervisor,
+                lambda: reader.ask(lambda s: positions_at_end(s, [topics["accounts"]])),
+                120,
+                "the accounts topic consumed",
+            )
             barriers.pop(0)
-        end = min(len(values), published + chunk, *(b for b in barriers[:1]), *(f.at for f in pending[:1] if f.at > published))
+        end = min(
+            len(values),
+            published + chunk,
+            *(b for b in barriers[:1]),
+            *(f.at for f in pending[:1] if f.at > published),
+        )
         _send(producer, topics, values[published:end])
         published = end
         supervisor.tend()
@@ -258,30 +276,66 @@ def _send(producer: KafkaProducer, topics: dict[str, str], facts: list[Any]) -> 
     producer.flush()
 
 
-def _wait(supervisor: Supervisor, condition: Callable[[], Any], timeout: float, what: str) -> None:
+def _wait(
+    supervisor: Supervisor,
+    condition: Callable[[], Any],
+    timeout: float,
+    what: str,
+    details: Callable[[], str] = str,
+) -> None:
     """Poll ``condition`` with a deadline, restarting what dies meanwhile."""
     deadline = time.monotonic() + timeout
     while not condition():
         supervisor.tend()
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} {details()}")
         time.sleep(0.2)
 
 
 def _settle(
-    settings: Settings, supervisor: Supervisor, reader: Reader, timeout: float, *, publisher: bool = False
+    settings: Settings,
+    supervisor: Supervisor,
+    reader: Reader,
+    timeout: float,
+    *,
+    publisher: bool = False,
 ) -> None:
     """Every input consumed to the end, every projection (and the outbox) at the log's head."""
     topics = list(settings.input_topics().values())
-    _wait(supervisor, lambda: reader.ask(lambda s: positions_at_end(s, topics)), timeout, "input consumed")
+    _wait(
+        supervisor,
+        lambda: reader.ask(lambda s: positions_at_end(s, topics)),
+        timeout,
+        "input consumed",
+    )
+
+    lags: dict[str, int] = {}
 
     def projected(services: Services) -> bool:
-        followers = services.followers()
+        lags.update({f.processor.name: f.lag() for f in services.followers()})
         if publisher:
-            followers.append(services.status_publisher())
-        return all(f.lag() == 0 for f in followers)
+            # The outbox follows only the status events: its position stays at the last one.
+            outbox = services.status_publisher()
+            try:
+                lags[outbox.processor.name] = len(
+                    services.ledger.recorder.select_notifications(
+                        start=outbox.position,
+                        limit=1,
+                        topics=outbox.topics,
+                        inclusive_of_start=False,
+                    )
+                )
+            finally:
+                outbox.processor.producer.close()  # type: ignore[attr-defined]
+        return not any(lags.values())
 
-    _wait(supervisor, lambda: reader.ask(projected), timeout, "projections caught up")
+    _wait(
+        supervisor,
+        lambda: reader.ask(projected),
+        timeout,
+        "projections caught up",
+        lambda: f"lags {lags}, last error {reader.error!r}",
+    )
 
 
 def _compare(expected: Expected, reader: Reader, status: StatusReader, summary: Summary) -> None:
@@ -309,7 +363,9 @@ def _compare(expected: Expected, reader: Reader, status: StatusReader, summary: 
             got = documents.get(month, {})
             for key, value in want.items():
                 if str(got.get(key)) != value:
-                    bad.append(f"{account} document {month} {key}: expected {value}, got {got.get(key)}")
+                    bad.append(
+                        f"{account} document {month} {key}: expected {value}, got {got.get(key)}"
+                    )
     for account, balance in expected.balances.items():
         got_balance = reports.balance(account)["balance"]
         if got_balance != balance:
@@ -321,7 +377,9 @@ def _compare(expected: Expected, reader: Reader, status: StatusReader, summary: 
     statuses = status.by_account()
     for account, sequence in expected.statuses.items():
         if statuses.get(account, []) != sequence:
-            bad.append(f"{account} status events: expected {sequence}, got {statuses.get(account, [])}")
+            bad.append(
+                f"{account} status events: expected {sequence}, got {statuses.get(account, [])}"
+            )
     dead = reader.services.ledger.recorder  # noqa: F841 - see below
     with psycopg.connect(reader.settings.database_url or "") as conn:
         letters = conn.execute("SELECT count(*) FROM ledger_dead_letters").fetchone()

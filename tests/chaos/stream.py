@@ -6,7 +6,7 @@ a seed replays the same facts in the same publication order.
 The stream is shaped so that its expected outcome is plain arithmetic whatever
 the ledger's processes do in between (see ``oracle.py``):
 
-- Phases with a barrier between them: the openings (and first credits) first,
+- Phases with a barrier between them: the openings first,
   then October, then November. The next phase is published only once the
   accounts topic is consumed to its end, because facts on different topics are
   consumed by different processes in no particular order: an email of an
@@ -181,7 +181,8 @@ def generate(
             )
         )
         if account.payment_mode == "prepaid":
-            opening.append(
+            # Not in the openings' phase: reordered there, it could overtake its opening.
+            months[(2026, 10)].append(
                 fact(
                     "accounts",
                     "account.credit-purchased",
@@ -192,7 +193,13 @@ def generate(
             )
             at = _random_time(rng, *_email_window(account, (2026, 10)))
             months[(2026, 10)].append(
-                fact("accounts", "account.credit-purchased", at, account_id=account.id, amount="250.50")
+                fact(
+                    "accounts",
+                    "account.credit-purchased",
+                    at,
+                    account_id=account.id,
+                    amount="250.50",
+                )
             )
         if account.new_plan:
             months[(2026, 10)].append(
