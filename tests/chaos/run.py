@@ -4,6 +4,7 @@ compare every figure with the oracle. Returns the summary line's figures."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -128,10 +129,8 @@ class Reader:
 
     def close(self) -> None:
         if self.services is not None:
-            try:
+            with contextlib.suppress(Exception):  # a broken pool after a restart
                 self.services.close()
-            except Exception:  # noqa: S110 - a broken pool after a restart
-                pass
         self.services = None
 
 
@@ -380,7 +379,6 @@ def _compare(expected: Expected, reader: Reader, status: StatusReader, summary: 
             bad.append(
                 f"{account} status events: expected {sequence}, got {statuses.get(account, [])}"
             )
-    dead = reader.services.ledger.recorder  # noqa: F841 - see below
     with psycopg.connect(reader.settings.database_url or "") as conn:
         letters = conn.execute("SELECT count(*) FROM ledger_dead_letters").fetchone()
     if letters and letters[0]:
