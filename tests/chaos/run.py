@@ -34,6 +34,7 @@ class Sizes:
     kills: int
     rate: float  # messages per second the upstreams publish at
     timeout: float  # seconds to wait for the ledger to catch up at the end
+    heavy: float = 0.0  # see stream.generate
 
 
 @dataclass
@@ -136,7 +137,7 @@ class Reader:
 
 def run(seed: int, sizes: Sizes, home: Path) -> Summary:
     started = time.monotonic()
-    stream = generate(seed, facts=sizes.facts, accounts=sizes.accounts)
+    stream = generate(seed, facts=sizes.facts, accounts=sizes.accounts, heavy=sizes.heavy)
     summary = Summary(seed, len(stream.facts), len(stream.order), stream.duplicates)
     postgres, broker = Postgres(home / "pg"), Broker()
     settings = Settings(

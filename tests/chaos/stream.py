@@ -153,7 +153,10 @@ def generate(
     reorder: int = 50,
     duplicate_spread: int = 2000,
     allow_early_facts: bool = False,
+    heavy: float = 0.0,
 ) -> Stream:
+    """``heavy``: the share of the emails the first email account sends in October
+    (a short stream needs it to reach a charged tier)."""
     rng = random.Random(seed)
     people = _accounts(rng, accounts)
     ids = iter(range(1, 10**9))
@@ -220,12 +223,15 @@ def generate(
     emails = facts - len(opening) - sum(len(m) for m in months.values())
     # Skewed volumes: a few accounts reach the higher tiers, most stay small.
     weights = [rng.lognormvariate(0, 1.2) for _ in email_accounts]
+    if heavy:
+        weights[0] = sum(weights[1:]) * heavy / (1 - heavy)
     scale = emails / sum(weights)
     counts = [int(w * scale) for w in weights]
     counts[0] += emails - sum(counts)
+    heavy_emails = counts[0] if heavy else 0
     for account, count in zip(email_accounts, counts, strict=True):
-        for _ in range(count):
-            month = MONTHS[rng.random() < 0.5]
+        for number in range(count):
+            month = MONTHS[number >= heavy_emails and rng.random() < 0.5]
             route = "custom_smtp" if rng.random() < 0.08 else "platform"
             at = _random_time(rng, *_email_window(account, month))
             email_id = next(ids)

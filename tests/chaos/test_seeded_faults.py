@@ -33,7 +33,7 @@ def _check(sizes: Sizes, tmp_path: Path) -> None:
 
 @pytest.mark.timeout(240)
 def test_a_short_seeded_fault_run_bills_every_fact_once(tmp_path: Path) -> None:
-    _check(Sizes(facts=3000, accounts=12, kills=4, rate=250, timeout=90), tmp_path)
+    _check(Sizes(facts=3000, accounts=12, kills=4, rate=250, timeout=90, heavy=0.5), tmp_path)
 
 
 @pytest.mark.chaos
