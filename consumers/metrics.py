@@ -12,3 +12,12 @@ CONSUMER_LAG = Gauge(
 BATCH_SECONDS = Histogram(
     "ledger_batch_seconds", "Time to apply and commit one partition batch", ["topic"]
 )
+PARKED = Gauge(
+    "ledger_parked",
+    "Facts parked until their account opens, and replayed dead letters waiting (whole table)",
+)
+REDRIVEN = Counter(
+    "ledger_parked_redriven_total",
+    "Parked facts re-driven, by outcome (applied, duplicate, dead_letter, still_parked, expired)",
+    ["topic", "outcome"],
+)

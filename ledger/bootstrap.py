@@ -141,6 +141,8 @@ class Services:
             group_id=self.settings.consumer_group,
             dead_letter_topic=self.settings.topic_dead_letter,
             max_records=self.settings.batch_max_records,
+            clock=self.clock,
+            park_max_age=self.settings.park_max_age,
             **kwargs,
         )
 
