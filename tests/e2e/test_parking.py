@@ -58,6 +58,15 @@ def _json(result: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(result.stdout)
 
 
+def _serve(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("ledger")), "serve", "--role", "consumer"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("ab"),
+    )
+
+
 def test_facts_published_before_their_account_are_parked_then_billed_exactly_once(
     make_services: MakeServices, tmp_path: Path
 ) -> None:
@@ -68,12 +77,7 @@ def test_facts_published_before_their_account_are_parked_then_billed_exactly_onc
     # bound is not what this test is about (tests/integration/test_parking.py is).
     env["LEDGER_PARK_MAX_AGE"] = "P36500D"
     log = tmp_path / "consumer.log"
-    consumer = subprocess.Popen(
-        [str(Path(sys.executable).with_name("ledger")), "serve", "--role", "consumer"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("ab"),
-    )
+    consumer = _serve(env, log)
     up = Upstreams(services)
     recorder = _recorder(services)
     try:
@@ -152,6 +156,71 @@ def test_facts_published_before_their_account_are_parked_then_billed_exactly_onc
         ("PF-shop-0001", "proforma", "19.00")
     ]
     catch_up(services)
+
+
+KILLED_ACCOUNTS, KILLED_EMAILS = 20, 400
+
+
+def test_sigkill_while_parked_facts_are_re_driven_loses_none_and_bills_none_twice(
+    make_services: MakeServices, tmp_path: Path
+) -> None:
+    """8,000 emails parked for 20 accounts, then their openings; the consumer process is
+    SIGKILLed while the re-drive (pages of 200 rows, one transaction each) is under way,
+    and restarted. Expected per account, by hand: 400 emails, all included (1,000 free),
+    usage 0.00; postpaid balance -10.00 (the fee)."""
+    services = make_services()
+    settings = services.settings
+    env = ledger_env(settings)
+    env["LEDGER_PARK_MAX_AGE"] = "P36500D"  # the wall clock, November 2026 facts
+    env["LEDGER_BATCH_MAX_RECORDS"] = "200"  # many re-drive transactions: a place to die
+    log = tmp_path / "consumer.log"
+    accounts = [f"acct-{n:02d}" for n in range(KILLED_ACCOUNTS)]
+    total = KILLED_ACCOUNTS * KILLED_EMAILS
+    up = Upstreams(services)
+    recorder = _recorder(services)
+    process = _serve(env, log)
+    try:
+        up.publish(
+            [
+                up.email(a, utc(2026, 11, 2 + n % 20, 9))
+                for n in range(KILLED_EMAILS)
+                for a in accounts
+            ]
+        )
+        wait_for(lambda: recorder.parked_count() == total, timeout=120, what="all parked")
+        up.publish([up.opened(a, utc(2026, 11, 1)) for a in accounts])
+        wait_for(
+            lambda: _rows(services, "ledger_dedupe") >= KILLED_ACCOUNTS + 2000,
+            timeout=120,
+            what="the re-drive under way",
+        )
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    assert process.returncode == -signal.SIGKILL
+    assert recorder.parked_count() > 0, "killed after the re-drive had finished"
+
+    process = _serve(env, log)
+    try:
+        wait_for(lambda: recorder.parked_count() == 0, timeout=120, what="the re-drive done")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log.read_text()[-2000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+        up.close()
+    assert _rows(services, "ledger_dedupe") == KILLED_ACCOUNTS + total
+    assert recorder.dead_letter_count() == 0
+    assert_each_billed(
+        services,
+        accounts,
+        "2026-11",
+        emails=KILLED_EMAILS,
+        included=KILLED_EMAILS,
+        charged=0,
+        amount="0.00",
+        balance="-10.00",
+    )
 
 
 def _growth_plan(folder: Path) -> None:
