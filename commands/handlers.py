@@ -30,15 +30,8 @@ from commands.models import (
     RecordContactChanges,
     RecordEmailsSent,
 )
-from commands.store import (
-    AccountRow,
-    ContactRow,
-    DeadLetterRow,
-    DedupeKeys,
-    LedgerRecorder,
-    ParkedRow,
-    Redriven,
-)
+from commands.parked import ParkedRow, Redriven
+from commands.store import AccountRow, ContactRow, DeadLetterRow, DedupeKeys, LedgerRecorder
 from ledger.account import Account, account_uuid
 from ledger.application import Ledger
 from ledger.contacts_account import ContactsAccount

@@ -44,7 +44,8 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from kafka import TopicPartition
 
 from commands.handlers import BatchWork, Parking, save_batch
-from commands.store import DeadLetterRow, ParkedRow, Redriven, StillParked
+from commands.parked import ParkedRow, Redriven, StillParked
+from commands.store import DeadLetterRow
 from consumers.messages import Record, RecordLike
 from consumers.metrics import DEAD_LETTERS, PARKED, REDRIVEN
 from ledger.account import account_uuid

@@ -20,7 +20,8 @@ from psycopg import sql
 
 from commands.handlers import BatchWork, apply_commands, save_batch
 from commands.models import OpenAccount, Origin, RecordEmailsSent, SentEmailItem
-from commands.store import LedgerRecorder, ParkedRow, ParkedRowsGone, Redriven
+from commands.parked import ParkedRow, ParkedRowsGone, Redriven
+from commands.store import LedgerRecorder
 from consumers.runner import BatchOutcome
 from ledger.account import Account, account_uuid
 from ledger.bootstrap import Services
