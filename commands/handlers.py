@@ -5,13 +5,16 @@ applied to aggregates held in a :class:`BatchWork`, then saved with a single
 ``ProcessingEvent``: aggregate events, the Kafka position, dedupe keys and
 dead letters commit together or not at all. A command the domain refuses
 becomes a :class:`Rejection` (dead-lettered by the caller) and leaves the
-aggregates as they were.
+aggregates as they were. A command for an account that does not exist yet
+becomes a :class:`Parking`: Kafka gives no order between topics, so a fact
+may arrive before its account's opening; the caller parks it until then.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from eventsourcing.application import ProcessingEvent
@@ -27,11 +30,12 @@ from commands.models import (
     RecordContactChanges,
     RecordEmailsSent,
 )
+from commands.parked import ParkedRow, Redriven
 from commands.store import AccountRow, ContactRow, DeadLetterRow, DedupeKeys, LedgerRecorder
 from ledger.account import Account, account_uuid
 from ledger.application import Ledger
 from ledger.contacts_account import ContactsAccount
-from ledger.errors import AccountAlreadyOpen, LedgerError, PlanNotAllowed
+from ledger.errors import AccountAlreadyOpen, AccountNotFound, LedgerError, PlanNotAllowed
 from ledger.money import Money
 from ledger.plans import Catalogue, ContactsPlan
 
@@ -39,6 +43,20 @@ from ledger.plans import Catalogue, ContactsPlan
 @dataclass(frozen=True, slots=True)
 class Rejection:
     origins: tuple[Origin, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Parking:
+    """Facts of one command whose account is not open yet, with their event times.
+
+    Not a refusal: the account's opening may still be on its way (another
+    topic). The aggregates are as they were (nothing was loaded).
+    """
+
+    account_id: str
+    origins: tuple[Origin, ...]
+    event_times: tuple[datetime, ...]
     reason: str
 
 
@@ -53,6 +71,7 @@ class BatchWork:
     dedupe: list[DedupeKeys] = field(default_factory=list)
     contacts: list[ContactRow] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    parkings: list[Parking] = field(default_factory=list)
     #: Messages applied that dedupe by their own version, not by a dedupe key.
     versioned_messages: int = 0
     #: Account ids known to have no stored events (one lookup for a whole batch).
@@ -241,6 +260,15 @@ def origins_of(cmd: AccountCommand) -> tuple[Origin, ...]:
     return (cmd.origin,) if cmd.origin else ()
 
 
+def event_times_of(cmd: AccountCommand) -> tuple[datetime, ...]:
+    """The event time of each of :func:`origins_of`, in the same order."""
+    if isinstance(cmd, RecordEmailsSent):
+        return tuple(e.sent_at for e in cmd.emails)
+    if isinstance(cmd, RecordContactChanges):
+        return tuple(c.changed_at for c in cmd.changes)
+    return (cmd.at,) if cmd.origin else ()
+
+
 def contact_pairs(commands: Sequence[AccountCommand]) -> list[tuple[str, str]]:
     """The (account, contact) pairs whose stored state a batch's contact changes need."""
     return [
@@ -261,6 +289,13 @@ def apply_commands(commands: Sequence[AccountCommand], work: BatchWork) -> None:
     for cmd in commands:
         try:
             HANDLERS[type(cmd)](cmd, work)
+        except AccountNotFound as exc:
+            if exc.account_id == cmd.account_id:  # its own account: not open yet
+                work.parkings.append(
+                    Parking(cmd.account_id, origins_of(cmd), event_times_of(cmd), str(exc))
+                )
+            else:
+                work.rejections.append(Rejection(origins_of(cmd), str(exc)))
         except LedgerError as exc:
             work.rejections.append(Rejection(origins_of(cmd), str(exc)))
         except (PersistenceError, OSError):
@@ -287,8 +322,12 @@ def save_batch(
     work: BatchWork,
     tracking: Tracking | None,
     dead_letters: Sequence[DeadLetterRow] = (),
+    parked: Sequence[ParkedRow] = (),
+    redriven: Redriven | None = None,
 ) -> None:
-    """One transaction: new events of every touched account, position, dedupe keys, dead letters."""
+    """One transaction: new events of every touched account, position, dedupe keys,
+    dead letters, facts parked, and (a re-drive, with no position) the parked rows
+    it settled."""
     processing = ProcessingEvent[Any](tracking=tracking)
     # What ``processing.collect_events(*accounts, **rows)`` does, without its two
     # runtime Protocol checks per aggregate (~70 us each: hundreds per batch).
@@ -296,6 +335,11 @@ def save_batch(
         processing.events.extend(account.collect_events())
         processing.aggregates[account.id] = account
     processing.saved_kwargs.update(
-        dedupe=work.dedupe, contacts=work.contacts, accounts=work.opened, dead_letters=dead_letters
+        dedupe=work.dedupe,
+        contacts=work.contacts,
+        accounts=work.opened,
+        dead_letters=dead_letters,
+        parked=parked,
+        redriven=redriven,
     )
     work.ledger.record(processing)

@@ -9,7 +9,10 @@ tracking row (the consumer's Kafka position):
   A redelivered or re-published message finds its key and is not applied
   again; an auditor follows the pointer from any email to its charge.
 - ``ledger_dead_letters``: every refused message with its reason and Kafka
-  coordinates, so the refusal is as durable as the offset that skipped it.
+  coordinates, so the refusal is as durable as the offset that skipped it;
+  ``replayed_at`` / ``parked_id`` once ``ledger dead-letters replay`` queued it.
+- ``ledger_parked``: facts for an account that is not open yet, waiting to be
+  re-driven (its rows, DDL and queries: ``commands/parked.py``).
 - ``ledger_accounts``: the account ids the ledger holds, for the closer.
 - ``ledger_contact_versions``: every contact change applied, by (account,
   contact, version), with its event time, billable reasons and the ledger
@@ -39,6 +42,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from commands.models import Origin
+from commands.parked import ParkingRecorder, Redriven
 
 
 class DedupeKeys(NamedTuple):
@@ -137,7 +141,7 @@ def dedupe_copy_text(dedupe: Sequence[DedupeKeys]) -> str:
     )
 
 
-class LedgerRecorder(PostgresProcessRecorder):
+class LedgerRecorder(ParkingRecorder, PostgresProcessRecorder):
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         schema = Identifier(self.datastore.schema)
@@ -159,6 +163,7 @@ class LedgerRecorder(PostgresProcessRecorder):
         self.dead_letter_table = SQL("{}.{}").format(schema, Identifier("ledger_dead_letters"))
         self.accounts_table = SQL("{}.{}").format(schema, Identifier("ledger_accounts"))
         self.contacts_table = SQL("{}.{}").format(schema, Identifier("ledger_contact_versions"))
+        self.parked_table = SQL("{}.{}").format(schema, Identifier("ledger_parked"))
         self.sql_create_statements.extend(
             [
                 # Keys are compared for equality only: the "C" collation makes
@@ -196,6 +201,7 @@ class LedgerRecorder(PostgresProcessRecorder):
                     "originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
                     "PRIMARY KEY (account_id, contact_id, version))"
                 ).format(self.contacts_table),
+                *self.parking_statements(),
             ]
         )
         self.hook_calls = 0
@@ -281,6 +287,10 @@ class LedgerRecorder(PostgresProcessRecorder):
                 ),
                 [(a.account_id, a.originator_id) for a in accounts],
             )
+        self._insert_parked(curs, kwargs.get("parked", ()))
+        redriven: Redriven | None = kwargs.get("redriven")
+        if redriven is not None:
+            self._settle_parked(curs, redriven)
 
     # ------------------------------------------------------------------ reads
 
@@ -392,23 +402,6 @@ class LedgerRecorder(PostgresProcessRecorder):
                 SQL("SELECT account_id FROM {} ORDER BY account_id").format(self.accounts_table)
             )
             return [row["account_id"] for row in curs.fetchall()]
-
-    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL(
-                    "SELECT id, topic, kafka_partition, kafka_offset, reason, recorded_at "
-                    "FROM {} ORDER BY id LIMIT %s"
-                ).format(self.dead_letter_table),
-                (limit,),
-            )
-            return [dict(row) for row in curs.fetchall()]
-
-    def dead_letter_count(self) -> int:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(SQL("SELECT count(*) AS n FROM {}").format(self.dead_letter_table))
-            row = curs.fetchone()
-            return int(row["n"]) if row else 0
 
     def trace_contact(self, account_id: str, contact_id: str) -> list[dict[str, Any]]:
         """Every applied version of a contact and the ledger event that recorded it."""

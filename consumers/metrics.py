@@ -17,3 +17,12 @@ PARTITION_HELD = Gauge(
     "1 while a partition is not read because its stored position is outside its log",
     ["topic", "partition"],
 )
+PARKED = Gauge(
+    "ledger_parked",
+    "Facts parked until their account opens, and replayed dead letters waiting (whole table)",
+)
+REDRIVEN = Counter(
+    "ledger_parked_redriven_total",
+    "Parked facts re-driven, by outcome (applied, duplicate, dead_letter, still_parked, expired)",
+    ["topic", "outcome"],
+)

@@ -15,8 +15,10 @@ Exactly-once effect, step by step (``docs/exactly-once.md``):
 3. Map to commands, apply them to aggregates (one event per account per batch).
 4. Publish dead letters (refused records) to the dead-letter topic and flush:
    network I/O happens before, never inside, the database transaction.
-5. Commit events + tracking + dedupe keys + dead-letter rows in one
-   transaction. If it collides (the position or a dedupe key or an aggregate
+   Records for an account that is not open yet are parked instead
+   (``consumers/parking.py``), and re-driven when it opens.
+5. Commit events + tracking + dedupe keys + dead-letter rows + parked rows in
+   one transaction. If it collides (the position or a dedupe key or an aggregate
    version already taken: another writer got there first, or this consumer is
    stale after a rebalance), nothing is written: the cache is evicted and the
    partition rewound to the stored position, and the batch is redone.
@@ -74,6 +76,7 @@ from consumers.log_probe import LogProbe
 from consumers.mapping import to_commands
 from consumers.messages import Accepted, Record, RecordLike, Refused, decode
 from consumers.metrics import BATCH_SECONDS, CONSUMER_LAG, DEAD_LETTERS, MESSAGES, PARTITION_HELD
+from consumers.parking import ParkedFacts, parked_rows
 from consumers.positions import PartitionPosition, Positions
 from ledger.account import account_uuid
 from ledger.application import Ledger
@@ -146,11 +149,15 @@ class BatchOutcome:
     applied: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    #: Facts for accounts not open yet, kept in ``ledger_parked``.
+    parked: int = 0
     accounts: int = 0
     #: Nothing of the batch was stored; its records are consumed again.
     redo: bool = False
     #: Redone without being applied: prepared while the save before it failed.
     discarded: bool = False
+    #: A re-drive of parked facts (``consumers/parking.py``), not a consumed batch.
+    redriven: bool = False
     topic: str = ""
     partition: int = -1
     first_offset: int = -1
@@ -269,6 +276,7 @@ class LedgerConsumer:
         max_records: int = 20000,
         poll_timeout_ms: int = 200,
         on_batch: Callable[[BatchOutcome], None] | None = None,
+        park_max_age: timedelta = timedelta(days=7),
     ) -> None:
         self.ledger = ledger
         # Facts dated later than clock + skew are refused (``decode``'s ``latest_time``).
@@ -318,6 +326,7 @@ class LedgerConsumer:
         # Rebalance callbacks run on kafka-python's IO thread: they settle the save
         # in flight under this lock, never in the middle of this thread's doing so.
         self._pipeline = threading.RLock()
+        self.parking = ParkedFacts(self, clock=clock, max_age=park_max_age)
 
     # ------------------------------------------------------------------ positions
 
@@ -498,6 +507,7 @@ class LedgerConsumer:
         if not polled:
             self._settle()  # nothing to overlap with: finish the save in flight
         self._maybe_release()
+        self.parking.maybe_sweep(idle=not polled)
         with self._pipeline:
             outcomes, self._settled = self._settled, []
         return outcomes
@@ -556,6 +566,15 @@ class LedgerConsumer:
             work.rejections[:0] = refused
             return work
 
+    def _work_for(self, prepared: _Prepared) -> BatchWork:
+        """Drop the stored duplicates, then apply (a batch, or a re-drive of parked facts)."""
+        commands = prepared.commands
+        known = prepared.lookup.result()
+        if known:  # re-mapped only in the rare batch that carried stored duplicates
+            prepared.batch.drop_known(known)
+            commands = to_commands(prepared.batch.accepted)
+        return self._apply(prepared, commands)
+
     def _apply_and_save(self, prepared: _Prepared) -> None:
         """Apply to the aggregates, publish dead letters, and start the save.
 
@@ -563,12 +582,7 @@ class LedgerConsumer:
         """
         assert self._in_flight is None
         tp, records, batch = prepared.tp, prepared.records, prepared.batch
-        commands = prepared.commands
-        known = prepared.lookup.result()
-        if known:  # re-mapped only in the rare batch that carried stored duplicates
-            batch.drop_known(known)
-            commands = to_commands(batch.accepted)
-        work = self._apply(prepared, commands)
+        work = self._work_for(prepared)
         dead = [
             DeadLetterRow(
                 r.record.topic,
@@ -594,6 +608,9 @@ class LedgerConsumer:
                         record.value or b"",
                     )
                 )
+        parked = parked_rows(records, work.parkings)
+        if work.opened:
+            self.parking.due = True  # facts parked for these accounts can be applied now
         self._publish_dead_letters(dead)  # flushed before the transaction starts
         tracking = Tracking(self._checked[tp].tracking_name, records[-1].offset)
         outcome = BatchOutcome(
@@ -601,13 +618,14 @@ class LedgerConsumer:
             applied=work.applied_messages,
             duplicates=batch.duplicates,
             dead_letters=len(dead),
+            parked=len(parked),
             accounts=len(work.accounts),
             topic=tp.topic,
             partition=tp.partition,
             first_offset=records[0].offset,
             last_offset=records[-1].offset,
         )
-        save = self._worker.submit(save_batch, work, tracking, dead)
+        save = self._worker.submit(save_batch, work, tracking, dead, parked)
         self._in_flight = _InFlight(tp, records, work, outcome, prepared.started, save)
 
     def _settle(self) -> bool:
@@ -639,7 +657,7 @@ class LedgerConsumer:
             )
             # Nothing of this attempt was stored: the redo will count it.
             outcome.redo = True
-            outcome.applied = outcome.duplicates = outcome.dead_letters = 0
+            outcome.applied = outcome.duplicates = outcome.dead_letters = outcome.parked = 0
             self._finished(outcome)
             return False
         elapsed = time.perf_counter() - flight.started
@@ -647,6 +665,7 @@ class LedgerConsumer:
         MESSAGES.labels(tp.topic, "applied").inc(outcome.applied)
         MESSAGES.labels(tp.topic, "duplicate").inc(outcome.duplicates)
         MESSAGES.labels(tp.topic, "dead_letter").inc(outcome.dead_letters)
+        MESSAGES.labels(tp.topic, "parked").inc(outcome.parked)
         DEAD_LETTERS.labels(tp.topic).inc(outcome.dead_letters)
         log.info(
             "batch_committed",
@@ -658,6 +677,7 @@ class LedgerConsumer:
             applied=outcome.applied,
             duplicates=outcome.duplicates,
             dead_letters=outcome.dead_letters,
+            parked=outcome.parked,
             accounts=sorted(flight.work.accounts)[:20],
             account_count=outcome.accounts,
             ms=round(elapsed * 1000, 1),

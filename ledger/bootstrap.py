@@ -143,7 +143,12 @@ class Services:
             group_id=self.settings.consumer_group,
             dead_letter_topic=self.settings.topic_dead_letter,
             max_records=self.settings.batch_max_records,
-            **{"clock": self.clock, "max_future_skew": self.settings.max_future_skew, **kwargs},
+            **{
+                "clock": self.clock,
+                "max_future_skew": self.settings.max_future_skew,
+                "park_max_age": self.settings.park_max_age,
+                **kwargs,
+            },
         )
 
     def projection(self, cls: type[TableProjection[Any]]) -> TableProjection[Any]:

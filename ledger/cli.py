@@ -35,11 +35,13 @@ from ledger.bootstrap import Services, bootstrap
 from ledger.contacts_account import contacts_as_of
 from ledger.errors import LedgerError
 from ledger.logging import configure
-from ledger.settings import Settings
+from ledger.settings import Settings, iso_duration
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 projections_app = typer.Typer(no_args_is_help=True, help="Maintain the read models.")
 app.add_typer(projections_app, name="projections")
+dead_letters_app = typer.Typer(help="Refused messages: list them, replay them.")
+app.add_typer(dead_letters_app, name="dead-letters")
 out = Console()
 err = Console(stderr=True)
 log = structlog.get_logger("ledger.cli")
@@ -269,12 +271,113 @@ def trace(account: str, message_id: str, as_json: JsonFlag = False) -> None:
     _json(rows) if as_json else out.print(render.trace_table(rows))
 
 
-@app.command("dead-letters")
-def dead_letters(limit: int = 50, as_json: JsonFlag = False) -> None:
-    """Messages refused by the consumers, with the reason and Kafka coordinates."""
+TopicFilter = Annotated[str | None, typer.Option("--topic", help="Only from this source topic.")]
+ReasonFilter = Annotated[
+    str | None, typer.Option("--reason", help="Only reasons containing TEXT (any case).")
+]
+
+
+@dead_letters_app.callback(invoke_without_command=True)
+def dead_letters(
+    ctx: typer.Context,
+    topic: TopicFilter = None,
+    reason: ReasonFilter = None,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most N.")] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """Messages refused by the consumers, newest first: reason, Kafka coordinates,
+    key, payload, and whether they were replayed."""
+    if ctx.invoked_subcommand is not None:
+        return
     with services() as svc:
-        rows = svc.ledger.process_recorder.dead_letters(limit)  # type: ignore[attr-defined]
-    _json(rows) if as_json else out.print(render.dead_letter_table(rows))
+        recorder: Any = svc.ledger.process_recorder
+        rows = recorder.dead_letters(limit, topic=topic, reason=reason)
+        total = recorder.dead_letter_count()
+        matching = recorder.dead_letter_count(topic=topic, reason=reason)
+    if as_json:
+        _json(
+            {
+                "total": total,
+                "matching": matching,
+                "dead_letters": [render.dead_letter_view(row) for row in rows],
+            }
+        )
+        return
+    out.print(render.dead_letter_table(rows))
+    filtered = "" if topic is None and reason is None else f", {matching:,} matching"
+    out.print(f"{len(rows):,} shown of {total:,} dead letter(s){filtered}", highlight=False)
+
+
+@dead_letters_app.command("replay")
+def replay_dead_letters(
+    letter_id: Annotated[
+        int | None, typer.Option("--id", help="The dead letter with this id.")
+    ] = None,
+    reason: ReasonFilter = None,
+    every: Annotated[bool, typer.Option("--all", help="Every dead letter not replayed.")] = False,
+    topic: TopicFilter = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Queue dead letters for the consumer to apply again, once their cause is fixed
+    (a plan added and the service restarted, an account opened).
+
+    Each letter is queued once: a replayed letter is marked, and replaying it
+    again does nothing. The consumer (ledger serve) re-drives queued letters
+    through the normal path; what is still refused becomes a new dead letter.
+    """
+    if sum((letter_id is not None, reason is not None, every)) != 1:
+        raise UserError("say which dead letters to replay: --id N, --reason TEXT or --all")
+    with services() as svc:
+        recorder: Any = svc.ledger.process_recorder
+        queued = recorder.replay_dead_letters(letter_id=letter_id, topic=topic, reason=reason)
+        letter = recorder.dead_letter(letter_id) if letter_id is not None else None
+        matching = recorder.dead_letter_count(topic=topic, reason=reason)
+    if letter_id is not None and (letter is None or topic not in (None, letter["topic"])):
+        raise UserError(f"no dead letter {letter_id}" + (f" from {topic!r}" if topic else ""))
+    if as_json:
+        _json({"queued": [{"dead_letter_id": d, "parked_id": p} for d, p in queued]})
+    elif queued:
+        ids = ", ".join(str(d) for d, _ in queued[:20]) + (", ..." if len(queued) > 20 else "")
+        out.print(
+            f"queued {len(queued):,} dead letter(s) for replay (ids {ids});"
+            " the consumer (ledger serve) re-drives them",
+            highlight=False,
+        )
+    elif letter is not None:
+        out.print(
+            f"nothing to replay: dead letter {letter_id} was replayed at"
+            f" {letter['replayed_at'].isoformat()} (parked as {letter['parked_id']})",
+            highlight=False,
+        )
+    elif matching:
+        out.print(
+            f"nothing to replay: the {matching:,} matching dead letter(s) were replayed already",
+            highlight=False,
+        )
+    else:
+        out.print("nothing to replay: no dead letter matches", highlight=False)
+
+
+@app.command()
+def parked(
+    account: Annotated[str | None, typer.Option("--account", help="Only this account.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Facts waiting for their account to open (and replayed dead letters queued),
+    per account: how many, the oldest event time, since when."""
+    with services() as svc:
+        rows = svc.ledger.process_recorder.parked_by_account(account)  # type: ignore[attr-defined]
+        bound = svc.settings.park_max_age
+    total = sum(row["facts"] for row in rows)
+    if as_json:
+        _json({"total": total, "accounts": rows})
+        return
+    out.print(render.parked_table(rows))
+    out.print(
+        f"{total:,} fact(s) parked for {len(rows):,} account(s): applied when the account opens,"
+        f" dead-lettered when not opened within {iso_duration(bound)} of the event",
+        highlight=False,
+    )
 
 
 # ---------------------------------------------------------------------- writing

@@ -350,7 +350,12 @@ def run_demo(out: Console, err: Console) -> None:
         home=PROJECT_ROOT / ".ledger" / "demo",
         topic_partitions=4,
     )
-    svc = bootstrap(settings, announce=lambda m: err.print(f"[dim]{m}[/dim]"))
+    # The demo's "now" (the parking bound is measured against it): after November.
+    svc = bootstrap(
+        settings,
+        clock=lambda: _d("2026-12-01T12:00"),
+        announce=lambda m: err.print(f"[dim]{m}[/dim]"),
+    )
     try:
         _run(svc, settings, out, err)
     finally:
@@ -373,13 +378,12 @@ def _run(svc: Services, settings: Settings, out: Console, err: Console) -> None:
     scenario = Scenario(settings)
     kafka = producer(svc.kafka_config)
     consumer = svc.consumer()
-    summary = {"published": 0, "applied": 0, "duplicates": 0, "dead_letters": 0}
+    summary = {"published": 0, "applied": 0, "duplicates": 0, "dead_letters": 0, "parked": 0}
 
     def consume() -> None:
         for outcome in consumer.drain(timeout=90):
-            summary["applied"] += outcome.applied
-            summary["duplicates"] += outcome.duplicates
-            summary["dead_letters"] += outcome.dead_letters
+            for name in ("applied", "duplicates", "dead_letters", "parked"):
+                summary[name] += getattr(outcome, name)
 
     def phase(title: str, messages: list[Outgoing]) -> None:
         t0 = time.perf_counter()
@@ -438,6 +442,7 @@ def _run(svc: Services, settings: Settings, out: Console, err: Console) -> None:
         ):
             out.print(render.document_panel(reports.document(document["number"])))
     out.print(render.dead_letter_table(svc.ledger.process_recorder.dead_letters(20)))  # type: ignore[attr-defined]
+    out.print(render.parked_table(svc.ledger.process_recorder.parked_by_account()))  # type: ignore[attr-defined]
     status = _status_messages(svc)
     out.print(
         render.simple_table(
@@ -461,6 +466,7 @@ def _run(svc: Services, settings: Settings, out: Console, err: Console) -> None:
                     "applied": summary["applied"],
                     "duplicates dropped": summary["duplicates"],
                     "dead-lettered": summary["dead_letters"],
+                    "parked (account not open)": summary["parked"],
                     "stored events": svc.ledger.recorder.max_notification_id() or 0,
                 }
             ],

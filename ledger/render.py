@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from base64 import b64encode
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -9,6 +10,7 @@ from rich import box
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from ledger.money import Money
 
@@ -275,5 +277,92 @@ def trace_table(rows: list[dict[str, Any]]) -> Table:
     return simple_table(rows, title="Trace")
 
 
-def dead_letter_table(rows: list[dict[str, Any]]) -> Table:
-    return simple_table(rows, title="Dead letters")
+#: Characters of a payload shown in a table (``--json`` gives it whole).
+PAYLOAD_SHOWN = 100
+
+
+def dead_letter_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored dead letter for people and ``--json``: key and payload as text when
+    they are UTF-8 (the payload base64-encoded otherwise, as on the dead-letter topic)."""
+    payload = bytes(row["payload"])
+    try:
+        text, encoding = payload.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = b64encode(payload).decode(), "base64"
+    key = row.get("key")
+    return {
+        "id": row["id"],
+        "recorded_at": row["recorded_at"],
+        "topic": row["topic"],
+        "partition": row["kafka_partition"],
+        "offset": row["kafka_offset"],
+        "key": bytes(key).decode("utf-8", "replace") if key is not None else None,
+        "reason": row["reason"],
+        "payload": text,
+        "payload_encoding": encoding,
+        "replayed_at": row.get("replayed_at"),
+        "parked_id": row.get("parked_id"),
+    }
+
+
+def _shortened(text: str, limit: int = PAYLOAD_SHOWN) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "\u2026"
+
+
+def dead_letter_table(rows: list[dict[str, Any]], title: str = "Dead letters") -> Table:
+    """Stored dead letters (as ``LedgerRecorder.dead_letters`` returns them), newest first.
+
+    Upstream text (key, reason, payload) goes in as ``Text``, never as markup:
+    a payload's ``["chat"]`` must show as written.
+    """
+    table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left")
+    for name, justify in [
+        ("id", "right"),
+        ("recorded", "left"),
+        ("source", "left"),
+        ("key", "left"),
+        ("reason", "left"),
+        ("payload", "left"),
+        ("replayed", "left"),
+    ]:
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in map(dead_letter_view, rows):
+        replayed = row["replayed_at"]
+        table.add_row(
+            str(row["id"]),
+            row["recorded_at"].isoformat(timespec="seconds"),
+            Text(f"{row['topic']}:{row['partition']}@{row['offset']}"),
+            Text(row["key"] or ""),
+            Text(row["reason"]),
+            Text(_shortened(row["payload"])),
+            f"{replayed.isoformat(timespec='seconds')} (parked {row['parked_id']})"
+            if replayed
+            else "",
+        )
+    return table
+
+
+def parked_table(rows: list[dict[str, Any]]) -> Table:
+    """Facts waiting for their account, per account (``LedgerRecorder.parked_by_account``)."""
+    table = Table(title="Parked facts", box=box.SIMPLE_HEAVY, title_justify="left")
+    for name, justify in [
+        ("account", "left"),
+        ("facts", "right"),
+        ("oldest event", "left"),
+        ("parked since", "left"),
+        ("topics", "left"),
+        ("replays queued", "right"),
+    ]:
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        oldest = row["oldest_event_time"]
+        table.add_row(
+            Text(row["account_id"]),
+            f"{row['facts']:,}",
+            oldest.isoformat() if oldest else "",
+            row["parked_since"].isoformat(timespec="seconds"),
+            Text(row["topics"]),
+            f"{row['replays_queued']:,}",
+        )
+    return table

@@ -11,10 +11,19 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, TypeAdapter
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+_DURATION = TypeAdapter(timedelta)
+
+
+def iso_duration(value: timedelta) -> str:
+    """A duration as settings are written: ISO 8601, e.g. ``P7D``, ``PT6H``."""
+    text: str = _DURATION.dump_python(value, mode="json")
+    return text
 
 
 class Settings(BaseSettings):
@@ -53,6 +62,9 @@ class Settings(BaseSettings):
     #: How far ahead of the ledger's clock an event may be dated: upstream clocks
     #: drift; an event beyond would move its account's business time into the future.
     max_future_skew: timedelta = Field(default=timedelta(minutes=5), ge=timedelta(0))
+    #: How long (in event time, against the clock) a fact waits for its account to
+    #: open before it is dead-lettered (ISO 8601 duration, e.g. P7D or PT12H).
+    park_max_age: timedelta = Field(default=timedelta(days=7), gt=timedelta(0))
     home: Path = Path(".ledger")
     metrics_port: int | None = None
     pg_pool_size: int = 5

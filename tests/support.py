@@ -16,6 +16,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from consumers.positions import stored_position
 from consumers.publishing import Outgoing, Upstream, producer, publish
+from consumers.runner import LedgerConsumer
 from ledger.bootstrap import Services
 
 T = TypeVar("T")
@@ -35,6 +36,21 @@ def wait_for(condition: Callable[[], T], timeout: float = 30.0, what: str = "con
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.05)
+
+
+def poll_until(
+    consumer: LedgerConsumer, condition: Callable[[], bool], what: str, timeout: float = 60.0
+) -> None:
+    """Run the consumer until ``condition`` holds with no save in flight; fail after
+    ``timeout`` seconds. Polls back to back, as the service does: gaps between polls
+    can stall a new member's first assignment for tens of seconds (embedded broker)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        consumer.poll_once()
+        if not consumer.in_flight and condition():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Upstreams:
