@@ -41,7 +41,7 @@ def test_a_far_future_email_is_dead_lettered_and_does_not_move_its_batch_in_time
         consumer.close()
     recorder = services.ledger.process_recorder
     assert isinstance(recorder, LedgerRecorder)
-    reasons = [row["reason"] for row in recorder.dead_letters()]
+    reasons = [row["reason"] for row in reversed(recorder.dead_letters())]  # oldest first
     latest = "2026-12-01T12:05:00+00:00"
     assert reasons == [
         f"time 2199-01-01T00:00:00+00:00 is in the future: the latest accepted now is {latest}"
@@ -54,8 +54,11 @@ def test_a_far_future_email_is_dead_lettered_and_does_not_move_its_batch_in_time
     assert account.months["2026-12"].platform == 1  # type: ignore[union-attr]
     assert "2199-01" not in account.months  # type: ignore[union-attr]
     recorded = [e for e in services.ledger.history("acme") if type(e).__name__ == "EmailsRecorded"]
-    # One event for the batch, dated by its latest accepted email, not by 2199.
-    assert [e.effective_at for e in recorded] == [CLOCK + timedelta(minutes=4)]  # type: ignore[attr-defined]
+    # One event per month of the batch, each dated by its latest accepted email, not by 2199.
+    assert [e.effective_at for e in recorded] == [  # type: ignore[attr-defined]
+        utc(2026, 11, 20),
+        CLOCK + timedelta(minutes=4),
+    ]
     up.close()
 
 
