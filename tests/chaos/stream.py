@@ -6,14 +6,14 @@ a seed replays the same facts in the same publication order.
 The stream is shaped so that its expected outcome is plain arithmetic whatever
 the ledger's processes do in between (see ``oracle.py``):
 
-- Phases with a barrier between them: the openings first,
-  then October, then November. The next phase is published only once the
-  accounts topic is consumed to its end, because facts on different topics are
-  consumed by different processes in no particular order: an email of an
-  account whose opening is not applied yet is dead-lettered today ("parking"
-  of early facts is being added; ``allow_early_facts`` turns the barrier off
-  for it), and a November email applied before its account's plan change
-  would be priced on the old plan.
+- Phases with a barrier between them: October (with the openings), then
+  November. November is published only once the accounts topic is consumed
+  to its end, because facts on different topics are consumed by different
+  processes in no particular order, and a November email applied before its
+  account's plan change would be priced on the old plan. Within October,
+  credits and emails may come before their account's opening (they are
+  parked until it opens); ``allow_early_facts=False`` puts the openings in a
+  phase of their own instead.
 - Plan changes only on the last day of October, local time, inside a quiet
   day without emails: October is billed on the old plan, November on the new.
 - Prepaid credits far above what an account can spend: the only status events
@@ -246,12 +246,17 @@ def generate(
             )
     all_facts: list[Fact] = []
     phases: list[list[int]] = []
-    for phase in (opening, months[(2026, 10)], months[(2026, 11)]):
+    grouped = (
+        [opening + months[(2026, 10)], months[(2026, 11)]]
+        if allow_early_facts
+        else [opening, months[(2026, 10)], months[(2026, 11)]]
+    )
+    for phase in grouped:
         phase.sort(key=lambda f: f.time)
         phases.append(list(range(len(all_facts), len(all_facts) + len(phase))))
         all_facts.extend(phase)
     order, barriers = _publication_order(rng, phases, reorder, duplicate_spread)
-    return Stream(seed, people, all_facts, order, [] if allow_early_facts else barriers)
+    return Stream(seed, people, all_facts, order, barriers)
 
 
 def _contacts(

@@ -195,7 +195,7 @@ def test_prepaid_account_is_blocked_exactly_when_balance_cannot_cover_the_next_e
 def test_sending_status_after_emails_out_of_order_does_not_depend_on_the_batches() -> None:
     def prepaid() -> Account:
         account = open_account(mode="prepaid", opened_at=utc(2026, 11, 1))
-        account.purchase_credit(eur("10.0005"), "c1", utc(2026, 11, 1))  # 10.00 fee: 0.0005
+        account.purchase_credit(eur("10.00"), "c1", utc(2026, 11, 1))  # 10.00 fee: 0.00 left
         account.record_emails(platform_emails(999, utc(2026, 11, 20)))  # all included
         return account
 
@@ -205,10 +205,10 @@ def test_sending_status_after_emails_out_of_order_does_not_depend_on_the_batches
     one_by_one.record_emails([december])
     one_by_one.record_emails([november])
     together.record_emails([december, november])
-    # November is at 1,000 (its next email costs 0.0010 > 0.0005), but the account is
-    # sending in December, whose 2nd email is included: it may send, either way
+    # November is at 1,000 (its next email costs 0.0010 > 0.00), but the account is
+    # sending in December, whose 2nd email is included (0.00): it may send, either way
     for account in (one_by_one, together):
-        assert account.balance == eur("0.0005")
+        assert account.balance == eur("0")
         assert (account.volume(Month(2026, 11)), account.volume(Month(2026, 12))) == (1000, 1)
         assert not account.blocked
 
@@ -266,35 +266,35 @@ def test_a_batch_across_midnight_of_the_1st_is_one_event_per_month() -> None:
 
 def test_a_prepaid_batch_across_two_months_debits_each_and_blocks_by_the_later_month() -> None:
     account = open_account(plan=VOLUME, mode="prepaid")
-    # 38.5076 - 25.00 fee = 13.5076: what the batch below costs, plus 0.0007
-    account.purchase_credit(eur("38.5076"), "c1", utc(2026, 1, 6))
+    # 38.51 - 25.00 fee = 13.51: what the batch below costs, plus 0.0007
+    account.purchase_credit(eur("38.51"), "c1", utc(2026, 1, 6))
     account.collect_events()
-    # January: positions 1..20010 -> 5000 included, 15000 at tier 1 (0.0009) = 13.5000,
-    # 10 at tier 2 (0.0006) = 0.0060; February (not opened yet, no fee): 5001 emails,
+    # January: positions 1..20014 -> 5000 included, 15000 at tier 1 (0.0009) = 13.5000,
+    # 14 at tier 2 (0.0006) = 0.0084; February (not opened yet, no fee): 5001 emails,
     # the 5001st is the first paid, 0.0009
     account.record_emails(
-        platform_emails(20010, utc(2026, 1, 31, 23)) + platform_emails(5001, utc(2026, 2, 1, 1))
+        platform_emails(20014, utc(2026, 1, 31, 23)) + platform_emails(5001, utc(2026, 2, 1, 1))
     )
-    # 13.5076 - 13.5060 - 0.0009 = 0.0007: enough for January's next email (0.0006), not
+    # 13.51 - 13.5084 - 0.0009 = 0.0007: enough for January's next email (0.0006), not
     # for February's (its 5002nd, 0.0009); the latest email is February's, so: blocked
     assert account.balance == eur("0.0007")
     assert event_names(account) == ["EmailsRecorded", "EmailsRecorded", "SendingBlocked"]
     [jan] = account.close_periods(utc(2026, 2, 2), DAY, numbers())
-    # January's 15010 paid emails at the final tier 2: 15010 * 0.0006 = 9.0060 -> 9.01;
-    # as sent 13.51 (13.5000 -> 13.50 and 0.0060 -> 0.01), so the true-up is -4.50
+    # January's 15014 paid emails at the final tier 2: 15014 * 0.0006 = 9.0084 -> 9.01;
+    # as sent 13.51 (13.5000 -> 13.50 and 0.0084 -> 0.01), so the true-up is -4.50
     assert amounts(jan) == [
         ("fee", 1, Decimal("25.00")),
         ("included", 5000, Decimal("0")),
         ("usage", 15000, Decimal("13.50")),
-        ("usage", 10, Decimal("0.01")),
-        ("volume_true_up", 20010, Decimal("-4.50")),
+        ("usage", 14, Decimal("0.01")),
+        ("volume_true_up", 20014, Decimal("-4.50")),
     ]
     assert jan.total == eur("34.01")
     # February opened on top of its usage: one fee, the 5001 emails kept
     assert account.months[str(FEB)].fee == eur("25.00")
     assert account.volume(FEB) == 5001
-    # 0.0007 - (34.01 - 38.5060) adjustment - 25.00 February fee = -20.5033
-    assert account.balance == eur("-20.5033")
+    # 0.0007 - (34.01 - 38.5084) adjustment - 25.00 February fee = -20.5009
+    assert account.balance == eur("-20.5009")
     assert account.blocked
     account.check_invariants()
 
