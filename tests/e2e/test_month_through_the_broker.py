@@ -30,8 +30,9 @@ def drain(services: Services) -> None:
 
 def test_a_month_is_billed_exactly_once_with_exact_documents(make_services: MakeServices) -> None:
     services = make_services()
-    # The consumer's clock (the parking bound is measured against it): late November.
-    services.clock = lambda: utc(2026, 11, 25, 12)
+    # The consumer's clock, fixed: after the month's last email (later ones would be
+    # refused as future events) and within the parking bound of ghost's email.
+    services.clock = lambda: utc(2026, 12, 1, 0, 30)
     up = Upstreams(services)
     settings = services.settings
     pre_emails = up.emails("pre", 3000, utc(2026, 11, 10, 9)) + up.emails(
@@ -71,7 +72,7 @@ def test_a_month_is_billed_exactly_once_with_exact_documents(make_services: Make
                 utc(2026, 11, 20),
                 {"account_id": "pre", "route": "platform"},
             ),
-            up.email("ghost", utc(2026, 11, 20)),
+            up.email("ghost", utc(2026, 11, 28)),
             raw(settings.topic_email_sent, "pre", up.email("post", utc(2026, 11, 20)).value),
         ]
     )

@@ -55,7 +55,7 @@ def test_a_fact_whose_account_does_not_open_within_the_bound_is_dead_lettered_wi
 ) -> None:
     services = make_services(topic_partitions=1)
     sent = utc(2026, 11, 20, 12)
-    now = [sent]
+    now = [sent + timedelta(hours=1)]  # both emails are in the past, none in the future
     services.clock = lambda: now[0]  # injected: the bound is measured against it
     up = Upstreams(services)
     up.publish([up.email("ghost", sent), up.email("ghost", sent + timedelta(hours=1))])
