@@ -41,6 +41,7 @@ class Endpoints:
     kafka_bootstrap: str
     #: The first process serves Prometheus metrics on ``metrics_port + 1``, and so on.
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
 
 class ConsumerProcessFailed(RuntimeError):
@@ -120,7 +121,7 @@ def _consume(index: int, endpoints: Endpoints) -> None:
         if endpoints.metrics_port:
             from prometheus_client import start_http_server
 
-            start_http_server(endpoints.metrics_port + 1 + index)
+            start_http_server(endpoints.metrics_port + 1 + index, addr=endpoints.metrics_host)
         services.consumer().run(stopping)
     finally:
         services.close()

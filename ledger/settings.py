@@ -45,10 +45,17 @@ class Settings(BaseSettings):
     # costs over more emails (one event per account per batch, whatever its size).
     batch_max_records: int = Field(default=20000, ge=1)
     plans_dir: Path = PROJECT_ROOT / "plans"
-    close_grace: timedelta = timedelta(hours=6)
+    # Never negative: a negative grace would document a month before it ended.
+    close_grace: timedelta = Field(default=timedelta(hours=6), ge=timedelta(0))
     close_interval: timedelta = timedelta(minutes=5)
+    #: How far past this machine's clock a time may be (event times, ``close-periods --as-of``).
+    max_future_skew: timedelta = timedelta(minutes=5)
     home: Path = Path(".ledger")
     metrics_port: int | None = None
+    #: Loopback by default: the metrics say who bills what; expose them on purpose.
+    metrics_host: str = "127.0.0.1"
+    #: After a stop (signal or a crashed role), ``serve`` exits within this, stuck threads or not.
+    shutdown_timeout: timedelta = Field(default=timedelta(seconds=15), gt=timedelta(0))
     pg_pool_size: int = 5
 
     @property
