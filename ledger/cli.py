@@ -49,8 +49,9 @@ projections_app = typer.Typer(
     no_args_is_help=True, help="Maintain the read models.", rich_markup_mode=None
 )
 app.add_typer(projections_app, name="projections")
-out = Console()
-err = Console(stderr=True)
+# No emoji codes: ":warning:" in an upstream id is text, not a picture.
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 log = structlog.get_logger("ledger.cli")
 
 JsonFlag = Annotated[bool, typer.Option("--json", is_flag=True, help="Machine-readable output.")]

@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Group
-from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from ledger.money import Money
-from ledger.tables import Column, FitTable
+from ledger.tables import Column, FitTable, cell
 
 if TYPE_CHECKING:
     from ledger.bootstrap import Services
@@ -45,9 +44,30 @@ def clean(value: object) -> str:
     return _CONTROL.sub(_visible, str(value))
 
 
+#: A ``[`` with the backslashes before it, and whether rich would read a tag there.
+_BRACKET = re.compile(r"(\\*)\[(?=([a-z#/@][^\[]*?\])?)")
+_TRAILING_BACKSLASHES = re.compile(r"(\\+)$")
+
+
+def _escape_bracket(match: re.Match[str]) -> str:
+    backslashes, tag_like = match.group(1), match.group(2)
+    if tag_like:  # rich halves the backslashes before a tag; an odd count escapes it
+        return backslashes * 2 + "\\["
+    # Elsewhere rich turns one backslash and a bracket into the bracket.
+    return backslashes + "\\[" if backslashes else "["
+
+
 def safe(value: object) -> str:
-    """``value`` ready to print through rich markup: controls shown, brackets escaped."""
-    return escape(clean(value))
+    """``value`` as rich markup that renders exactly as :func:`clean` text.
+
+    (``rich.markup.escape`` alone loses a backslash before a bracket that is not
+    a tag, and one of an even run at the end.) Trailing backslashes are doubled,
+    as rich halves them before the tag that may follow; a lone fragment is closed
+    by :func:`ledger.tables.cell`. The consoles printing it have emoji codes off
+    (``:warning:`` stays text).
+    """
+    escaped = _BRACKET.sub(_escape_bracket, clean(value))
+    return _TRAILING_BACKSLASHES.sub(lambda m: m.group(1) * 2, escaped)
 
 
 def _fmt(value: Any) -> str:
@@ -260,8 +280,8 @@ def facts(pairs: list[tuple[str, str]], title: str | None = None) -> Group:
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
     for label, value in pairs:
-        grid.add_row(label, value)
-    heading = [Text.from_markup(f"[bold]{title}[/bold]", overflow="fold")] if title else []
+        grid.add_row(label, cell(value))
+    heading = [cell(f"[bold]{title}[/bold]")] if title else []
     return Group(*heading, grid)
 
 

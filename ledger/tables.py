@@ -8,7 +8,7 @@ a record instead (one ``column  value`` line per cell), folding a value only
 when it alone is wider than the terminal. Nothing is ever cut.
 
 Cells are rich markup: callers pass upstream text through
-:func:`ledger.render.safe` first.
+:func:`ledger.render.safe` first, and :func:`cell` makes each a Text.
 """
 
 from __future__ import annotations
@@ -26,6 +26,13 @@ from rich.text import Text
 WRAP_MIN = 20
 #: Wide enough to measure any table's natural width.
 UNBOUNDED = 100_000
+
+
+def cell(markup: str) -> Text:
+    """A markup fragment on its own. ``safe`` doubles a trailing backslash because
+    rich halves backslashes before a tag; the empty tag closing the fragment is
+    where it is halved back. Emoji codes stay text."""
+    return Text.from_markup(f"{markup}[r][/r]", emoji=False)
 
 
 @dataclass(frozen=True)
@@ -57,9 +64,8 @@ class FitTable:
         self.show_edge = show_edge
 
     def table(self, wrap_cap: int | None = None) -> Table:
-        table = Table(
-            title=self.title, box=self.box, show_edge=self.show_edge, title_justify="left"
-        )
+        title = cell(f"[table.title]{self.title}[/table.title]") if self.title else None
+        table = Table(title=title, box=self.box, show_edge=self.show_edge, title_justify="left")
         for column in self.columns:
             table.add_column(
                 column.header,
@@ -69,11 +75,11 @@ class FitTable:
                 max_width=wrap_cap if column.wrap else None,
             )
         for row in self.rows:
-            table.add_row(*row)
+            table.add_row(*map(cell, row))
         if self.footer:
             table.add_section()
             for row in self.footer:
-                table.add_row(*row)
+                table.add_row(*map(cell, row))
         return table
 
     def fits(self, console: Console, options: ConsoleOptions) -> bool:
@@ -85,7 +91,7 @@ class FitTable:
     def records(self) -> Group:
         parts: list[Text | Table] = []
         if self.title:
-            parts.append(Text.from_markup(self.title, style="table.title"))
+            parts.append(cell(f"[table.title]{self.title}[/table.title]"))
         if not self.rows and not self.footer:
             parts.append(Text("(none)"))
         for row in [*self.rows, *self.footer]:
@@ -94,7 +100,7 @@ class FitTable:
             record.add_column(overflow="fold")
             for column, value in zip(self.columns, row, strict=True):
                 if value:
-                    record.add_row(column.header, value)
+                    record.add_row(column.header, cell(value))
             parts.extend([record, Text("")])
         return Group(*parts)
 
