@@ -70,7 +70,7 @@ def check_close(cmd: ClosePeriods, now: datetime, max_future_skew: timedelta) ->
     months that are still running, and so would a negative grace.
     """
     if cmd.grace < timedelta(0):
-        raise NegativeGrace(str(cmd.grace))
+        raise NegativeGrace(f"-{-cmd.grace}")
     latest = now + max_future_skew
     if cmd.as_of > latest:
         raise CloseTimeInFuture(cmd.as_of.isoformat(), latest.isoformat(timespec="seconds"))

@@ -66,7 +66,7 @@ def _announce(message: str) -> None:
 
 
 def _note(message: str) -> None:
-    err.print(f"note: {message}", highlight=False)
+    err.print(f"note: {message}", highlight=False, soft_wrap=True)
 
 
 @contextmanager

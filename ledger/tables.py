@@ -53,7 +53,7 @@ class FitTable:
         *,
         title: str | None = None,
         box: boxes.Box | None = boxes.SIMPLE_HEAVY,
-        show_edge: bool = True,
+        show_edge: bool = False,
         footer: Iterable[Sequence[str]] = (),
     ) -> None:
         self.columns = list(columns)
@@ -64,8 +64,8 @@ class FitTable:
         self.show_edge = show_edge
 
     def table(self, wrap_cap: int | None = None) -> Table:
-        title = cell(f"[table.title]{self.title}[/table.title]") if self.title else None
-        table = Table(title=title, box=self.box, show_edge=self.show_edge, title_justify="left")
+        # No padding at the edges: two more columns for the cells at 80 columns.
+        table = Table(box=self.box, show_edge=self.show_edge, pad_edge=False)
         for column in self.columns:
             table.add_column(
                 column.header,
@@ -88,10 +88,13 @@ class FitTable:
         needed = Measurement.get(console, options.update_width(UNBOUNDED), probe).maximum
         return needed <= options.max_width
 
+    def heading(self) -> list[Text]:
+        """The title on a line of its own: as a table's title, rich squeezes it to the
+        table's width."""
+        return [cell(f"[table.title]{self.title}[/table.title]")] if self.title else []
+
     def records(self) -> Group:
-        parts: list[Text | Table] = []
-        if self.title:
-            parts.append(cell(f"[table.title]{self.title}[/table.title]"))
+        parts: list[Text | Table] = [*self.heading()]
         if not self.rows and not self.footer:
             parts.append(Text("(none)"))
         for row in [*self.rows, *self.footer]:
@@ -105,7 +108,11 @@ class FitTable:
         return Group(*parts)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield self.table() if self.fits(console, options) else self.records()
+        if self.fits(console, options):
+            yield from self.heading()
+            yield self.table()
+        else:
+            yield self.records()
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         return Measurement.get(console, options, self.table(wrap_cap=WRAP_MIN))

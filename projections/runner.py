@@ -59,8 +59,9 @@ class Follower:
         return max(0, head - self.position)
 
     def behind(self) -> int:
-        """Stored events (of its topics) this follower has not applied: exact, where
-        ``lag`` is not (notification ids skip the ids of rolled-back transactions)."""
+        """Stored events (of its topics) this follower has not applied, counted rather
+        than inferred from ids like ``lag`` (a sequence may skip ids, and a topic
+        filter skips events)."""
         recorder = self.ledger.recorder
         assert isinstance(recorder, PostgresApplicationRecorder)
         query = SQL("SELECT count(*) AS n FROM {}.{} WHERE notification_id > %s").format(
