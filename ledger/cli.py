@@ -62,7 +62,7 @@ class UserError(Exception):
 
 
 def _announce(message: str) -> None:
-    err.print(f"[dim]{safe(message)}[/dim]")
+    err.print(f"[dim]{safe(message)}[/dim]", soft_wrap=True)
 
 
 def _note(message: str) -> None:
@@ -696,16 +696,20 @@ def status(as_json: JsonFlag = False) -> None:
         _json(report)
     else:
         if current is None:
-            out.print(f"ledger serve is not running here (no {safe(path)})")
+            out.print(f"ledger serve is not running here (no {safe(path)})", soft_wrap=True)
         elif not running:
             out.print(
                 f"ledger serve is not running: {safe(path)} names pid {current.pid}, which has"
-                " exited without removing it (killed?); start serve again, or delete the file"
+                " exited without removing it (killed?); start serve again, or delete the file",
+                soft_wrap=True,
             )
         else:
             out.print(_endpoints(current))
         if embedded_pg:
-            out.print(f"embedded PostgreSQL in {safe(pg_dir)}: running (pid {embedded_pg})")
+            out.print(
+                f"embedded PostgreSQL in {safe(pg_dir)}: running (pid {embedded_pg})",
+                soft_wrap=True,
+            )
     if not running:
         raise typer.Exit(1)
 
@@ -743,9 +747,9 @@ def stop_embedded() -> None:
         if stop_postgres(pid_file.parent)
     ]
     for folder in stopped:
-        out.print(f"stopped the embedded PostgreSQL in {safe(folder)}")
+        out.print(f"stopped the embedded PostgreSQL in {safe(folder)}", soft_wrap=True)
     if not stopped:
-        out.print(f"no embedded PostgreSQL was running under {safe(settings.home)}")
+        out.print(f"no embedded PostgreSQL was running under {safe(settings.home)}", soft_wrap=True)
 
 
 @app.command()
@@ -758,7 +762,9 @@ def demo() -> None:
     configure(json_lines=False, level=logging.WARNING)  # the demo's own lines say what happens
     if not out.is_terminal:
         out.width = 150  # tables stay readable when piped or captured
-    run_demo(out, err)
+    # Its own books, under LEDGER_HOME when that is set (else the project's .ledger/demo).
+    home = Settings().home / "demo" if "LEDGER_HOME" in os.environ else None
+    run_demo(out, err, home)
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:

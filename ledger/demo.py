@@ -18,6 +18,7 @@ import json
 import random
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 from kafka import KafkaConsumer, TopicPartition
@@ -346,12 +347,12 @@ def _status_messages(svc: Services) -> list[dict[str, object]]:
     return sorted(messages, key=lambda m: str(m["time"]))
 
 
-def run_demo(out: Console, err: Console) -> None:
+def run_demo(out: Console, err: Console, home: Path | None = None) -> None:
     started = time.perf_counter()
     settings = Settings(
         database_url=None,
         kafka_bootstrap=None,
-        home=PROJECT_ROOT / ".ledger" / "demo",
+        home=home or PROJECT_ROOT / ".ledger" / "demo",
         topic_partitions=4,
     )
     svc = bootstrap(settings, announce=lambda m: err.print(f"[dim]{m}[/dim]"))

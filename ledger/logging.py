@@ -59,6 +59,9 @@ def configure(
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("kafka").setLevel(kafka_level)
+    # "Task ... ran for 0.12s, blocking the event loop": kafka-python's network thread
+    # timing itself while the consumer's batch holds the GIL. Ours, expected, not Kafka's.
+    logging.getLogger("kafka.net.selector").setLevel(max(kafka_level, logging.ERROR))
     logging.captureWarnings(True)
     threading.excepthook = _log_thread_crash
 
