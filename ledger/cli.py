@@ -606,18 +606,20 @@ def _publish_endpoints(
     if current is not None and current.pid != os.getpid():
         log.warning("status_file_kept", path=str(status_file.path(home)), owner_pid=current.pid)
         return
-    status_file.write(
-        home,
-        status_file.ServeStatus.now(
-            roles=roles,
-            database_url=svc.database_url,
-            database_schema=svc.settings.database_schema,
-            embedded_database=svc.embedded_postgres is not None,
-            kafka_bootstrap=svc.kafka_bootstrap,
-            embedded_kafka=svc.embedded_broker is not None,
-            metrics=metrics,
-        ),
+    status = status_file.ServeStatus.now(
+        roles=roles,
+        database_url=svc.database_url,
+        database_schema=svc.settings.database_schema,
+        embedded_database=svc.embedded_postgres is not None,
+        kafka_bootstrap=svc.kafka_bootstrap,
+        embedded_kafka=svc.embedded_broker is not None,
+        metrics=metrics,
     )
+    try:
+        status_file.write(home, status)
+    except OSError as exc:  # a read-only home costs ``ledger status``, not the service
+        log.warning("status_file_not_written", path=str(status_file.path(home)), error=str(exc))
+        return
     stack.callback(status_file.remove, home, os.getpid())
 
 
