@@ -36,5 +36,8 @@ bench: $(STAMP)
 schemas: $(STAMP)
 	$(BIN)/ledger schemas
 
+# The embedded PostgreSQL servers outlive the commands that started them (the next
+# command reuses them): stop them before deleting their folders, so none is orphaned.
 clean:
+	if [ -x $(BIN)/ledger ] && [ -d .ledger ]; then LEDGER_HOME=.ledger $(BIN)/ledger stop-embedded; fi
 	rm -rf $(VENV) .ledger .pytest_cache .mypy_cache .ruff_cache

@@ -4,13 +4,17 @@ Accounts are closed in chunks; each chunk's accounts and the year's number
 sequence are saved in one transaction, so numbers are gapless and each is
 committed with its document. A chunk that collides with a concurrent writer
 (a consumer billing the same account, another closer) is reloaded and redone.
+
+A dry run builds the same documents, numbers included, and saves nothing: one
+number allocator spans its chunks, since no chunk's sequence is stored.
 """
 
 from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 
 import structlog
 from eventsourcing.persistence import IntegrityError
@@ -21,7 +25,7 @@ from ledger.account import Account, account_uuid
 from ledger.application import Ledger
 from ledger.contacts_account import ContactsAccount
 from ledger.documents import Document
-from ledger.errors import PlanNotAllowed
+from ledger.errors import CloseTimeInFuture, NegativeGrace, PlanNotAllowed
 from ledger.numbering import DocumentNumberSequence, format_number
 
 log = structlog.get_logger(__name__)
@@ -54,15 +58,60 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
+#: ``progress(accounts_done, accounts_total)``, called after each chunk.
+Progress = Callable[[int, int], None]
+
+
+def check_close(cmd: ClosePeriods, now: datetime, max_future_skew: timedelta) -> None:
+    """Refuse a close a person asked for that would issue documents too early.
+
+    Documents are numbered and irreversible: a close as of a time the clock has
+    not reached (beyond the skew tolerated between machines) would document
+    months that are still running, and so would a negative grace.
+    """
+    if cmd.grace < timedelta(0):
+        raise NegativeGrace(f"-{-cmd.grace}")
+    latest = now + max_future_skew
+    if cmd.as_of > latest:
+        raise CloseTimeInFuture(cmd.as_of.isoformat(), latest.isoformat(timespec="seconds"))
+
+
 def close_periods(
-    ledger: Ledger, cmd: ClosePeriods, chunk_size: int = 200, attempts: int = 10
+    ledger: Ledger,
+    cmd: ClosePeriods,
+    chunk_size: int = 200,
+    attempts: int = 10,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
 ) -> list[Document]:
     issued: list[Document] = []
     recorder = ledger.process_recorder
     assert isinstance(recorder, LedgerRecorder)
-    for chunk in _chunks(recorder.account_ids(), chunk_size):
-        issued.extend(_close_accounts(ledger, chunk, cmd, attempts))
+    account_ids = recorder.account_ids()
+    preview = NumberAllocator(ledger) if dry_run else None
+    done = 0
+    for chunk in _chunks(account_ids, chunk_size):
+        if preview is None:
+            issued.extend(_close_accounts(ledger, chunk, cmd, attempts))
+        else:
+            issued.extend(_preview_accounts(ledger, chunk, cmd, preview))
+        done += len(chunk)
+        if progress:
+            progress(done, len(account_ids))
     return issued
+
+
+def _preview_accounts(
+    ledger: Ledger, account_ids: list[str], cmd: ClosePeriods, allocator: NumberAllocator
+) -> list[Document]:
+    """The documents a close would issue, built on copies that are then forgotten."""
+    uuids = [account_uuid(a) for a in account_ids]
+    ledger.evict(uuids)
+    try:
+        return _close_chunk(ledger, account_ids, cmd, allocator, save=False)
+    finally:
+        ledger.evict(uuids)  # a cache without deep copies would keep the changed aggregates
 
 
 def _close_accounts(
@@ -94,7 +143,12 @@ def _close_accounts(
 
 
 def _close_chunk(
-    ledger: Ledger, account_ids: list[str], cmd: ClosePeriods, allocator: NumberAllocator
+    ledger: Ledger,
+    account_ids: list[str],
+    cmd: ClosePeriods,
+    allocator: NumberAllocator,
+    *,
+    save: bool = True,
 ) -> list[Document]:
     touched: list[Account | ContactsAccount] = []
     documents: list[Document] = []
@@ -112,7 +166,7 @@ def _close_chunk(
         if issued:
             touched.append(account)
             documents.extend(issued)
-    if touched:
+    if touched and save:
         ledger.save(*touched, *allocator.commit())
         log.info("periods_closed", accounts=len(touched), documents=len(documents))
     return documents

@@ -43,6 +43,7 @@ class Endpoints:
     metrics_port: int | None = None
     #: Seconds to keep consuming after SIGTERM (the embedded broker's log dies with it).
     drain_seconds: float = 0.0
+    metrics_host: str = "127.0.0.1"
 
 
 class ConsumerProcessFailed(RuntimeError):
@@ -122,7 +123,7 @@ def _consume(index: int, endpoints: Endpoints) -> None:
         if endpoints.metrics_port:
             from prometheus_client import start_http_server
 
-            start_http_server(endpoints.metrics_port + 1 + index)
+            start_http_server(endpoints.metrics_port + 1 + index, addr=endpoints.metrics_host)
         services.consumer().run(stopping, endpoints.drain_seconds)
     finally:
         services.close()

@@ -647,14 +647,20 @@ class LedgerConsumer:
         except (IntegrityError, OperationalError) as exc:  # collision, or lock timeout
             self.ledger.evict([account_uuid(a) for a in flight.work.accounts])
             stored = self._rewind(tp)
-            log.warning(
-                "batch_collided_redoing",
-                topic=tp.topic,
-                partition=tp.partition,
-                first_offset=records[0].offset,
-                resume_after=stored,
-                error=str(exc).splitlines()[0],
-            )
+            where = {
+                "topic": tp.topic,
+                "partition": tp.partition,
+                "first_offset": records[0].offset,
+                "resume_after": stored,
+            }
+            error = str(exc).splitlines()[0]
+            if isinstance(exc, IntegrityError):
+                # Expected and handled: another writer (a closer, a consumer that took the
+                # partition over) saved first. The constraint it hit is a detail.
+                log.warning("redoing_batch_after_concurrent_write", **where)
+                log.debug("concurrent_write_detail", **where, error=error)
+            else:  # a lock timeout, or the database going away: worth the error text
+                log.warning("redoing_batch_after_database_error", **where, error=error)
             # Nothing of this attempt was stored: the redo will count it.
             outcome.redo = True
             outcome.applied = outcome.duplicates = outcome.dead_letters = outcome.parked = 0

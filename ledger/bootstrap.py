@@ -20,7 +20,7 @@ from eventsourcing.utils import Environment
 from kafka import KafkaProducer, TopicPartition
 from psycopg.conninfo import conninfo_to_dict
 
-from commands.closing import close_periods, pay_proforma
+from commands.closing import Progress, check_close, close_periods, pay_proforma
 from commands.models import ClosePeriods, PayProforma
 from consumers.log_probe import LogProbe
 from consumers.messages import TOPIC_TYPES
@@ -182,9 +182,26 @@ class Services:
             self.projection(ContactsProjection).view,
         )
 
-    def close_periods(self, as_of: datetime | None = None) -> list[Document]:
+    def close_periods(
+        self,
+        as_of: datetime | None = None,
+        *,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> list[Document]:
         command = ClosePeriods(as_of=as_of or self.clock(), grace=self.settings.close_grace)
-        return close_periods(self.ledger, command)
+        return close_periods(self.ledger, command, dry_run=dry_run, progress=progress)
+
+    def check_close(self, as_of: datetime) -> None:
+        """Refuse a requested close time later than the clock (plus the skew) allows."""
+        command = ClosePeriods(as_of=as_of, grace=self.settings.close_grace)
+        check_close(command, self.clock(), self.settings.max_future_skew)
+
+    def database_read_only(self) -> bool:
+        """Whether this session cannot write (a standby, or ``default_transaction_read_only``)."""
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            row = conn.execute("SHOW transaction_read_only").fetchone()
+        return row is not None and row[0] == "on"
 
     def pay_proforma(
         self, account_id: str, proforma_id: str, at: datetime | None = None

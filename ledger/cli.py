@@ -1,52 +1,66 @@
-"""``ledger``: run the service, close periods, and read the books.
+"""ledger: run the service, close periods, and read the books.
 
 User errors (unknown account, bad time, unreachable database) print one line
-on stderr and exit non-zero; tracebacks are for bugs.
+on stderr and exit non-zero; tracebacks are for bugs. A read says on stderr
+when the read model it reads is behind the ledger; a write brings the read
+models up to date before it returns.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import psycopg
 import structlog
 import typer
+from eventsourcing.persistence import InterfaceError, PersistenceError
+from eventsourcing.persistence import OperationalError as PersistenceOperationalError
 from kafka import TopicPartition
 from kafka.errors import KafkaError
 from pydantic import ValidationError
-from rich.console import Console
+from rich.console import Console, Group
 
 from consumers.positions import Positions, load_partition_log
 from consumers.processes import Endpoints, run_consumer_processes
 from consumers.runner import POSITION_CHECK_SECONDS
-from ledger import render
+from ledger import render, shutdown, status_file
 from ledger.account import Account
 from ledger.bootstrap import Services, bootstrap
 from ledger.contacts_account import contacts_as_of
 from ledger.errors import LedgerError
 from ledger.logging import configure
+from ledger.render import safe
 from ledger.settings import Settings, iso_duration
+from projections.writer_lock import ProjectionsBusy, projections_writer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-projections_app = typer.Typer(no_args_is_help=True, help="Maintain the read models.")
+# Plain help: typer's rich help shows every flag as taking a value ("--json <bool>").
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, rich_markup_mode=None)
+projections_app = typer.Typer(
+    no_args_is_help=True, help="Maintain the read models.", rich_markup_mode=None
+)
 app.add_typer(projections_app, name="projections")
 dead_letters_app = typer.Typer(help="Refused messages: list them, replay them.")
 app.add_typer(dead_letters_app, name="dead-letters")
-out = Console()
-err = Console(stderr=True)
+# No emoji codes: ":warning:" in an upstream id is text, not a picture.
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 log = structlog.get_logger("ledger.cli")
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+JsonFlag = Annotated[bool, typer.Option("--json", is_flag=True, help="Machine-readable output.")]
 
 
 class UserError(Exception):
@@ -54,16 +68,27 @@ class UserError(Exception):
 
 
 def _announce(message: str) -> None:
-    err.print(f"[dim]{message}[/dim]")
+    err.print(f"[dim]{safe(message)}[/dim]", soft_wrap=True)
+
+
+def _note(message: str) -> None:
+    err.print(f"note: {message}", highlight=False, soft_wrap=True)
 
 
 @contextmanager
-def services(*, need_kafka: bool = False, settings: Settings | None = None) -> Iterator[Services]:
+def services(
+    *, need_kafka: bool = False, write: bool = False, settings: Settings | None = None
+) -> Iterator[Services]:
     svc = bootstrap(settings or Settings(), need_kafka=need_kafka, announce=_announce)
     try:
+        if write and svc.database_read_only():
+            raise UserError(READ_ONLY)
         yield svc
     finally:
         svc.close()
+
+
+READ_ONLY = "the database is read-only (a standby, or default_transaction_read_only is on)"
 
 
 def _json(data: Any) -> None:
@@ -74,7 +99,55 @@ def _json(data: Any) -> None:
             return value.isoformat()
         return str(value)
 
-    out.print_json(json.dumps(data, default=default))
+    # ASCII escapes: no control character of an upstream string reaches the terminal.
+    out.print_json(json.dumps(data, default=default), ensure_ascii=True)
+
+
+#: Read model names the read commands name in their notes.
+READ_MODELS = {
+    "balances": "balances",
+    "monthly_usage": "monthly usage",
+    "documents": "documents",
+    "contacts": "contacts",
+}
+
+
+def _say_if_behind(svc: Services, *names: str) -> None:
+    """One line on stderr per read model that has not applied every stored event."""
+    running = _serve_running(svc.settings)
+    for follower in svc.followers():
+        name = follower.processor.name
+        if name not in names:
+            continue
+        behind = follower.behind()
+        if not behind:
+            continue
+        remedy = (
+            f"ledger serve (pid {running.pid}) is applying them"
+            if running and "projections" in running.roles
+            else "run ledger serve, or ledger projections catch-up"
+        )
+        _note(f"{READ_MODELS[name]} are {behind:,} event(s) behind the ledger; {remedy}")
+
+
+def _bring_read_models_up_to_date(svc: Services, timeout: float = 10.0) -> None:
+    """After a write: apply it to the read models before returning.
+
+    In this process when no one else writes them; else (``serve`` does) wait,
+    with a deadline, until that writer has applied everything stored so far.
+    """
+    followers = svc.followers()
+    try:
+        with projections_writer(svc.database_url, svc.settings.database_schema):
+            for follower in followers:
+                follower.catch_up()
+            return
+    except ProjectionsBusy:
+        pass
+    deadline = time.monotonic() + timeout
+    while any(f.behind() for f in followers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    _say_if_behind(svc, *READ_MODELS)
 
 
 def parse_time(text: str) -> datetime:
@@ -102,6 +175,7 @@ def parse_duration(text: str) -> timedelta:
 def balance(account: str, as_json: JsonFlag = False) -> None:
     """Current balance of an account (negative: owed), and whether sending is blocked."""
     with services() as svc:
+        _say_if_behind(svc, "balances")
         row = svc.reports().balance(account)
     _json(row) if as_json else out.print(render.balance_table([row]))
 
@@ -110,6 +184,7 @@ def balance(account: str, as_json: JsonFlag = False) -> None:
 def balances(as_json: JsonFlag = False) -> None:
     """Balances of all accounts."""
     with services() as svc:
+        _say_if_behind(svc, "balances")
         rows = svc.reports().all_balances()
     _json(rows) if as_json else out.print(render.balance_table(rows))
 
@@ -133,9 +208,11 @@ def usage(
     with services() as svc:
         reports = svc.reports()
         if reports.is_contacts_account(account):
+            _say_if_behind(svc, "balances", "contacts")
             rows = reports.allowance_usage(account, month)
             _json(rows) if as_json else out.print(render.allowance_table(rows))
             return
+        _say_if_behind(svc, "balances", "monthly_usage")
         rows = reports.usage(account, month)
     _json(rows) if as_json else out.print(render.usage_table(rows))
 
@@ -187,11 +264,19 @@ def contacts(
         )
         return
     out.print(
-        render.simple_table(rows, title=f"Billable contacts of {account} at {at.isoformat()}")
+        render.simple_table(rows, title=f"Billable contacts of {safe(account)} at {at.isoformat()}")
     )
     out.print(f"{len(rows):,} billable contact(s)")
     if not consistent:
-        raise UserError("history and the stored contact versions disagree: run ledger verify")
+        raise UserError(INCONSISTENT_CONTACTS.format(account=account))
+
+
+#: A broken invariant, not a refusal: nothing to retry; what to look at, and to report.
+INCONSISTENT_CONTACTS = (
+    "the contacts rebuilt from the history of {account!r} differ from the stored contact"
+    " versions renewals count from: the ledger is inconsistent; compare ledger history"
+    " and ledger trace for the account, and report it"
+)
 
 
 @app.command("mark-paid")
@@ -208,8 +293,9 @@ def mark_paid(
     Until payment events are consumed (the payments issue), this is how a
     proforma gets paid.
     """
-    with services() as svc:
+    with services(write=True) as svc:
         invoice = svc.pay_proforma(account, proforma, parse_time(at) if at else None)
+        _bring_read_models_up_to_date(svc)
     row = {
         "number": invoice.number,
         "proforma": proforma,
@@ -222,13 +308,14 @@ def mark_paid(
     if as_json:
         _json(row)
     else:
-        out.print(f"invoice {invoice.number} issued for proforma {proforma}")
+        out.print(f"invoice {safe(invoice.number)} issued for proforma {safe(proforma)}")
 
 
 @app.command()
 def invoices(account: str, as_json: JsonFlag = False) -> None:
     """Receipts, invoices and proformas of an account, with their status."""
     with services() as svc:
+        _say_if_behind(svc, "balances", "documents")
         rows = svc.reports().documents_of(account)
     _json(rows) if as_json else out.print(render.documents_table(rows))
 
@@ -237,6 +324,7 @@ def invoices(account: str, as_json: JsonFlag = False) -> None:
 def invoice(number: str, as_json: JsonFlag = False) -> None:
     """One receipt, invoice or proforma (by number or proforma id) with its lines."""
     with services() as svc:
+        _say_if_behind(svc, "documents")
         document = svc.reports().document(number)
     _json(document) if as_json else out.print(render.document_panel(document))
 
@@ -389,14 +477,26 @@ def close_periods_cmd(
     grace: Annotated[
         str | None, typer.Option(help="Late-event grace, e.g. 6h (default LEDGER_CLOSE_GRACE).")
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", is_flag=True, help="Show what would be issued; issue nothing."),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Issue receipts/invoices for every month that ended at least GRACE before AS_OF."""
+    """Issue receipts/invoices for every month that ended at least GRACE before AS_OF.
+
+    Documents are numbered and irreversible: AS_OF may not be later than the
+    clock (plus LEDGER_MAX_FUTURE_SKEW), nor GRACE negative.
+    """
     when = parse_time(as_of)
-    with services() as svc:
+    with services(write=not dry_run) as svc:
         if grace is not None:
             svc.settings.close_grace = parse_duration(grace)
-        documents = svc.close_periods(when)
+        svc.check_close(when)
+        with _progress("closing accounts") as progress:
+            documents = svc.close_periods(when, dry_run=dry_run, progress=progress)
+        if not dry_run:
+            _bring_read_models_up_to_date(svc)
     rows = [
         {
             "number": d.number,
@@ -411,17 +511,39 @@ def close_periods_cmd(
     if as_json:
         _json(rows)
     else:
-        out.print(f"{len(rows)} document(s) issued")
+        out.print(f"{len(rows)} document(s) {'would be issued (dry run)' if dry_run else 'issued'}")
         if rows:
             out.print(render.simple_table(rows))
 
 
-@projections_app.command("rebuild")
-def projections_rebuild() -> None:
-    """Drop the read models and replay the whole history into them."""
+@contextmanager
+def _progress(what: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr when it is a terminal (nothing in pipes and logs)."""
+    if not err.is_terminal:
+        yield lambda _done, _total: None
+        return
     from rich.progress import Progress
 
-    with services() as svc:
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task(what, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+PROJECTIONS_BUSY = (
+    "another process is writing the read models of schema {schema!r} (ledger serve,"
+    " or a rebuild); {advice}"
+)
+
+
+@projections_app.command("rebuild")
+def projections_rebuild() -> None:
+    """Drop the read models and replay the whole history into them.
+
+    Refused while ledger serve runs its projections role: stop it first.
+    """
+    from rich.progress import Progress
+
+    with services(write=True) as svc, _sole_writer(svc, "stop it, then rebuild"):
         followers = svc.followers()
         head = svc.ledger.recorder.max_notification_id() or 0
         for follower in followers:
@@ -432,6 +554,24 @@ def projections_rebuild() -> None:
                 follower.catch_up(lambda n, task=task: progress.advance(task, n))  # type: ignore[misc]
                 progress.update(task, completed=head)
     out.print(f"rebuilt {len(followers)} projections from {head} events")
+
+
+@projections_app.command("catch-up")
+def projections_catch_up() -> None:
+    """Apply the stored events the read models have not applied yet (what serve does)."""
+    with services(write=True) as svc, _sole_writer(svc, "it keeps them up to date"):
+        applied = {f.processor.name: f.catch_up() for f in svc.followers()}
+    out.print(", ".join(f"{name}: {count:,} event(s) applied" for name, count in applied.items()))
+
+
+@contextmanager
+def _sole_writer(svc: Services, advice: str) -> Iterator[None]:
+    schema = svc.settings.database_schema
+    try:
+        with projections_writer(svc.database_url, schema):
+            yield
+    except ProjectionsBusy:
+        raise UserError(PROJECTIONS_BUSY.format(schema=schema, advice=advice)) from None
 
 
 @app.command()
@@ -465,30 +605,19 @@ app.add_typer(positions_app, name="positions")
 def _positions_services() -> Iterator[tuple[Services, Positions]]:
     settings = Settings()
     if settings.kafka_bootstrap is None:
-        running = _running_broker(settings)
-        if running is None:
+        running = _serve_running(settings)
+        if running is None or running.kafka_bootstrap is None:
             raise UserError(
-                "LEDGER_KAFKA_BOOTSTRAP is unset and no `ledger serve` with an embedded"
-                " broker is running: there is no log to compare the positions with"
+                "LEDGER_KAFKA_BOOTSTRAP is unset and no ledger serve with an embedded"
+                " broker runs here (ledger status): there is no log to compare positions with"
             )
-        settings.kafka_bootstrap = running
+        settings.kafka_bootstrap = running.kafka_bootstrap
     with services(need_kafka=True, settings=settings) as svc:
         positions = svc.positions()
         try:
             yield svc, positions
         finally:
             positions.probe.close()
-
-
-def _running_broker(settings: Settings) -> str | None:
-    """The embedded broker of a running ``ledger serve`` (it writes its endpoints)."""
-    state = settings.home / "serve.json"
-    try:
-        data = json.loads(state.read_text())
-    except (OSError, ValueError):
-        return None
-    bootstrap_address = data.get("kafka_bootstrap")
-    return bootstrap_address if isinstance(bootstrap_address, str) else None
 
 
 @positions_app.callback()
@@ -583,7 +712,10 @@ def positions_reset(
 def _guarded(
     stop: threading.Event, failures: list[BaseException], name: str, target: Callable[[], None]
 ) -> threading.Thread:
-    """Run a role in a thread; a crashed role stops the process: restart, don't limp."""
+    """Run a role in a thread; a crashed role stops the process: restart, don't limp.
+
+    A daemon thread: a role stuck past the shutdown timeout does not hold the exit.
+    """
 
     def run() -> None:
         try:
@@ -593,7 +725,7 @@ def _guarded(
             failures.append(exc)
             stop.set()
 
-    thread = threading.Thread(target=run, name=name)
+    thread = threading.Thread(target=run, name=name, daemon=True)
     thread.start()
     return thread
 
@@ -605,6 +737,9 @@ def _stop(svc: Services) -> None:
     except Exception:  # the count is for the record; stopping must not fail for it
         log.exception("embedded_broker_logs_not_closed")
     svc.close()
+
+
+ROLES = ("consumer", "projections", "publisher", "scheduler")
 
 
 @app.command()
@@ -622,10 +757,14 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Run the service: consumers, projections, status publisher, period scheduler."""
+    """Run the service: consumers, projections, status publisher, period scheduler.
+
+    Writes its endpoints to LEDGER_HOME/serve.json while it runs (ledger status).
+    After a stop it exits within LEDGER_SHUTDOWN_TIMEOUT, stuck threads or not.
+    """
     configure(json_lines=True)
-    roles = set(role or ["consumer", "projections", "publisher", "scheduler"])
-    unknown = roles - {"consumer", "projections", "publisher", "scheduler"}
+    roles = set(role or ROLES)
+    unknown = roles - set(ROLES)
     if unknown:
         raise UserError(f"unknown role(s): {', '.join(sorted(unknown))}")
     stop = threading.Event()
@@ -637,18 +776,89 @@ def serve(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    svc = bootstrap(
-        Settings(),
-        need_kafka=bool(roles & {"consumer", "publisher"}),
-        announce=lambda m: log.info("embedded", message=m),
+    threads: list[threading.Thread] = []
+    with ExitStack() as stack:
+        svc = bootstrap(
+            Settings(),
+            need_kafka=bool(roles & {"consumer", "publisher"}),
+            announce=lambda m: log.info("embedded", message=m),
+        )
+        stack.callback(_stop, svc)  # an embedded broker's logs are counted before it stops
+        if svc.database_read_only():
+            raise UserError(f"{READ_ONLY}: ledger serve writes")
+        metrics = _start_metrics(svc.settings)
+        if svc.kafka_bootstrap:
+            svc.ensure_topics()
+        if "projections" in roles:
+            stack.enter_context(_sole_writer(svc, "one process writes them: stop it first"))
+        _publish_endpoints(svc, sorted(roles), metrics, stack)
+        threads = _start_roles(svc, roles, consumers, stop, failures)
+        log.info("serving", roles=sorted(roles))
+        while not stop.wait(0.5) and any(t.is_alive() for t in threads):
+            pass
+        stop.set()
+        home = svc.settings.home
+        shutdown.arm(
+            svc.settings.shutdown_timeout.total_seconds(),
+            threads,
+            lambda: status_file.remove(home, os.getpid()),
+        )
+        for thread in threads:
+            thread.join()
+    log.info("stopped", failures=len(failures))
+    if failures:
+        raise typer.Exit(1)
+
+
+def _start_metrics(settings: Settings) -> str | None:
+    if not settings.metrics_port:
+        return None
+    from prometheus_client import start_http_server
+
+    address = f"{settings.metrics_host}:{settings.metrics_port}"
+    try:
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    except OSError as exc:
+        raise UserError(
+            f"cannot serve metrics on {address}: {exc.strerror or exc}"
+            " (LEDGER_METRICS_HOST, LEDGER_METRICS_PORT)"
+        ) from None
+    return address
+
+
+def _publish_endpoints(
+    svc: Services, roles: list[str], metrics: str | None, stack: ExitStack
+) -> None:
+    """serve.json for ``ledger status``; left alone if another live serve wrote it."""
+    home = svc.settings.home
+    current = _serve_running(svc.settings)
+    if current is not None and current.pid != os.getpid():
+        log.warning("status_file_kept", path=str(status_file.path(home)), owner_pid=current.pid)
+        return
+    status = status_file.ServeStatus.now(
+        roles=roles,
+        database_url=svc.database_url,
+        database_schema=svc.settings.database_schema,
+        embedded_database=svc.embedded_postgres is not None,
+        kafka_bootstrap=svc.kafka_bootstrap,
+        embedded_kafka=svc.embedded_broker is not None,
+        metrics=metrics,
     )
-    if svc.settings.metrics_port:
-        from prometheus_client import start_http_server
+    try:
+        status_file.write(home, status)
+    except OSError as exc:  # a read-only home costs ``ledger status``, not the service
+        log.warning("status_file_not_written", path=str(status_file.path(home)), error=str(exc))
+        return
+    stack.callback(status_file.remove, home, os.getpid())
 
-        start_http_server(svc.settings.metrics_port)
-    if svc.kafka_bootstrap:
-        svc.ensure_topics()
 
+def _start_roles(
+    svc: Services,
+    roles: set[str],
+    consumers: int | None,
+    stop: threading.Event,
+    failures: list[BaseException],
+) -> list[threading.Thread]:
     threads = []
     processes = consumers or svc.settings.consumer_processes
     # The embedded broker's log dies with this process: consume what it holds first.
@@ -656,7 +866,11 @@ def serve(
     if "consumer" in roles and processes > 1:
         assert svc.kafka_bootstrap is not None
         endpoints = Endpoints(
-            svc.database_url, svc.kafka_bootstrap, svc.settings.metrics_port, drain_seconds
+            svc.database_url,
+            svc.kafka_bootstrap,
+            svc.settings.metrics_port,
+            drain_seconds=drain_seconds,
+            metrics_host=svc.settings.metrics_host,
         )
         runs = functools.partial(run_consumer_processes, processes, endpoints, stop)
         threads.append(_guarded(stop, failures, "consumers", runs))
@@ -682,13 +896,97 @@ def serve(
                 stop.wait(svc.settings.close_interval.total_seconds())
 
         threads.append(_guarded(stop, failures, "scheduler", schedule))
-    log.info("serving", roles=sorted(roles))
-    for thread in threads:
-        thread.join()
-    _stop(svc)
-    log.info("stopped", failures=len(failures))
-    if failures:
+    return threads
+
+
+def _serve_running(settings: Settings) -> status_file.ServeStatus | None:
+    """The serve named by LEDGER_HOME/serve.json, if that process is alive."""
+    try:
+        current = status_file.read(settings.home)
+    except (ValueError, TypeError):
+        return None  # half-written by hand or by an older version: not a live serve
+    return current if current is not None and status_file.alive(current) else None
+
+
+@app.command()
+def status(as_json: JsonFlag = False) -> None:
+    """Whether ledger serve runs here (LEDGER_HOME), and its endpoints: database,
+    Kafka bootstrap (publish to it), metrics. Exit code 1 when it does not run."""
+    from ledger.embedded import postgres_pid
+
+    settings = Settings()
+    path = status_file.path(settings.home)
+    try:
+        current = status_file.read(settings.home)
+    except (ValueError, TypeError):
+        raise UserError(f"{path} is not a serve status file: remove it") from None
+    running = current is not None and status_file.alive(current)
+    pg_dir = settings.home / "pg"
+    embedded_pg = postgres_pid(pg_dir)
+    report: dict[str, Any] = {
+        "serve": "running" if running else ("stale" if current else "not running"),
+        "status_file": str(path),
+        **({} if current is None else asdict(current)),
+        "embedded_postgres": {"folder": str(pg_dir), "pid": embedded_pg},
+    }
+    if as_json:
+        _json(report)
+    else:
+        if current is None:
+            out.print(f"ledger serve is not running here (no {safe(path)})", soft_wrap=True)
+        elif not running:
+            out.print(
+                f"ledger serve is not running: {safe(path)} names pid {current.pid}, which has"
+                " exited without removing it (killed?); start serve again, or delete the file",
+                soft_wrap=True,
+            )
+        else:
+            out.print(_endpoints(current))
+        if embedded_pg:
+            out.print(
+                f"embedded PostgreSQL in {safe(pg_dir)}: running (pid {embedded_pg})",
+                soft_wrap=True,
+            )
+    if not running:
         raise typer.Exit(1)
+
+
+def _endpoints(current: status_file.ServeStatus) -> Group:
+    embedded = {True: " (embedded)", False: ""}
+    kafka = safe(current.kafka_bootstrap or "-") + embedded[current.embedded_kafka]
+    return render.facts(
+        [
+            ("pid", str(current.pid)),
+            ("started", safe(current.started_at)),
+            ("roles", safe(", ".join(current.roles))),
+            ("database", safe(current.database_url) + embedded[current.embedded_database]),
+            ("schema", safe(current.database_schema)),
+            ("kafka bootstrap", kafka),
+            ("metrics", f"http://{safe(current.metrics)}/metrics" if current.metrics else "-"),
+        ],
+        title="ledger serve is running",
+    )
+
+
+@app.command("stop-embedded")
+def stop_embedded() -> None:
+    """Stop the embedded PostgreSQL servers under LEDGER_HOME (they outlive commands
+    so the next one starts fast); make clean runs this before deleting the folder."""
+    from ledger.embedded import stop_postgres
+
+    settings = Settings()
+    running = _serve_running(settings)
+    if running is not None and running.embedded_database:
+        raise UserError(f"ledger serve (pid {running.pid}) uses it: stop serve first")
+    stopped = [
+        pid_file.parent
+        for pid_file in sorted(settings.home.glob("**/postmaster.pid"))
+        if stop_postgres(pid_file.parent)
+    ]
+    for folder in stopped:
+        out.print(f"stopped the embedded PostgreSQL in {safe(folder)}", soft_wrap=True)
+    if not stopped:
+        out.print(f"no embedded PostgreSQL was running under {safe(settings.home)}", soft_wrap=True)
 
 
 @app.command()
@@ -701,28 +999,55 @@ def demo() -> None:
     configure(json_lines=False, level=logging.WARNING)  # the demo's own lines say what happens
     if not out.is_terminal:
         out.width = 150  # tables stay readable when piped or captured
-    run_demo(out, err)
+    # Its own books, under LEDGER_HOME when that is set (else the project's .ledger/demo).
+    home = Settings().home / "demo" if "LEDGER_HOME" in os.environ else None
+    run_demo(out, err, home)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    """The one line a user error prints: upstream text in it is shown, never obeyed."""
+    err.print(f"error: {safe(message)}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def _database_problem(exc: Exception) -> str | None:
+    """What a database failure means for the user, or None if it is a bug."""
+    cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
+    sqlstate = getattr(cause, "sqlstate", None)
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if sqlstate == READ_ONLY_SQLSTATE:
+        return READ_ONLY
+    if sqlstate == INVALID_SCHEMA_SQLSTATE:
+        return f"{first} (LEDGER_DATABASE_SCHEMA)"
+    if isinstance(exc, psycopg.OperationalError | PersistenceOperationalError | InterfaceError):
+        return f"database unavailable: {first}"
+    return None
+
+
+READ_ONLY_SQLSTATE = "25006"
+INVALID_SCHEMA_SQLSTATE = "3F000"
 
 
 def main() -> None:
-    configure(json_lines=False)
+    # A broker problem surfaces as the command's one-line error; kafka-python's own
+    # lines (a metadata refresh cancelled at close, a reconnect) are noise here.
+    configure(json_lines=False, kafka_level=logging.CRITICAL)
     try:
         # Not standalone, a command's ``typer.Exit(code)`` comes back as the return value.
         code = app(standalone_mode=False)
     except (UserError, LedgerError) as exc:
-        err.print(f"error: {exc}", highlight=False)
-        sys.exit(1)
+        _fail(str(exc))
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"])
-        err.print(f"error: invalid setting {where}: {first['msg']}", highlight=False)
-        sys.exit(1)
-    except psycopg.OperationalError as exc:
-        err.print(f"error: database unavailable: {str(exc).splitlines()[0]}", highlight=False)
-        sys.exit(1)
+        _fail(f"invalid setting {where}: {first['msg']}")
+    except (psycopg.Error, PersistenceError) as exc:
+        problem = _database_problem(exc)
+        if problem is None:
+            raise
+        _fail(problem)
     except KafkaError as exc:
-        err.print(f"error: Kafka unavailable: {exc}", highlight=False)
-        sys.exit(1)
+        _fail(f"Kafka unavailable: {exc}")
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
@@ -730,10 +1055,14 @@ def main() -> None:
     except Exception as exc:  # usage errors arrive here in non-standalone mode
         # Click's ClickException, which recent typer releases vendor (typer._click)
         # instead of depending on click: recognised by what it offers, not its module.
-        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
-        if callable(show) and isinstance(code, int):
-            show()
+        message, code = getattr(exc, "format_message", None), getattr(exc, "exit_code", None)
+        if not (callable(message) and isinstance(code, int)):
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":  # ``ledger`` alone: the help
+            exc.show()  # type: ignore[attr-defined]
             sys.exit(code)
-        raise
+        context = getattr(exc, "ctx", None)
+        hint = f" (see {context.command_path} --help)" if context is not None else ""
+        _fail(f"{message()}{hint}", code)
     if isinstance(code, int) and code:
         sys.exit(code)

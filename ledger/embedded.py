@@ -5,12 +5,17 @@ machine with nothing installed: the demo, the tests' last fallback, and
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+#: pgserver runs PostgreSQL as this user when started by root (PostgreSQL refuses root).
+PGSERVER_ROOT_USER = "pgserver"
 
 
 def free_port() -> int:
@@ -31,17 +36,71 @@ class EmbeddedPostgres:
         return uri
 
     def stop(self) -> None:
+        """Release this process's handle: a persistent server keeps running (see
+        :func:`stop_postgres`), a temporary one stops."""
         self.server.cleanup()
 
 
-def start_postgres(datadir: Path, *, persistent: bool = True) -> EmbeddedPostgres:
-    from pgserver import postgres_server
+def _import_pgserver() -> Any:
+    """pgserver asks platformdirs for a runtime folder at import, which warns on
+    every command when ``XDG_RUNTIME_DIR`` is unset (containers, CI, ``sudo``)
+    and then uses a private folder under /tmp, which is what we want anyway."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        import pgserver
+        from pgserver import postgres_server
+    return pgserver, postgres_server
 
+
+def start_postgres(datadir: Path, *, persistent: bool = True) -> EmbeddedPostgres:
+    """A persistent server outlives the process (the next command reuses it in
+    milliseconds) until :func:`stop_postgres`, ``ledger stop-embedded`` or
+    ``make clean`` stops it."""
+    _, postgres_server = _import_pgserver()
     datadir.mkdir(parents=True, exist_ok=True)
     server = postgres_server.get_server(
         str(datadir.resolve()), cleanup_mode=None if persistent else "stop"
     )
     return EmbeddedPostgres(datadir, server)
+
+
+def postgres_pid(datadir: Path) -> int | None:
+    """The pid of the embedded PostgreSQL serving ``datadir``, if one is running."""
+    try:
+        pid = int((datadir / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def stop_postgres(datadir: Path, timeout: float = 30.0) -> bool:
+    """Stop the embedded PostgreSQL of ``datadir`` (fast shutdown: sessions are
+    cut, committed data is safe). False if none was running."""
+    if postgres_pid(datadir) is None:
+        return False
+    pgserver, _ = _import_pgserver()
+    user = PGSERVER_ROOT_USER if os.geteuid() == 0 else None
+    try:
+        pgserver.pg_ctl(
+            ["-w", "-t", str(int(timeout)), "-m", "fast", "stop"],
+            pgdata=datadir.resolve(),
+            user=user,
+        )
+    except subprocess.CalledProcessError as exc:
+        if postgres_pid(datadir) is None:
+            return False  # it stopped meanwhile
+        raise RuntimeError(f"could not stop the embedded PostgreSQL in {datadir}: {exc}") from exc
+    return True
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
 
 
 @dataclass

@@ -37,3 +37,20 @@ class InvalidAmount(LedgerError):
 class DocumentNotFound(LedgerError):
     def __init__(self, number: str) -> None:
         super().__init__(f"no invoice or receipt numbered {number!r}")
+
+
+class CloseTimeInFuture(LedgerError):
+    """Closing as of a time that has not come: documents are numbered and irreversible."""
+
+    def __init__(self, as_of: str, latest: str) -> None:
+        super().__init__(
+            f"cannot close periods as of {as_of}: that is later than the clock"
+            f" allows ({latest}, LEDGER_MAX_FUTURE_SKEW included)"
+        )
+
+
+class NegativeGrace(LedgerError):
+    """A negative grace would document a month before it ended."""
+
+    def __init__(self, grace: str) -> None:
+        super().__init__(f"the close grace must not be negative: {grace}")

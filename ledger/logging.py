@@ -1,9 +1,17 @@
-"""structlog configuration: JSON lines for services, readable lines for the CLI."""
+"""structlog configuration: JSON lines for services, readable lines for the CLI.
+
+Libraries log through the standard library (kafka-python, eventsourcing,
+pgserver, Python's warnings); their records go through the same structlog
+renderer, so ``serve``'s stderr is JSON lines only, and a log collector never
+meets a plain-text line. kafka-python logs connection chatter at INFO: it is
+kept at WARNING unless ``kafka_level`` says otherwise.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +19,11 @@ import structlog
 
 
 def configure(
-    *, json_lines: bool, level: int = logging.INFO, fields: Mapping[str, Any] | None = None
+    *,
+    json_lines: bool,
+    level: int = logging.INFO,
+    fields: Mapping[str, Any] | None = None,
+    kafka_level: int = logging.WARNING,
 ) -> None:
     """``fields`` go on every line of this process, whatever thread logs it
     (context variables would not reach kafka-python's thread)."""
@@ -20,24 +32,49 @@ def configure(
         if json_lines
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    shared: list[structlog.typing.Processor] = [
+        *([_add_fields(dict(fields))] if fields else []),
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
-        processors=[
-            *([_add_fields(dict(fields))] if fields else []),
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # kafka-python logs connection chatter at INFO; keep only its warnings.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    # In the CLI, a broker problem surfaces as the command's one-line error;
-    # kafka-python's own lines (e.g. a metadata refresh cancelled at close) are noise.
-    logging.getLogger("kafka").setLevel(logging.ERROR if json_lines else logging.CRITICAL)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("kafka").setLevel(kafka_level)
+    # "Task ... ran for 0.12s, blocking the event loop": kafka-python's network thread
+    # timing itself while the consumer's batch holds the GIL. Ours, expected, not Kafka's.
+    logging.getLogger("kafka.net.selector").setLevel(max(kafka_level, logging.ERROR))
+    logging.captureWarnings(True)
+    threading.excepthook = _log_thread_crash
+
+
+def _log_thread_crash(args: threading.ExceptHookArgs) -> None:
+    """A library thread that dies says so in the same format as everything else."""
+    if args.exc_type is SystemExit:
+        return
+    structlog.get_logger("ledger").error(
+        "thread_crashed",
+        thread=args.thread.name if args.thread else None,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )
 
 
 def _add_fields(fields: dict[str, Any]) -> structlog.typing.Processor:

@@ -1,7 +1,15 @@
-"""Readable tables for the CLI (rich). Numbers come rounded from the queries."""
+"""Readable tables for the CLI (rich). Numbers come rounded from the queries.
+
+Everything printed that came from upstream (account, contact and message ids,
+plan names, reasons, document numbers) goes through :func:`safe` first: rich
+would read ``[bold]`` in an account id as markup (and crash on ``evil[/]``),
+and a terminal would obey the escape sequences in it. Tables are
+:class:`ledger.tables.FitTable`: ids, numbers and amounts are never cut.
+"""
 
 from __future__ import annotations
 
+import re
 from base64 import b64encode
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -13,9 +21,56 @@ from rich.table import Table
 from rich.text import Text
 
 from ledger.money import Money
+from ledger.tables import Column, FitTable, cell
 
 if TYPE_CHECKING:
     from ledger.bootstrap import Services
+
+#: C0 controls, DEL, C1 controls (ESC and CSI among them), and the Unicode
+#: line separators and bidirectional overrides that make a terminal show text
+#: other than what it is.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+#: Free-text fields: they may wrap; every other cell is shown in one piece.
+FREE_TEXT = frozenset(
+    {"details", "description", "reason", "billable_because", "error", "payload", "topics"}
+)
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def clean(value: object) -> str:
+    """``value`` as text with every control character shown as an escape (``\\x1b``)."""
+    return _CONTROL.sub(_visible, str(value))
+
+
+#: A ``[`` with the backslashes before it, and whether rich would read a tag there.
+_BRACKET = re.compile(r"(\\*)\[(?=([a-z#/@][^\[]*?\])?)")
+_TRAILING_BACKSLASHES = re.compile(r"(\\+)$")
+
+
+def _escape_bracket(match: re.Match[str]) -> str:
+    backslashes, tag_like = match.group(1), match.group(2)
+    if tag_like:  # rich halves the backslashes before a tag; an odd count escapes it
+        return backslashes * 2 + "\\["
+    # Elsewhere rich turns one backslash and a bracket into the bracket.
+    return backslashes + "\\[" if backslashes else "["
+
+
+def safe(value: object) -> str:
+    """``value`` as rich markup that renders exactly as :func:`clean` text.
+
+    (``rich.markup.escape`` alone loses a backslash before a bracket that is not
+    a tag, and one of an even run at the end.) Trailing backslashes are doubled,
+    as rich halves them before the tag that may follow; a lone fragment is closed
+    by :func:`ledger.tables.cell`. The consoles printing it have emoji codes off
+    (``:warning:`` stays text).
+    """
+    escaped = _BRACKET.sub(_escape_bracket, clean(value))
+    return _TRAILING_BACKSLASHES.sub(lambda m: m.group(1) * 2, escaped)
 
 
 def _fmt(value: Any) -> str:
@@ -25,51 +80,57 @@ def _fmt(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, int):
         return f"{value:,}"
-    return str(value)
+    return safe(value)
 
 
-def simple_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
-    table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left")
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (int, Decimal)) and not isinstance(value, bool)
+
+
+def simple_table(rows: list[dict[str, Any]], title: str | None = None) -> FitTable:
+    """``title`` is markup: callers escape what they put in it."""
     if not rows:
-        table.add_column("(none)")
-        return table
-    for key in rows[0]:
-        numeric = isinstance(rows[0][key], (int, Decimal)) and not isinstance(rows[0][key], bool)
-        table.add_column(key.replace("_", " "), justify="right" if numeric else "left")
-    for row in rows:
-        table.add_row(*(_fmt(v) for v in row.values()))
-    return table
+        return FitTable([Column("(none)")], [], title=title)
+    columns = [
+        Column(
+            key.replace("_", " "),
+            justify="right" if _numeric(value) else "left",
+            wrap=key in FREE_TEXT,
+        )
+        for key, value in rows[0].items()
+    ]
+    return FitTable(columns, [[_fmt(v) for v in row.values()] for row in rows], title=title)
 
 
-def balance_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="Balances", box=box.SIMPLE_HEAVY, title_justify="left")
-    for name, justify in [
-        ("account", "left"),
-        ("mode", "left"),
-        ("plan", "left"),
-        ("balance", "right"),
-        ("currency", "left"),
-        ("sending", "left"),
-        ("status", "left"),
-    ]:
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+def balance_table(rows: list[dict[str, Any]]) -> FitTable:
+    columns = [
+        Column("account"),
+        Column("mode"),
+        Column("plan"),
+        Column("balance", justify="right"),
+        Column("currency"),
+        Column("sending"),
+        Column("status"),
+    ]
+    cells = []
     for row in rows:
         amount = Decimal(row["balance"])
         shown = f"[red]{amount}[/red] (owed)" if amount < 0 else str(amount)
-        table.add_row(
-            row["account_id"],
-            row["payment_mode"],
-            row["plan_id"],
-            shown,
-            row["currency"],
-            "[red]blocked[/red]" if row["sending_blocked"] else "allowed",
-            row["status"],
+        cells.append(
+            [
+                safe(row["account_id"]),
+                safe(row["payment_mode"]),
+                safe(row["plan_id"]),
+                shown,
+                safe(row["currency"]),
+                "[red]blocked[/red]" if row["sending_blocked"] else "allowed",
+                safe(row["status"]),
+            ]
         )
-    return table
+    return FitTable(columns, cells, title="Balances")
 
 
 def usage_table(rows: list[dict[str, Any]]) -> Group:
-    table = Table(title="Monthly usage", box=box.SIMPLE_HEAVY, title_justify="left")
     columns = [
         ("account", "account_id"),
         ("month", "month"),
@@ -82,32 +143,42 @@ def usage_table(rows: list[dict[str, Any]]) -> Group:
         ("fee", "fee"),
         ("document", "document_number"),
     ]
-    for title, key in columns:
-        table.add_column(
-            title, justify="left" if key in {"account_id", "month", "document_number"} else "right"
-        )
-    tiers = Table(title="Charged emails by tier", box=box.SIMPLE, title_justify="left")
-    for title in ["account", "month", "plan", "tier", "unit price", "emails", "amount"]:
-        tiers.add_column(
-            title, justify="right" if title in {"emails", "amount", "unit price"} else "left"
-        )
-    for row in rows:
-        table.add_row(*(_fmt(row[key]) for _, key in columns))
-        for tier in row["tiers"]:
-            tiers.add_row(
-                row["account_id"],
-                row["month"],
-                tier["plan_id"],
-                str(tier["tier"]),
-                str(tier["unit_price"]),
+    left = {"account_id", "month", "document_number"}
+    months = FitTable(
+        [Column(title, "left" if key in left else "right") for title, key in columns],
+        [[_fmt(row[key]) for _, key in columns] for row in rows],
+        title="Monthly usage",
+    )
+    tiers = FitTable(
+        [
+            Column("account"),
+            Column("month"),
+            Column("plan"),
+            Column("tier"),
+            Column("unit price", "right"),
+            Column("emails", "right"),
+            Column("amount", "right"),
+        ],
+        [
+            [
+                safe(row["account_id"]),
+                safe(row["month"]),
+                safe(tier["plan_id"]),
+                safe(tier["tier"]),
+                safe(tier["unit_price"]),
                 f"{tier['emails']:,}",
                 str(Money.of(tier["amount"], row["currency"]).rounded().amount),
-            )
-    return Group(table, tiers)
+            ]
+            for row in rows
+            for tier in row["tiers"]
+        ],
+        title="Charged emails by tier",
+        box=box.SIMPLE,
+    )
+    return Group(months, tiers)
 
 
-def allowance_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="Allowance months", box=box.SIMPLE_HEAVY, title_justify="left")
+def allowance_table(rows: list[dict[str, Any]]) -> FitTable:
     columns = [
         ("account", "account_id"),
         ("month", "period_start"),
@@ -120,20 +191,17 @@ def allowance_table(rows: list[dict[str, Any]]) -> Table:
         ("billed", "billed_overage_emails"),
         ("unit price", "overage_unit_price"),
     ]
-    for title, key in columns:
-        table.add_column(
-            title,
-            justify="left" if key in {"account_id", "period_start", "period_end"} else "right",
-        )
-    for row in rows:
-        table.add_row(*(_fmt(row[key]) for _, key in columns))
-    return table
+    left = {"account_id", "period_start", "period_end"}
+    return FitTable(
+        [Column(title, "left" if key in left else "right") for title, key in columns],
+        [[_fmt(row[key]) for _, key in columns] for row in rows],
+        title="Allowance months",
+    )
 
 
 def documents_table(
     rows: list[dict[str, Any]], title: str = "Receipts, invoices and proformas"
-) -> Table:
-    table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left")
+) -> FitTable:
     keys = [
         "number",
         "account_id",
@@ -149,52 +217,75 @@ def documents_table(
         "settled_by",
     ]
     present = [k for k in keys if not rows or k in rows[0]]
-    for key in present:
-        table.add_column(
-            key.replace("_", " "),
-            justify="right" if key in {"subtotal", "tax", "total"} else "left",
-        )
-    for row in rows:
-        table.add_row(*(_fmt(row[k]) for k in present))
-    return table
+    columns = [
+        Column(key.replace("_", " "), "right" if key in {"subtotal", "tax", "total"} else "left")
+        for key in present
+    ]
+    return FitTable(columns, [[_fmt(row[k]) for k in present] for row in rows], title=title)
 
 
 def document_panel(document: dict[str, Any]) -> Panel:
-    lines = Table(box=box.SIMPLE, show_edge=False)
-    lines.add_column("#", justify="right")
-    lines.add_column("description")
-    lines.add_column("qty", justify="right")
-    lines.add_column("unit price", justify="right")
-    lines.add_column("amount", justify="right")
-    for line in document["lines"]:
-        lines.add_row(
-            str(line["line_no"]),
-            line["description"],
-            f"{line['quantity']:,}",
-            "" if line["unit_price"] is None else str(line["unit_price"]),
-            str(line["amount"]),
-        )
-    currency = document["currency"]
+    """The heading facts are lines of their own, never a panel title (rich cuts those)."""
     rate = Decimal(document["tax_rate"]) * 100
-    lines.add_section()
-    lines.add_row("", "Subtotal", "", "", str(document["subtotal"]))
-    lines.add_row("", f"Tax {rate.normalize()}%", "", "", str(document["tax"]))
-    lines.add_row("", f"[bold]Total {currency}[/bold]", "", "", f"[bold]{document['total']}[/bold]")
+    currency = safe(document["currency"])
+    total = safe(document["total"])
+    lines = FitTable(
+        [
+            Column("#", "right"),
+            Column("description", wrap=True),
+            Column("qty", "right"),
+            Column("unit price", "right"),
+            Column("amount", "right"),
+        ],
+        [
+            [
+                str(line["line_no"]),
+                safe(line["description"]),
+                f"{line['quantity']:,}",
+                "" if line["unit_price"] is None else safe(line["unit_price"]),
+                safe(line["amount"]),
+            ]
+            for line in document["lines"]
+        ],
+        footer=[
+            ["", "Subtotal", "", "", safe(document["subtotal"])],
+            ["", f"Tax {rate.normalize()}%", "", "", safe(document["tax"])],
+            ["", f"[bold]Total {currency}[/bold]", "", "", f"[bold]{total}[/bold]"],
+        ],
+        box=box.SIMPLE,
+        show_edge=False,
+    )
     if document["due_on"]:
-        due = f"due {document['due_on']}"
+        due = f"due {safe(document['due_on'])}"
     elif document.get("proforma"):
-        due = f"paid, proforma {document['proforma']}"
+        due = f"paid, proforma {safe(document['proforma'])}"
     else:
         due = "settled from prepaid balance"
     contacts = document.get("billable_contacts")
-    counted = "" if contacts is None else f" - {contacts:,} billable contacts"
-    settled = f" by {document['settled_by']}" if document.get("settled_by") else ""
-    title = (
-        f"{document['kind'].capitalize()} {document['number']} - {document['account_id']} - "
-        f"period {document['period']}{counted} - issued {document['issued_on']} - {due}"
-        f" - {document['status']}{settled}"
+    settled = f" by {safe(document['settled_by'])}" if document.get("settled_by") else ""
+    heading = facts(
+        [
+            ("account", safe(document["account_id"])),
+            ("period", safe(document["period"])),
+            *([("billable contacts", f"{contacts:,}")] if contacts is not None else []),
+            ("issued", f"{safe(document['issued_on'])}, {due}"),
+            ("status", f"{safe(document['status'])}{settled}"),
+        ],
+        title=f"{safe(document['kind'].capitalize())} {safe(document['number'])}",
     )
-    return Panel(lines, title=title, title_align="left")
+    return Panel(Group(heading, Text(""), lines))
+
+
+def facts(pairs: list[tuple[str, str]], title: str | None = None) -> Group:
+    """Labelled values, one per line; a value wider than the terminal folds, never cut.
+    Values and title are markup: callers escape upstream text."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for label, value in pairs:
+        grid.add_row(label, cell(value))
+    heading = [cell(f"[bold]{title}[/bold]")] if title else []
+    return Group(*heading, grid)
 
 
 def event_summary(event: Any) -> dict[str, Any]:
@@ -241,19 +332,27 @@ def event_summary(event: Any) -> dict[str, Any]:
     return summary
 
 
-def history_table(account: str, events: list[dict[str, Any]]) -> Table:
-    table = Table(title=f"History of {account}", box=box.SIMPLE_HEAVY, title_justify="left")
-    for title in ["v", "event", "effective at", "recorded at", "details"]:
-        table.add_column(title)
-    for e in events:
-        table.add_row(
-            str(e["version"]),
-            e["event"],
-            _fmt(e["effective_at"]),
-            e["recorded_at"].isoformat(timespec="seconds"),
-            e["details"],
-        )
-    return table
+def history_table(account: str, events: list[dict[str, Any]]) -> FitTable:
+    return FitTable(
+        [
+            Column("v", "right"),
+            Column("event"),
+            Column("effective at", wrap=True),
+            Column("recorded at", wrap=True),
+            Column("details", wrap=True),
+        ],
+        [
+            [
+                str(e["version"]),
+                safe(e["event"]),
+                _fmt(e["effective_at"]),
+                e["recorded_at"].isoformat(sep=" ", timespec="seconds"),
+                safe(e["details"]),
+            ]
+            for e in events
+        ],
+        title=f"History of {safe(account)}",
+    )
 
 
 def document_of_version(svc: Services, account: str, version: int) -> str | None:
@@ -273,7 +372,7 @@ def document_of_version(svc: Services, account: str, version: int) -> str | None
     return None
 
 
-def trace_table(rows: list[dict[str, Any]]) -> Table:
+def trace_table(rows: list[dict[str, Any]]) -> FitTable:
     return simple_table(rows, title="Trace")
 
 
@@ -310,59 +409,44 @@ def _shortened(text: str, limit: int = PAYLOAD_SHOWN) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "\u2026"
 
 
-def dead_letter_table(rows: list[dict[str, Any]], title: str = "Dead letters") -> Table:
-    """Stored dead letters (as ``LedgerRecorder.dead_letters`` returns them), newest first.
-
-    Upstream text (key, reason, payload) goes in as ``Text``, never as markup:
-    a payload's ``["chat"]`` must show as written.
-    """
-    table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left")
-    for name, justify in [
-        ("id", "right"),
-        ("recorded", "left"),
-        ("source", "left"),
-        ("key", "left"),
-        ("reason", "left"),
-        ("payload", "left"),
-        ("replayed", "left"),
-    ]:
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for row in map(dead_letter_view, rows):
-        replayed = row["replayed_at"]
-        table.add_row(
-            str(row["id"]),
-            row["recorded_at"].isoformat(timespec="seconds"),
-            Text(f"{row['topic']}:{row['partition']}@{row['offset']}"),
-            Text(row["key"] or ""),
-            Text(row["reason"]),
-            Text(_shortened(row["payload"])),
-            f"{replayed.isoformat(timespec='seconds')} (parked {row['parked_id']})"
-            if replayed
-            else "",
-        )
-    return table
+def dead_letter_table(rows: list[dict[str, Any]], title: str = "Dead letters") -> FitTable:
+    """Stored dead letters (as ``LedgerRecorder.dead_letters`` returns them), newest
+    first; upstream text (key, reason, payload) is escaped, never obeyed."""
+    return simple_table(
+        [
+            {
+                "id": row["id"],
+                "recorded": row["recorded_at"].isoformat(timespec="seconds"),
+                "source": f"{row['topic']}:{row['partition']}@{row['offset']}",
+                "key": row["key"] or "",
+                "reason": row["reason"],
+                "payload": _shortened(row["payload"]),
+                "replayed": f"{row['replayed_at'].isoformat(timespec='seconds')}"
+                f" (parked {row['parked_id']})"
+                if row["replayed_at"]
+                else "",
+            }
+            for row in map(dead_letter_view, rows)
+        ],
+        title=title,
+    )
 
 
-def parked_table(rows: list[dict[str, Any]]) -> Table:
+def parked_table(rows: list[dict[str, Any]]) -> FitTable:
     """Facts waiting for their account, per account (``LedgerRecorder.parked_by_account``)."""
-    table = Table(title="Parked facts", box=box.SIMPLE_HEAVY, title_justify="left")
-    for name, justify in [
-        ("account", "left"),
-        ("facts", "right"),
-        ("oldest event", "left"),
-        ("parked since", "left"),
-        ("topics", "left"),
-        ("replays queued", "right"),
-    ]:
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for row in rows:
-        oldest = row["oldest_event_time"]
-        table.add_row(
-            Text(row["account_id"]),
-            f"{row['facts']:,}",
-            oldest.isoformat() if oldest else "",
-            row["parked_since"].isoformat(timespec="seconds"),
-            Text(row["topics"]),
-            f"{row['replays_queued']:,}",
-        )
-    return table
+    return simple_table(
+        [
+            {
+                "account": row["account_id"],
+                "facts": row["facts"],
+                "oldest_event": row["oldest_event_time"].isoformat()
+                if row["oldest_event_time"]
+                else "",
+                "parked_since": row["parked_since"].isoformat(timespec="seconds"),
+                "topics": row["topics"],
+                "replays_queued": row["replays_queued"],
+            }
+            for row in rows
+        ],
+        title="Parked facts",
+    )

@@ -54,19 +54,25 @@ class Settings(BaseSettings):
     # costs over more emails (one event per account per batch, whatever its size).
     batch_max_records: int = Field(default=20000, ge=1)
     plans_dir: Path = PROJECT_ROOT / "plans"
-    close_grace: timedelta = timedelta(hours=6)
+    # Never negative: a negative grace would document a month before it ended.
+    close_grace: timedelta = Field(default=timedelta(hours=6), ge=timedelta(0))
     close_interval: timedelta = timedelta(minutes=5)
     #: With the embedded broker (in memory), how long ``serve`` keeps consuming
     #: after SIGTERM, so that what was published before the stop is billed.
     stop_drain_timeout: timedelta = timedelta(seconds=10)
-    #: How far ahead of the ledger's clock an event may be dated: upstream clocks
-    #: drift; an event beyond would move its account's business time into the future.
+    #: How far past this machine's clock a time may be (event times, ``close-periods
+    #: --as-of``): upstream clocks drift; a later event would move its account's
+    #: business time into the future.
     max_future_skew: timedelta = Field(default=timedelta(minutes=5), ge=timedelta(0))
     #: How long (in event time, against the clock) a fact waits for its account to
     #: open before it is dead-lettered (ISO 8601 duration, e.g. P7D or PT12H).
     park_max_age: timedelta = Field(default=timedelta(days=7), gt=timedelta(0))
     home: Path = Path(".ledger")
     metrics_port: int | None = None
+    #: Loopback by default: the metrics say who bills what; expose them on purpose.
+    metrics_host: str = "127.0.0.1"
+    #: After a stop (signal or a crashed role), ``serve`` exits within this, stuck threads or not.
+    shutdown_timeout: timedelta = Field(default=timedelta(seconds=15), gt=timedelta(0))
     pg_pool_size: int = 5
 
     @property

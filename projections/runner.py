@@ -16,7 +16,9 @@ from typing import Any, Protocol
 
 import structlog
 from eventsourcing.persistence import Tracking, TrackingRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder
 from prometheus_client import Gauge
+from psycopg.sql import SQL, Identifier
 
 from ledger.application import Ledger
 
@@ -55,6 +57,24 @@ class Follower:
     def lag(self) -> int:
         head = self.ledger.recorder.max_notification_id() or 0
         return max(0, head - self.position)
+
+    def behind(self) -> int:
+        """Stored events (of its topics) this follower has not applied, counted rather
+        than inferred from ids like ``lag`` (a sequence may skip ids, and a topic
+        filter skips events)."""
+        recorder = self.ledger.recorder
+        assert isinstance(recorder, PostgresApplicationRecorder)
+        query = SQL("SELECT count(*) AS n FROM {}.{} WHERE notification_id > %s").format(
+            Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
+        )
+        params: list[Any] = [self.position]
+        if self.topics:
+            query += SQL(" AND topic = ANY(%s)")
+            params.append(list(self.topics))
+        with recorder.datastore.transaction(commit=False) as curs:
+            curs.execute(query, params)
+            row = curs.fetchone()
+        return int(row["n"]) if row else 0
 
     def run_once(self) -> int:
         position = self.tracking.max_tracking_id(self.ledger.name)
