@@ -102,6 +102,8 @@ class Follower:
         log.info("projection_started", projection=self.processor.name, position=self.position)
         while not stop.is_set():
             if self.run_once() == 0:
-                PROJECTION_LAG.labels(self.processor.name).set(self.lag())
+                # Nothing of its topics left: a filtered follower (the outbox) is caught
+                # up although later events of other topics lie beyond its position.
+                PROJECTION_LAG.labels(self.processor.name).set(0 if self.topics else self.lag())
                 stop.wait(idle_seconds)
         log.info("projection_stopped", projection=self.processor.name, position=self.position)

@@ -59,6 +59,13 @@ class Postgres:
         self.server: EmbeddedPostgres = embedded_postgres(datadir, persistent=True)
         self.url = self.server.url
         self.up = True
+        # Every ledger process holds a few connection pools (the ledger's, the consumer's,
+        # one per projection); a run has a dozen processes and the CLI besides, beyond
+        # pgserver's default of 100 connections.
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET max_connections = 400")
+        self.stop()
+        self.start()
 
     def _pg_ctl(self, *args: str) -> None:
         from pgserver._commands import pg_ctl

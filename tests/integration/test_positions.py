@@ -21,7 +21,7 @@ from consumers.positions import load_partition_log
 from consumers.topics import ensure_topics
 from ledger.bootstrap import Services
 from tests.conftest import MakeServices
-from tests.support import Upstreams, catch_up, ledger_command, ledger_env, utc, wait_for
+from tests.support import Upstreams, catch_up, ledger_command, ledger_env, poll_until, utc
 
 
 def _gauge(name: str, tp: TopicPartition) -> float | None:
@@ -90,10 +90,7 @@ def test_a_position_beyond_the_end_of_its_log_holds_the_partition_until_reset(
 
     consumer = services.consumer()
     try:
-        wait_for(
-            lambda: (consumer.poll_once(), tp in consumer.held_partitions)[1],
-            what="the partition to be held",
-        )
+        poll_until(consumer, lambda: tp in consumer.held_partitions, "the partition to be held")
         held = consumer.held_partitions[tp]
         assert (held.status, held.stored, held.log_start, held.log_end) == (
             "beyond_end",
