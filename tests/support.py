@@ -164,6 +164,29 @@ def read_topic(
         consumer.close()
 
 
+def json_lines(log: Path, start: int = 0) -> list[dict[str, Any]]:
+    """The JSON lines of a log file from byte ``start`` (a line still being written is skipped)."""
+    found = []
+    with log.open("rb") as handle:
+        handle.seek(start)
+        for line in handle.read().decode(errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    found.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+    return found
+
+
+def drain(services: Services, timeout: float = 60.0) -> None:
+    """A consumer of its own, run until every partition's stored position is at its end."""
+    consumer = services.consumer()
+    try:
+        consumer.drain(timeout=timeout)
+    finally:
+        consumer.close()
+
+
 def catch_up(services: Services) -> None:
     for follower in services.followers():
         follower.catch_up()

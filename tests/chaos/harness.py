@@ -4,7 +4,6 @@ each, a supervisor loop that restarts what died, and the seeded fault schedule."
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -13,7 +12,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
@@ -21,6 +19,7 @@ from consumers.topics import ensure_topics
 from ledger.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, start_broker
 from ledger.embedded import start_postgres as embedded_postgres
 from ledger.settings import Settings
+from tests.support import json_lines
 
 PARTITIONS = 4
 KILL_TARGETS = ("consumer_child", "consumer_supervisor", "projections", "publisher")
@@ -104,19 +103,6 @@ class Broker:
 
     def close(self) -> None:
         self.broker.stop()
-
-
-def json_lines(log: Path, start: int = 0) -> list[dict[str, Any]]:
-    found = []
-    with log.open("rb") as handle:
-        handle.seek(start)
-        for line in handle.read().decode(errors="replace").splitlines():
-            if line.startswith("{"):
-                try:
-                    found.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-    return found
 
 
 @dataclass

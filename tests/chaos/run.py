@@ -26,12 +26,11 @@ from tests.chaos.harness import (
     Postgres,
     Role,
     Supervisor,
-    json_lines,
     schedule,
 )
 from tests.chaos.oracle import Expected, expect
 from tests.chaos.stream import Stream, generate
-from tests.support import ledger_command, ledger_env, positions_at_end
+from tests.support import json_lines, ledger_command, ledger_env, positions_at_end
 
 #: After November's end in every zone of the stream plus the close grace (6 h), and
 #: not in the future (close-periods refuses an --as-of later than the clock).

@@ -27,19 +27,11 @@ from ledger.bootstrap import Services
 from ledger.contacts_account import contacts_as_of
 from ledger.errors import LedgerError
 from tests.conftest import MakeServices
-from tests.support import Upstreams, catch_up, utc
+from tests.support import Upstreams, catch_up, drain, utc
 
 D = Decimal
 GRACE = timedelta(hours=6)
 Line = tuple[str, int, Decimal | None, Decimal]
-
-
-def drain(services: Services) -> None:
-    consumer = services.consumer()
-    try:
-        consumer.drain(timeout=60)
-    finally:
-        consumer.close()
 
 
 def close(services: Services, as_of: datetime) -> list[str]:

@@ -13,7 +13,6 @@ re-published after it: 25 platform emails in November, each billed once.
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import subprocess
@@ -26,25 +25,14 @@ from ledger.bootstrap import bootstrap
 from ledger.errors import AccountNotFound
 from ledger.input_logs import partition_log_uuid
 from tests.conftest import MakeServices
-from tests.support import Upstreams, catch_up, ledger_env, utc, wait_for
+from tests.support import Upstreams, catch_up, json_lines, ledger_env, utc, wait_for
 
 ADDRESS = re.compile(r"embedded in-memory broker at (\S+)")
 
 
-def _lines(log: Path) -> list[dict[str, Any]]:
-    found = []
-    for line in log.read_text().splitlines():
-        if line.startswith("{"):
-            try:
-                found.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return found
-
-
 def _start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
     ledger = Path(sys.executable).with_name("ledger")
-    offset = len(_lines(log)) if log.exists() else 0
+    offset = len(json_lines(log)) if log.exists() else 0
     service = subprocess.Popen(
         [str(ledger), "serve", "--role", "consumer"],
         env=env,
@@ -54,7 +42,7 @@ def _start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str
 
     def address() -> str | None:
         assert service.poll() is None, log.read_text()[-3000:]
-        for line in _lines(log)[offset:]:
+        for line in json_lines(log)[offset:]:
             match = ADDRESS.search(str(line.get("message", "")))
             if match:
                 return match.group(1)
@@ -96,7 +84,9 @@ def test_a_restarted_embedded_broker_loses_nothing_published_after_it_and_bills_
     up.publish([up.opened("acme", utc(2026, 11, 1)), *emails])
     wait_for(lambda: platform_emails() == 20, timeout=60, what="the first 20 emails billed")
     _stop(service)
-    closed = [line for line in _lines(log) if line.get("event") == "embedded_broker_logs_closed"]
+    closed = [
+        line for line in json_lines(log) if line.get("event") == "embedded_broker_logs_closed"
+    ]
     assert closed[-1]["unconsumed"] == 0
 
     service, address = _start(env, log)

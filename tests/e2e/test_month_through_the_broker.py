@@ -15,17 +15,8 @@ import json
 from decimal import Decimal
 
 from consumers.publishing import raw
-from ledger.bootstrap import Services
 from tests.conftest import MakeServices
-from tests.support import Upstreams, catch_up, read_topic, utc
-
-
-def drain(services: Services) -> None:
-    consumer = services.consumer()
-    try:
-        consumer.drain(timeout=60)
-    finally:
-        consumer.close()
+from tests.support import Upstreams, catch_up, drain, read_topic, utc
 
 
 def test_a_month_is_billed_exactly_once_with_exact_documents(make_services: MakeServices) -> None:

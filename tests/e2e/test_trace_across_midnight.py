@@ -5,17 +5,8 @@ from __future__ import annotations
 
 import json
 
-from ledger.bootstrap import Services
 from tests.conftest import MakeServices
-from tests.support import Upstreams, catch_up, ledger_command, ledger_env, utc
-
-
-def drain(services: Services) -> None:
-    consumer = services.consumer()
-    try:
-        consumer.drain(timeout=60)
-    finally:
-        consumer.close()
+from tests.support import Upstreams, catch_up, drain, ledger_command, ledger_env, utc
 
 
 def message_id(message: object) -> str:
