@@ -19,7 +19,7 @@ processes never re-drive the same rows; if a rebalance makes them race, the
 loser collides and stores nothing), it takes the rows whose account is now
 open, and the replayed letters, oldest first, one transaction per source
 partition, and sends them down the consumer's own path: the same decode,
-in-batch and stored dedupe, mapping (one event per account per batch) and
+in-batch and stored dedupe, mapping (one event per account and month per batch) and
 apply. The transaction stores their events and dedupe keys, no Kafka
 position, and deletes exactly those parked rows, or fails and stores nothing
 (another writer settled them first): a fact is applied once. What is refused

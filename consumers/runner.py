@@ -12,7 +12,8 @@ Exactly-once effect, step by step (``docs/exactly-once.md``):
    (``auto_offset_reset="none"``).
 2. Decode and validate each record (pure), drop duplicates within the batch and
    those whose CloudEvent ``(source, id)`` is already in ``ledger_dedupe``.
-3. Map to commands, apply them to aggregates (one event per account per batch).
+3. Map to commands, apply them to aggregates (one event per account and billing
+   month per batch).
 4. Publish dead letters (refused records) to the dead-letter topic and flush:
    network I/O happens before, never inside, the database transaction.
    Records for an account that is not open yet are parked instead

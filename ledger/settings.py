@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     #: Consumer processes ``serve`` runs in the group: one keeps one core busy.
     consumer_processes: int = Field(default=1, ge=1, le=64)
     # Bigger batches amortise the per-account event and the per-transaction
-    # costs over more emails (one event per account per batch, whatever its size).
+    # costs over more emails (one event per account and month per batch, whatever its size).
     batch_max_records: int = Field(default=20000, ge=1)
     plans_dir: Path = PROJECT_ROOT / "plans"
     # Never negative: a negative grace would document a month before it ended.
