@@ -25,6 +25,7 @@ from typing import Any
 from uuid import UUID
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import OffsetOutOfRangeError
 
 from ledger.input_logs import UNNAMED_LOG
 
@@ -42,6 +43,8 @@ class LogProbe:
         self._admin: KafkaAdminClient | None = None
         self._consumer: KafkaConsumer | None = None
         self._under_reports: bool | None = None
+        #: Partitions whose end the last ``bounds`` call could not make exact.
+        self.unverified: set[TopicPartition] = set()
 
     @property
     def admin(self) -> KafkaAdminClient:
@@ -61,17 +64,17 @@ class LogProbe:
         return self._consumer
 
     def log_ids(self, topics: Iterable[str]) -> dict[str, str]:
-        """Topic name -> the id of its current log (``UNNAMED_LOG`` if the broker names none)."""
+        """Topic name -> the id of its current log (``UNNAMED_LOG`` if the broker names
+        none). A topic the broker answers with an error (unknown for now, not
+        authorised) is left out: unknown is not "new"."""
         wanted = sorted(set(topics))
-        ids = {topic: UNNAMED_LOG for topic in wanted}
+        ids: dict[str, str] = {}
         for described in self.admin.describe_topics(wanted):
+            if described.get("error_code", 0) != 0 or described.get("name") not in wanted:
+                continue
             topic_id = described.get("topic_id")
-            if described.get("error_code", 0) == 0 and topic_id not in (
-                None,
-                ZERO_UUID,
-                str(ZERO_UUID),
-            ):
-                ids[described["name"]] = str(topic_id)
+            unnamed = topic_id in (None, ZERO_UUID, str(ZERO_UUID))
+            ids[described["name"]] = UNNAMED_LOG if unnamed else str(topic_id)
         return ids
 
     @property
@@ -87,12 +90,19 @@ class LogProbe:
         return [TopicPartition(topic, p) for p in sorted(found)]
 
     def bounds(
-        self, partitions: Iterable[TopicPartition], reading_from: Mapping[TopicPartition, int]
+        self,
+        partitions: Iterable[TopicPartition],
+        reading_from: Mapping[TopicPartition, int],
+        *,
+        exact: bool = False,
     ) -> dict[TopicPartition, tuple[int, int]]:
         """(log start, log end) of each partition; ``reading_from`` holds the next
         offset the ledger would read, where known: the end is made exact wherever
-        that offset is at or past the reported end."""
+        that offset is at or past the reported end (``exact``: everywhere, for
+        counting what is left). A partition whose end could not be made exact is
+        in ``unverified`` afterwards."""
         wanted = list(partitions)
+        self.unverified = set()
         if not wanted:
             return {}
         starts, ends = self._offsets(wanted)
@@ -102,10 +112,10 @@ class LogProbe:
             if end > 0
             and (
                 reading_from.get(tp, 0) > end
-                or (reading_from.get(tp, 0) == end and self.under_reports)
+                or ((exact or reading_from.get(tp, 0) == end) and self.under_reports)
             )
         }
-        true_ends = self._true_ends(doubtful)
+        true_ends = self._true_ends(doubtful, starts)
         if any(true_ends[tp] > end for tp, end in doubtful.items()):
             self._under_reports = True
         ends.update(true_ends)
@@ -127,26 +137,33 @@ class LogProbe:
                 time.sleep(0.1 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def _true_ends(self, reported: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
-        if not reported:
-            return {}
-        consumer = self.consumer
-        consumer.assign(list(reported))
-        for tp, end in reported.items():
-            consumer.seek(tp, end - 1)  # the first offset of the last batch, on Tansu
+    def _true_ends(
+        self, reported: Mapping[TopicPartition, int], starts: Mapping[TopicPartition, int]
+    ) -> dict[TopicPartition, int]:
         found = dict(reported)
-        waiting = set(reported)
+        # An emptied log (retention) has no record before its end: nothing to read.
+        readable = {tp: end for tp, end in reported.items() if end - 1 >= starts[tp]}
+        if not readable:
+            return found
+        consumer = self.consumer
+        consumer.assign(list(readable))
+        for tp, end in readable.items():
+            consumer.seek(tp, end - 1)  # the first offset of the last batch, on Tansu
+        waiting = set(readable)
         deadline = time.monotonic() + PROBE_TIMEOUT_SECONDS
-        # Read to the end: until every partition gave records and a poll brings no more.
-        while time.monotonic() < deadline:
-            polled = consumer.poll(timeout_ms=100)
+        # A fetch at a batch's first offset returns the whole batch, and one poll hands
+        # it over (max_poll_records is high): a partition is done once it gave records.
+        while waiting and time.monotonic() < deadline:
+            try:
+                polled = consumer.poll(timeout_ms=100)
+            except OffsetOutOfRangeError:  # the log was cut meanwhile: left unverified
+                break
             for tp, records in polled.items():
                 if records:
                     found[tp] = max(found[tp], records[-1].offset + 1)
                     waiting.discard(tp)
-            if not waiting and not any(polled.values()):
-                break
         consumer.assign([])
+        self.unverified |= waiting
         return found
 
     def close(self) -> None:

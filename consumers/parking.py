@@ -124,8 +124,12 @@ class ParkedFacts:
             partitions = sorted((tp.topic, tp.partition) for tp in held)
             recorder = owner.recorder
             if partitions:
-                expired = recorder.parked_expired(
-                    partitions, self.clock() - self.max_age, self.page
+                # Not while account facts may be unread: an opening queued behind a
+                # restart or a held partition would find its facts given up on.
+                expired = (
+                    recorder.parked_expired(partitions, self.clock() - self.max_age, self.page)
+                    if owner.accounts_current
+                    else []
                 )
                 for tp, rows in _by_partition(expired):
                     outcomes.append(self._expire(tp, rows))

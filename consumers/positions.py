@@ -76,6 +76,8 @@ class PartitionPosition:
                 f"stored position {self.stored} is before the log's start {self.log_start}:"
                 f" records {self.next_offset}..{self.log_start - 1} were deleted unread"
             )
+        if self.status == "new_log":
+            return "a new log, not read yet: a consumer reads it from its start"
         if self.status == "beyond_end":
             return (
                 f"stored position {self.stored} is beyond the log's end {self.log_end}:"
@@ -112,29 +114,43 @@ class Positions:
         self.clock = clock or (lambda: datetime.now(UTC))
 
     def check(
-        self, partitions: Sequence[TopicPartition]
+        self, partitions: Sequence[TopicPartition], *, adopt: bool = True, exact: bool = False
     ) -> dict[TopicPartition, PartitionPosition]:
-        """Where each partition stands; a partition whose broker log is new is
-        recorded as reading that log from its start first."""
+        """Where each partition stands. A partition whose broker log is new is recorded
+        as reading that log from its start first (``adopt``; else it is reported as
+        ``new_log`` and nothing is written). A partition the broker cannot describe
+        now, or whose end it cannot confirm, is left out: unknown is not a verdict.
+        ``exact``: every end made exact (for counting what is left, not just deciding)."""
         if not partitions:
             return {}
         log_ids = self.probe.log_ids(tp.topic for tp in partitions)
-        logs = {tp: load_partition_log(self.ledger, tp.topic, tp.partition) for tp in partitions}
+        known = [tp for tp in partitions if tp.topic in log_ids]
+        logs = {tp: load_partition_log(self.ledger, tp.topic, tp.partition) for tp in known}
         reading_from = {}
         for tp, partition_log in logs.items():
             if partition_log is not None and partition_log.log_id == log_ids[tp.topic]:
                 reading_from[tp] = partition_log.next_offset(self._stored(partition_log))
-        bounds = self.probe.bounds(partitions, reading_from)
+        bounds = self.probe.bounds(known, reading_from, exact=exact)
+        unverified = set(self.probe.unverified)
         checked: dict[TopicPartition, PartitionPosition] = {}
-        for tp in partitions:
+        for tp in known:
             start, end = bounds[tp]
             partition_log = logs[tp]
             if partition_log is None or partition_log.log_id != log_ids[tp.topic]:
-                partition_log = self._take_new_log(tp, log_ids[tp.topic], start)
+                if not adopt:
+                    checked[tp] = self._new_log(tp, log_ids[tp.topic], start, end)
+                    continue
+                partition_log = self._take_new_log(tp, log_ids[tp.topic], start, end)
                 if partition_log.next_offset(self._stored(partition_log)) >= end:
-                    start, end = self.probe.bounds([tp], {tp: start})[tp]
+                    start, end = self.probe.bounds([tp], {tp: start}, exact=exact)[tp]
+                    unverified |= self.probe.unverified
             stored = self._stored(partition_log)
             next_offset = partition_log.next_offset(stored)
+            status = partition_log.held or classify(next_offset, start, end)
+            if status == "beyond_end" and tp in unverified and not partition_log.held:
+                continue  # the probe could not read the log's last batch: ask again later
+            if status != "ok" and not partition_log.held and adopt:
+                self._record_hold(partition_log, status, stored, start, end)
             checked[tp] = PartitionPosition(
                 topic=tp.topic,
                 partition=tp.partition,
@@ -146,12 +162,52 @@ class Positions:
                 next_offset=next_offset,
                 log_start=start,
                 log_end=end,
-                status=classify(next_offset, start, end),
+                status=status,
             )
         return checked
 
+    def _new_log(self, tp: TopicPartition, log_id: str, start: int, end: int) -> PartitionPosition:
+        """A log no consumer has taken yet, as ``ledger positions`` shows it."""
+        return PartitionPosition(
+            topic=tp.topic,
+            partition=tp.partition,
+            log_id=log_id,
+            epoch=0,
+            tracking_name="",
+            start_offset=start,
+            stored=None,
+            next_offset=start,
+            log_start=start,
+            log_end=end,
+            status="new_log",
+        )
+
     def all_partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
         return [tp for topic in topics for tp in self.probe.partitions(topic)]
+
+    def _record_hold(
+        self, partition_log: PartitionLog, status: str, stored: int | None, start: int, end: int
+    ) -> None:
+        """Held in the history, so that no restart, and no log growing past the
+        position, lifts it without an operator's reset."""
+        partition_log.hold(
+            status=status, stored=stored, log_start=start, log_end=end, at=self.clock()
+        )
+        try:
+            self.ledger.save(partition_log)
+        except IntegrityError:  # another process recorded it (or a reset) first
+            self.ledger.evict([partition_log.id])
+
+    def _legacy_start(self, tp: TopicPartition, start: int, end: int) -> int:
+        """Where to start the first log of a partition: after the position an earlier
+        release stored without a log id (``kafka:<topic>:<partition>``), if that
+        position lies in this log; else at the log's start."""
+        legacy: int | None = self.ledger.process_recorder.max_tracking_id(
+            f"kafka:{tp.topic}:{tp.partition}"
+        )
+        if legacy is not None and start <= legacy + 1 <= end:
+            return legacy + 1
+        return start
 
     def _stored(self, partition_log: PartitionLog) -> int | None:
         position: int | None = self.ledger.process_recorder.max_tracking_id(
@@ -159,7 +215,7 @@ class Positions:
         )
         return position
 
-    def _take_new_log(self, tp: TopicPartition, log_id: str, start: int) -> PartitionLog:
+    def _take_new_log(self, tp: TopicPartition, log_id: str, start: int, end: int) -> PartitionLog:
         """Record that the partition now reads ``log_id`` from ``start``.
 
         Two processes may meet the new log at once (a rebalance, the CLI): the
@@ -174,7 +230,7 @@ class Positions:
                     topic=tp.topic,
                     partition=tp.partition,
                     log_id=log_id,
-                    start_offset=start,
+                    start_offset=self._legacy_start(tp, start, end),
                     at=self.clock(),
                 )
                 log.info(
@@ -182,7 +238,7 @@ class Positions:
                     topic=tp.topic,
                     partition=tp.partition,
                     log_id=log_id,
-                    start_offset=start,
+                    start_offset=partition_log.start_offset,
                 )
             else:
                 stored = self._stored(partition_log)

@@ -303,6 +303,9 @@ class LedgerConsumer:
             session_timeout_ms=6000,
             heartbeat_interval_ms=1000,
             max_poll_interval_ms=60000,
+            # A topic created after the consumer subscribed (a fresh or restarted broker)
+            # is found within seconds, not kafka-python's default 5 minutes.
+            metadata_max_age_ms=5000,
             # One fetch per partition should hold a whole batch (~300-500 bytes a
             # record): a poll then hands over one full-sized batch per partition.
             max_partition_fetch_bytes=partition_fetch_bytes,
@@ -348,6 +351,11 @@ class LedgerConsumer:
         """
         # A save in flight must not race the check: its outcome moves the stored position.
         self._settle()
+        for tp in {*self._checked, *self._held, *self._unchecked} - set(partitions):
+            # Another member reports these now: no stale lag or hold from this one.
+            for gauge in (CONSUMER_LAG, PARTITION_HELD):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(tp.topic, str(tp.partition))
         self._checked, self._held = {}, {}
         self._unchecked = set(partitions)
         for tp in partitions:
@@ -387,8 +395,9 @@ class LedgerConsumer:
             self._settle()  # the stored positions must be final before they are compared
         self._positions_checked = time.monotonic()
         checked = self.positions.check(sorted(wanted))
-        for tp, position in checked.items():
+        for tp, found in checked.items():
             before = self._checked.get(tp) or self._held.get(tp)
+            position = found  # a hold is in the history: it lasts until a reset
             moved = (
                 tp in self._unchecked
                 or before is None
@@ -400,6 +409,9 @@ class LedgerConsumer:
             PARTITION_HELD.labels(tp.topic, str(tp.partition)).set(1 if position.held else 0)
             if position.held:
                 self._checked.pop(tp, None)
+                # Usage no longer waits for a held accounts partition: what comes
+                # before its account is parked.
+                self._held_back.pop(tp, None)
                 if before is None or not before.held or before.reason != position.reason:
                     log.error(
                         "partition_held",
@@ -449,8 +461,24 @@ class LedgerConsumer:
             log.info("accounts_caught_up_resuming_usage")
 
     @property
+    def positions_checked_at(self) -> float:
+        """``time.monotonic()`` of the last position check."""
+        return self._positions_checked
+
+    @property
     def held_partitions(self) -> dict[TopicPartition, PartitionPosition]:
         return dict(self._held)
+
+    @property
+    def accounts_current(self) -> bool:
+        """Whether every account fact this consumer can read is applied as far as it
+        knows: nothing unchecked, held back or held on the accounts topic. Until then a
+        fact waiting for its account is not given up on (its opening may be unread)."""
+        return (
+            not self._unchecked
+            and not self._held_back
+            and not any(tp.topic in self.roles.priority for tp in self._held)
+        )
 
     # ------------------------------------------------------------------ loop
 

@@ -224,10 +224,10 @@ class Services:
         positions = self.positions()
         lost = 0
         try:
-            checked = positions.check(self.input_partitions(positions))
+            checked = positions.check(self.input_partitions(positions), adopt=False, exact=True)
             for tp, position in checked.items():
                 partition_log = load_partition_log(self.ledger, tp.topic, tp.partition)
-                if partition_log is None:
+                if partition_log is None or position.status == "new_log":
                     continue
                 unconsumed = partition_log.close(
                     stored=position.stored, log_end=position.log_end, at=self.clock()

@@ -627,7 +627,7 @@ def positions_show(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     if ctx.invoked_subcommand is not None:
         return
     with _positions_services() as (svc, positions):
-        checked = positions.check(svc.input_partitions(positions))
+        checked = positions.check(svc.input_partitions(positions), adopt=False, exact=True)
     rows = [
         {
             "topic": p.topic,
@@ -638,7 +638,7 @@ def positions_show(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             "start": p.log_start,
             "end": p.log_end,
             "lag": p.lag,
-            "state": "ok" if not p.held else f"HELD: {p.status}",
+            "state": {"ok": "ok", "new_log": "new log"}.get(p.status, f"HELD: {p.status}"),
         }
         for p in checked.values()
     ]
@@ -648,7 +648,7 @@ def positions_show(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     out.print(render.simple_table(rows))
     for p in checked.values():
         if p.held:
-            err.print(f"held {p.topic}:{p.partition}: {p.reason}", highlight=False, markup=False)
+            err.print(f"{p.topic}:{p.partition}: {p.reason}", highlight=False, markup=False)
 
 
 @positions_app.command("reset")
@@ -673,7 +673,14 @@ def positions_reset(
         tp = TopicPartition(topic, partition)
         if tp not in svc.input_partitions(positions):
             raise UserError(f"no input partition {topic}:{partition}")
-        position = positions.check([tp])[tp]
+        position = positions.check([tp], adopt=False, exact=True).get(tp)
+        if position is None:
+            raise UserError(f"the broker cannot describe {topic}:{partition} now: try again")
+        if position.status == "new_log":
+            raise UserError(
+                f"{topic}:{partition} is a new log no consumer has read yet (it is read from"
+                " its start): nothing to reset"
+            )
         if not position.held and not force:
             raise UserError(
                 f"{topic}:{partition} is not held (next offset {position.next_offset} is within"
@@ -798,8 +805,11 @@ def serve(
             pass
         stop.set()
         home = svc.settings.home
+        # With the embedded broker the consumer first drains it (what it holds is lost
+        # when it stops): that time comes on top of the shutdown budget.
+        drain = svc.settings.stop_drain_timeout if svc.embedded_broker else timedelta(0)
         shutdown.arm(
-            svc.settings.shutdown_timeout.total_seconds(),
+            (svc.settings.shutdown_timeout + drain).total_seconds(),
             threads,
             lambda: status_file.remove(home, os.getpid()),
         )

@@ -17,6 +17,10 @@ ledger reads now and every change of it:
   unread in the old log, if anything, is stated: a log that was closed
   cleanly says how many records it still held; one that vanished (a killed
   broker) is said to be unknown.
+- ``Held``: the stored position lies outside the log (before its start:
+  records deleted unread; beyond its end: not taken in this log). Nothing of
+  the partition is read until a ``Reset`` or a new log, whatever the log does
+  meanwhile: a log that grows past a foreign position is no reason to read on.
 - ``Reset``: an operator moved the position within the same log (after it
   fell outside the log: records deleted by retention before they were read,
   or a log that ends before the position). The tracking name gets a new
@@ -76,6 +80,7 @@ class PartitionLog(Aggregate):
         Adopted: ClassVar[type[Aggregate.Created]]
         Replaced: ClassVar[type[Aggregate.Event]]
         Reset: ClassVar[type[Aggregate.Event]]
+        Held: ClassVar[type[Aggregate.Event]]
         Closed: ClassVar[type[Aggregate.Event]]
 
     @staticmethod
@@ -103,6 +108,9 @@ class PartitionLog(Aggregate):
         self.changed_at = at
         #: The unconsumed records counted when the current log was closed (None: not closed).
         self.unconsumed_at_close: int | None = None
+        #: Why the partition is held (``before_start`` | ``beyond_end``), until a reset or a
+        #: new log: a hold is not lifted by the log changing under it.
+        self.held: str | None = None
 
     @property
     def tracking_name(self) -> str:
@@ -122,6 +130,7 @@ class PartitionLog(Aggregate):
             raise PositionNotResettable(f"{self.topic}:{self.partition} already reads log {log_id}")
         self._replaced(
             log_id=log_id,
+            epoch=self.epoch + 1,
             start_offset=start_offset,
             previous_log_id=self.log_id,
             previous_epoch=self.epoch,
@@ -135,6 +144,7 @@ class PartitionLog(Aggregate):
         self,
         *,
         log_id: str,
+        epoch: int,
         start_offset: int,
         previous_log_id: str,
         previous_epoch: int,
@@ -143,10 +153,11 @@ class PartitionLog(Aggregate):
         at: datetime,
     ) -> None:
         self.log_id = log_id
-        self.epoch = 0
+        self.epoch = epoch  # never 0 again: no tracking name is ever reused
         self.start_offset = start_offset
         self.changed_at = at
         self.unconsumed_at_close = None
+        self.held = None
 
     def reset(
         self,
@@ -190,6 +201,25 @@ class PartitionLog(Aggregate):
     ) -> None:
         self.epoch = epoch
         self.start_offset = start_offset
+        self.changed_at = at
+        self.held = None
+
+    def hold(
+        self, *, status: str, stored: int | None, log_start: int, log_end: int, at: datetime
+    ) -> None:
+        """The stored position lies outside the log (``classify``): nothing is read
+        until an operator resets it, whatever the log does meanwhile (a log that
+        grows past a foreign position must not be read from there)."""
+        if status not in ("before_start", "beyond_end"):
+            raise PositionNotResettable(f"not a reason to hold a partition: {status!r}")
+        if self.held is None:
+            self._held(status=status, position=stored, log_start=log_start, log_end=log_end, at=at)
+
+    @event("Held")
+    def _held(
+        self, *, status: str, position: int | None, log_start: int, log_end: int, at: datetime
+    ) -> None:
+        self.held = status
         self.changed_at = at
 
     def close(self, *, stored: int | None, log_end: int, at: datetime) -> int:

@@ -118,3 +118,27 @@ def _producer(address: str) -> Any:
     from kafka import KafkaProducer
 
     return KafkaProducer(bootstrap_servers=[address], acks="all", linger_ms=5)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a reaped-late dead process is not running)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_a_killed_owner_leaves_no_embedded_broker_accepting_writes() -> None:
+    """Its log dies with it anyway; an orphan would take records nobody reads."""
+    code = (
+        "from ledger.embedded import start_broker; import time;"
+        " print(start_broker().process.pid, flush=True); time.sleep(120)"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert owner.stdout is not None
+    broker = int(owner.stdout.readline())
+    assert _running(broker)
+    owner.send_signal(signal.SIGKILL)
+    owner.wait(timeout=10)
+    wait_for(lambda: not _running(broker), timeout=10, what="the orphaned broker to die")

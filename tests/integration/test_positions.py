@@ -103,6 +103,17 @@ def test_a_position_beyond_the_end_of_its_log_holds_the_partition_until_reset(
         for _ in range(10):
             consumer.poll_once()
         assert _platform_emails(services, "acme") == 10  # nothing read, nothing guessed
+        # The log grows past the foreign position: still held (reading from 501 would
+        # skip offsets 14..500 in silence), until an operator says otherwise.
+        up.publish(up.emails("acme", 500, utc(2026, 11, 4)))  # offsets 14..513
+        grown = time.monotonic()
+        poll_until(
+            consumer,
+            lambda: consumer.positions_checked_at > grown,
+            "a position check after the log grew",
+        )
+        assert consumer.held_partitions[tp].log_end == 514
+        assert _platform_emails(services, "acme") == 10
 
         env = ledger_env(services.settings)
         shown = ledger_command("positions", "--json", env=env)
@@ -114,14 +125,14 @@ def test_a_position_beyond_the_end_of_its_log_holds_the_partition_until_reset(
             tp.topic,
             str(tp.partition),
             "--to",
-            "99",
+            "999",
             "--reason",
             "topic recreated",
             env=env,
         )
         assert refused.returncode == 1
         assert refused.stderr.strip().splitlines() == [
-            f"error: offset 99 is outside the log of {tp.topic}:{tp.partition} (0..14)"
+            f"error: offset 999 is outside the log of {tp.topic}:{tp.partition} (0..514)"
         ]
         reset = ledger_command(
             "positions",
@@ -136,7 +147,7 @@ def test_a_position_beyond_the_end_of_its_log_holds_the_partition_until_reset(
         )
         assert reset.returncode == 0, reset.stderr
         deadline = time.monotonic() + 30
-        while _platform_emails(services, "acme") != 14:
+        while _platform_emails(services, "acme") != 514:
             consumer.poll_once()
             assert time.monotonic() < deadline, "the reset partition was not read"
         assert tp not in consumer.held_partitions
@@ -153,6 +164,6 @@ def test_a_position_beyond_the_end_of_its_log_holds_the_partition_until_reset(
         type(e).__name__
         for e in services.ledger.events.get(partition_log.id)  # the auditors' record
     ]
-    assert history == ["Adopted", "Reset"]
+    assert history == ["Adopted", "Held", "Reset"]
     stored = load_partition_log(services.ledger, tp.topic, tp.partition)
     assert stored is not None and (stored.epoch, stored.start_offset) == (1, 10)

@@ -54,8 +54,8 @@ def test_a_new_log_is_read_from_its_start_and_the_old_logs_leftover_is_recorded(
     log.close(stored=19, log_end=23, at=utc(2026, 12, 1, 1))
     assert log.unconsumed_at_close == 3  # offsets 20, 21 and 22 were not read
     log.replace(log_id="B", start_offset=0, stored=19, at=utc(2026, 12, 1, 2))
-    assert (log.log_id, log.epoch, log.next_offset(None)) == ("B", 0, 0)
-    assert log.tracking_name == "kafka:billing.email-sent:2@B"
+    assert (log.log_id, log.epoch, log.next_offset(None)) == ("B", 1, 0)
+    assert log.tracking_name == "kafka:billing.email-sent:2@B+1"
     replaced = log.collect_events()[-1]
     assert type(replaced).__name__ == "Replaced"
     assert replaced.previous_position == 19  # type: ignore[attr-defined]
@@ -100,3 +100,33 @@ def test_replacing_a_log_by_itself_is_refused() -> None:
     log = _log()
     with pytest.raises(PositionNotResettable):
         log.replace(log_id="A", start_offset=0, stored=3, at=utc(2026, 12, 2))
+
+
+def test_a_log_met_again_never_reuses_a_tracking_name() -> None:
+    """A -> B -> A (a broker that briefly answered with another log): the second
+    reading of A starts afresh instead of reviving A's old position."""
+    log = _log()
+    names = [log.tracking_name]
+    for log_id in ("B", "A"):
+        log.replace(log_id=log_id, start_offset=0, stored=None, at=utc(2026, 12, 1, 2))
+        names.append(log.tracking_name)
+    assert names == [
+        "kafka:billing.email-sent:2@A",
+        "kafka:billing.email-sent:2@B+1",
+        "kafka:billing.email-sent:2@A+2",
+    ]
+
+
+def test_a_hold_lasts_until_a_reset_or_a_new_log() -> None:
+    log = _log()
+    log.hold(status="beyond_end", stored=500, log_start=0, log_end=14, at=utc(2026, 12, 2))
+    log.hold(status="beyond_end", stored=500, log_start=0, log_end=600, at=utc(2026, 12, 2, 1))
+    assert log.held == "beyond_end"
+    assert [type(e).__name__ for e in log.collect_events()] == ["Adopted", "Held"]  # once
+    log.reset(to_offset=14, stored=500, log_start=0, log_end=600, reason="r", at=utc(2026, 12, 3))
+    assert log.held is None
+    log.hold(status="before_start", stored=3, log_start=9, log_end=600, at=utc(2026, 12, 4))
+    log.replace(log_id="B", start_offset=0, stored=3, at=utc(2026, 12, 5))
+    assert log.held is None
+    with pytest.raises(PositionNotResettable):
+        log.hold(status="ok", stored=3, log_start=0, log_end=9, at=utc(2026, 12, 6))
