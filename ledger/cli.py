@@ -628,27 +628,48 @@ def positions_show(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         return
     with _positions_services() as (svc, positions):
         checked = positions.check(svc.input_partitions(positions), adopt=False, exact=True)
+    state = {"ok": "ok", "new_log": "new log"}
+    if as_json:
+        _json(
+            [
+                {
+                    "topic": p.topic,
+                    "partition": p.partition,
+                    "log": p.log_id,
+                    "epoch": p.epoch,
+                    "stored": p.stored,
+                    "next": p.next_offset,
+                    "start": p.log_start,
+                    "end": p.log_end,
+                    "lag": p.lag,
+                    "state": state.get(p.status, f"HELD: {p.status}"),
+                }
+                for p in checked.values()
+            ]
+        )
+        return
+    # Kafka's convention: "next" is the first offset to read (a committed offset).
     rows = [
         {
             "topic": p.topic,
-            "partition": p.partition,
-            "log": p.log_id if as_json else p.log_id[-12:],
-            "epoch": p.epoch,
-            "stored": "-" if p.stored is None else p.stored,
+            "part": p.partition,
+            "next": p.next_offset,
             "start": p.log_start,
             "end": p.log_end,
             "lag": p.lag,
-            "state": {"ok": "ok", "new_log": "new log"}.get(p.status, f"HELD: {p.status}"),
+            "state": state.get(p.status, f"HELD: {p.status}"),
         }
         for p in checked.values()
     ]
-    if as_json:
-        _json(rows)
-        return
     out.print(render.simple_table(rows))
     for p in checked.values():
-        if p.held:
-            err.print(f"{p.topic}:{p.partition}: {p.reason}", highlight=False, markup=False)
+        if p.status in ("before_start", "beyond_end"):
+            err.print(f"held {p.topic}:{p.partition}: {p.reason}", highlight=False, markup=False)
+    fresh = sum(p.status == "new_log" for p in checked.values())
+    if fresh:
+        err.print(
+            f"{fresh} partition(s): a new log, not read yet (a consumer reads it from its start)"
+        )
 
 
 @positions_app.command("reset")
