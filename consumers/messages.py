@@ -278,8 +278,14 @@ def decode(
 
 def _refusal(record: RecordLike, exc: ValidationError) -> str:
     """Why pydantic refused a record; must never raise, whatever the bytes."""
+    value = record.value or b""
     try:
-        raw = json.loads(record.value)
+        value.decode("utf-8")  # json.loads would guess UTF-16 from the first bytes
+    except UnicodeDecodeError as error:
+        bad = value[error.start : error.start + 1]
+        return f"not UTF-8: byte {error.start} ({bad!r}) {error.reason}"
+    try:
+        raw = json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         return f"not JSON: {error}"
     except (RecursionError, ValueError, TypeError):

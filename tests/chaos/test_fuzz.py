@@ -38,6 +38,7 @@ SEED = int(os.environ.get("LEDGER_CHAOS_SEED", "20261201"))
 
 #: A piece of the reason of each mutation's dead letter; the others start "invalid ..." or "not JSON".
 REASONS = {
+    "invalid_utf8": "not UTF-8",
     "future_time": "is in the future",
     "wrong_topic": "does not belong on topic",
     "wrong_key": "Kafka key",

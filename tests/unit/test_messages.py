@@ -66,6 +66,8 @@ def test_a_valid_email_is_accepted_with_its_dedupe_key() -> None:
     [
         (b"", "acme", "empty message: no CloudEvent in the record value"),
         (b"{not json", "acme", "not JSON"),
+        # json.loads would read these two bytes as a UTF-16 mark and say something else
+        (b'\xff\xfe{"id": "e1"}', "acme", "not UTF-8: byte 0 (b'\\xff') invalid start byte"),
         (b"[1, 2]", "acme", "not a CloudEvent: the message is not a JSON object"),
         ({**email(), "type": "email.bounced"}, "acme", "unknown event type 'email.bounced'"),
         (
