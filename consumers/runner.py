@@ -78,7 +78,7 @@ from consumers.mapping import to_commands
 from consumers.messages import Accepted, Record, RecordLike, Refused, decode
 from consumers.metrics import BATCH_SECONDS, CONSUMER_LAG, DEAD_LETTERS, MESSAGES, PARTITION_HELD
 from consumers.parking import ParkedFacts, parked_rows
-from consumers.positions import PartitionPosition, Positions
+from consumers.positions import PartitionPosition, Positions, load_partition_log
 from ledger.account import account_uuid
 from ledger.application import Ledger
 from ledger.plans import Catalogue
@@ -303,9 +303,6 @@ class LedgerConsumer:
             session_timeout_ms=6000,
             heartbeat_interval_ms=1000,
             max_poll_interval_ms=60000,
-            # A topic created after the consumer subscribed (a fresh or restarted broker)
-            # is found within seconds, not kafka-python's default 5 minutes.
-            metadata_max_age_ms=5000,
             # One fetch per partition should hold a whole batch (~300-500 bytes a
             # record): a poll then hands over one full-sized batch per partition.
             max_partition_fetch_bytes=partition_fetch_bytes,
@@ -359,7 +356,9 @@ class LedgerConsumer:
         self._checked, self._held = {}, {}
         self._unchecked = set(partitions)
         for tp in partitions:
-            self.consumer.seek(tp, 0)  # a placeholder: paused, never fetched from
+            # Where it stood, as far as PostgreSQL knows without asking the broker (the
+            # check confirms or moves it before anything is fetched: it is paused).
+            self.consumer.seek(tp, self._stored_next(tp))
             log.info("partition_assigned", topic=tp.topic, partition=tp.partition)
         # Usage waits until the account facts present at assignment are applied,
         # so an email is not parked or dead-lettered for an account whose opening is queued.
@@ -428,7 +427,8 @@ class LedgerConsumer:
             self._held.pop(tp, None)
             self._checked[tp] = position
             if moved:
-                self.consumer.seek(tp, position.next_offset)
+                if self.consumer.position(tp) != position.next_offset:
+                    self.consumer.seek(tp, position.next_offset)
                 log.info(
                     "partition_reading",
                     topic=tp.topic,
@@ -443,6 +443,13 @@ class LedgerConsumer:
         self._update_pauses()
         with contextlib.suppress(Exception):  # group offsets: for lag dashboards only
             self.consumer.commit_async()
+
+    def _stored_next(self, tp: TopicPartition) -> int:
+        partition_log = load_partition_log(self.ledger, tp.topic, tp.partition)
+        if partition_log is None:
+            return 0
+        stored: int | None = self.recorder.max_tracking_id(partition_log.tracking_name)
+        return partition_log.next_offset(stored)
 
     def _maybe_release(self) -> None:
         if not self._held_back or any(end < 0 for end in self._held_back.values()):
