@@ -340,11 +340,14 @@ class LedgerConsumer:
         return position
 
     def _on_assigned(self, partitions: Sequence[TopicPartition]) -> None:
-        """A new assignment: nothing is read until each partition is checked.
+        """A new assignment: nothing is applied until each partition is checked.
 
         Runs in a rebalance callback: no broker calls here. Each partition is
-        paused (and given a placeholder position, never fetched from) until
-        :meth:`_check_positions` has compared its stored position with its log.
+        set to the position PostgreSQL holds for it; records fetched before
+        :meth:`_check_positions` has compared that position with its log are
+        dropped, and the check seeks back (or holds the partition). Pausing
+        them instead was seen to leave a partition kept across a rebalance
+        never fetched again from the embedded broker.
         """
         # A save in flight must not race the check: its outcome moves the stored position.
         self._settle()
@@ -356,8 +359,7 @@ class LedgerConsumer:
         self._checked, self._held = {}, {}
         self._unchecked = set(partitions)
         for tp in partitions:
-            # Where it stood, as far as PostgreSQL knows without asking the broker (the
-            # check confirms or moves it before anything is fetched: it is paused).
+            # Where it stood, as far as PostgreSQL knows without asking the broker.
             self.consumer.seek(tp, self._stored_next(tp))
             log.info("partition_assigned", topic=tp.topic, partition=tp.partition)
         # Usage waits until the account facts present at assignment are applied,
@@ -369,7 +371,7 @@ class LedgerConsumer:
 
     def _update_pauses(self) -> None:
         assigned = self.consumer.assignment()
-        wanted = self._unchecked | set(self._held)
+        wanted = set(self._held)
         if self._held_back:
             wanted |= {tp for tp in assigned if tp.topic not in self.roles.priority}
         wanted &= assigned
@@ -533,6 +535,11 @@ class LedgerConsumer:
             polled, key=lambda tp: (tp.topic not in self.roles.priority, tp.topic, tp.partition)
         )
         for tp in ordered:
+            if tp not in self._checked:
+                # Fetched before its position was checked (just assigned): never applied.
+                # The check seeks it back to the stored position, or holds it.
+                self._unchecked.add(tp)
+                continue
             # kafka-python's records have the attributes a Record has: not copied.
             prepared = self._prepare(tp, polled[tp])  # overlaps the save in flight
             with self._pipeline:
