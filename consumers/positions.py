@@ -27,7 +27,7 @@ from kafka import TopicPartition
 
 from consumers.log_probe import LogProbe
 from ledger.application import Ledger
-from ledger.input_logs import PartitionLog, classify, partition_log_uuid
+from ledger.input_logs import PartitionLog, classify, next_offset, partition_log_uuid
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +55,7 @@ class PartitionPosition:
         return TopicPartition(self.topic, self.partition)
 
     def next_after(self, stored: int | None) -> int:
-        return self.start_offset if stored is None else stored + 1
+        return next_offset(self.start_offset, stored)
 
     @property
     def held(self) -> bool:
@@ -101,8 +101,17 @@ def load_partition_log(ledger: Ledger, topic: str, partition: int) -> PartitionL
 def stored_position(ledger: Ledger, topic: str, partition: int) -> int | None:
     """The last offset applied of the partition's current log (None: nothing yet)."""
     partition_log = load_partition_log(ledger, topic, partition)
-    if partition_log is None:
-        return None
+    return None if partition_log is None else _stored(ledger, partition_log)
+
+
+def stored_next(ledger: Ledger, topic: str, partition: int) -> int:
+    """The first offset to read of the partition's current log, as PostgreSQL holds it
+    (0 for a partition never read)."""
+    partition_log = load_partition_log(ledger, topic, partition)
+    return 0 if partition_log is None else partition_log.next_offset(_stored(ledger, partition_log))
+
+
+def _stored(ledger: Ledger, partition_log: PartitionLog) -> int | None:
     position: int | None = ledger.process_recorder.max_tracking_id(partition_log.tracking_name)
     return position
 
@@ -210,10 +219,7 @@ class Positions:
         return start
 
     def _stored(self, partition_log: PartitionLog) -> int | None:
-        position: int | None = self.ledger.process_recorder.max_tracking_id(
-            partition_log.tracking_name
-        )
-        return position
+        return _stored(self.ledger, partition_log)
 
     def _take_new_log(self, tp: TopicPartition, log_id: str, start: int, end: int) -> PartitionLog:
         """Record that the partition now reads ``log_id`` from ``start``.

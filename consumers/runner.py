@@ -78,7 +78,7 @@ from consumers.mapping import to_commands
 from consumers.messages import Accepted, Record, RecordLike, Refused, decode
 from consumers.metrics import BATCH_SECONDS, CONSUMER_LAG, DEAD_LETTERS, MESSAGES, PARTITION_HELD
 from consumers.parking import ParkedFacts, parked_rows
-from consumers.positions import PartitionPosition, Positions, load_partition_log
+from consumers.positions import PartitionPosition, Positions, stored_next
 from ledger.account import account_uuid
 from ledger.application import Ledger
 from ledger.plans import Catalogue
@@ -360,7 +360,7 @@ class LedgerConsumer:
         self._unchecked = set(partitions)
         for tp in partitions:
             # Where it stood, as far as PostgreSQL knows without asking the broker.
-            self.consumer.seek(tp, self._stored_next(tp))
+            self.consumer.seek(tp, stored_next(self.ledger, tp.topic, tp.partition))
             log.info("partition_assigned", topic=tp.topic, partition=tp.partition)
         # Usage waits until the account facts present at assignment are applied,
         # so an email is not parked or dead-lettered for an account whose opening is queued.
@@ -445,13 +445,6 @@ class LedgerConsumer:
         self._update_pauses()
         with contextlib.suppress(Exception):  # group offsets: for lag dashboards only
             self.consumer.commit_async()
-
-    def _stored_next(self, tp: TopicPartition) -> int:
-        partition_log = load_partition_log(self.ledger, tp.topic, tp.partition)
-        if partition_log is None:
-            return 0
-        stored: int | None = self.recorder.max_tracking_id(partition_log.tracking_name)
-        return partition_log.next_offset(stored)
 
     def _maybe_release(self) -> None:
         if not self._held_back or any(end < 0 for end in self._held_back.values()):

@@ -60,6 +60,11 @@ def tracking_name(topic: str, partition: int, log_id: str, epoch: int) -> str:
     return f"kafka:{topic}:{partition}@{log_id}" + (f"+{epoch}" if epoch else "")
 
 
+def next_offset(start_offset: int, stored: int | None) -> int:
+    """The first offset to read: after the stored position, else the epoch's start."""
+    return start_offset if stored is None else stored + 1
+
+
 def classify(next_offset: int, log_start: int, log_end: int) -> str:
     """Where the next offset to read lies in the log: ``ok``, ``before_start`` or ``beyond_end``.
 
@@ -117,8 +122,7 @@ class PartitionLog(Aggregate):
         return tracking_name(self.topic, self.partition, self.log_id, self.epoch)
 
     def next_offset(self, stored: int | None) -> int:
-        """The first offset to read: after the stored position, else the epoch's start."""
-        return self.start_offset if stored is None else stored + 1
+        return next_offset(self.start_offset, stored)
 
     def replace(self, *, log_id: str, start_offset: int, stored: int | None, at: datetime) -> None:
         """A new log took the old one's place: read it from ``start_offset``.

@@ -178,6 +178,28 @@ def json_lines(log: Path, start: int = 0) -> list[dict[str, Any]]:
     return found
 
 
+def open_postpaid(services: Services, count: int) -> None:
+    """``acct-000`` .. on email-starter, postpaid, opened 2026-10-01, in one batch (no broker)."""
+    from commands.handlers import BatchWork, apply_commands, save_batch
+    from commands.models import OpenAccount
+
+    work = BatchWork(services.ledger, services.catalogue)
+    apply_commands(
+        [
+            OpenAccount(
+                account_id=f"acct-{i:03d}",
+                plan="email-starter",
+                payment_mode="postpaid",
+                currency="EUR",
+                at=utc(2026, 10, 1),
+            )
+            for i in range(count)
+        ],
+        work,
+    )
+    save_batch(work, None)
+
+
 def drain(services: Services, timeout: float = 60.0) -> None:
     """A consumer of its own, run until every partition's stored position is at its end."""
     consumer = services.consumer()

@@ -5,37 +5,17 @@ from __future__ import annotations
 import pytest
 
 from commands.closing import close_periods
-from commands.handlers import BatchWork, apply_commands, save_batch
-from commands.models import ClosePeriods, OpenAccount
-from ledger.bootstrap import Services
+from commands.models import ClosePeriods
 from projections.writer_lock import ProjectionsBusy, projections_writer
 from tests.conftest import MakeServices
-from tests.support import utc
-
-
-def _open_postpaid(services: Services, count: int) -> None:
-    work = BatchWork(services.ledger, services.catalogue)
-    apply_commands(
-        [
-            OpenAccount(
-                account_id=f"acct-{i:03d}",
-                plan="email-starter",
-                payment_mode="postpaid",
-                currency="EUR",
-                at=utc(2026, 10, 1),
-            )
-            for i in range(count)
-        ],
-        work,
-    )
-    save_batch(work, None)
+from tests.support import open_postpaid, utc
 
 
 def test_a_dry_run_shows_the_documents_a_close_would_issue_and_stores_nothing(
     make_services: MakeServices,
 ) -> None:
     services = make_services()
-    _open_postpaid(services, 5)
+    open_postpaid(services, 5)
     head = services.ledger.recorder.max_notification_id()
     progress: list[tuple[int, int]] = []
 
@@ -79,7 +59,7 @@ def test_a_follower_counts_exactly_the_events_it_has_not_applied(
     make_services: MakeServices,
 ) -> None:
     services = make_services()
-    _open_postpaid(services, 3)  # each: Opened + MonthOpened = 6 events
+    open_postpaid(services, 3)  # each: Opened + MonthOpened = 6 events
     balances = next(f for f in services.followers() if f.processor.name == "balances")
     assert balances.behind() == 6
     balances.catch_up()

@@ -10,30 +10,12 @@ from commands.models import ClosePeriods, OpenAccount
 from ledger.application import Ledger
 from ledger.documents import Document
 from tests.conftest import MakeServices
-from tests.support import utc
-
-
-def _open_accounts(ledger: Ledger, services_catalogue: object, count: int) -> None:
-    work = BatchWork(ledger, services_catalogue)  # type: ignore[arg-type]
-    apply_commands(
-        [
-            OpenAccount(
-                account_id=f"acct-{i:03d}",
-                plan="email-starter",
-                payment_mode="postpaid",
-                currency="EUR",
-                at=utc(2026, 10, 1),
-            )
-            for i in range(count)
-        ],
-        work,
-    )
-    save_batch(work, None)
+from tests.support import open_postpaid, utc
 
 
 def test_concurrent_closers_allocate_gapless_unique_numbers(make_services: MakeServices) -> None:
     services = make_services()
-    _open_accounts(services.ledger, services.catalogue, 60)
+    open_postpaid(services, 60)
     issued: list[list[Document]] = [[], []]
     errors: list[BaseException] = []
     command = ClosePeriods(as_of=utc(2026, 11, 1, 7))
@@ -66,7 +48,7 @@ def test_a_long_history_loads_from_a_snapshot_equal_to_a_full_replay(
     make_services: MakeServices,
 ) -> None:
     services = make_services()
-    _open_accounts(services.ledger, services.catalogue, 1)
+    open_postpaid(services, 1)
     for month in range(11, 13):
         services.close_periods(utc(2026, month, 1, 7))
     for year in (2027, 2028, 2029, 2030, 2031):
