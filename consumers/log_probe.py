@@ -42,6 +42,7 @@ class LogProbe:
         self.kafka_config = kafka_config
         self._admin: KafkaAdminClient | None = None
         self._consumer: KafkaConsumer | None = None
+        self._tansu: bool | None = None
         self._under_reports: bool | None = None
         #: Partitions whose end the last ``bounds`` call could not make exact.
         self.unverified: set[TopicPartition] = set()
@@ -78,11 +79,18 @@ class LogProbe:
         return ids
 
     @property
+    def broker_is_tansu(self) -> bool:
+        """Whether the broker is Tansu (the embedded one): it names its cluster so."""
+        if self._tansu is None:
+            cluster_id = str(self.admin.describe_cluster().get("cluster_id") or "")
+            self._tansu = cluster_id.startswith("tansu")
+        return self._tansu
+
+    @property
     def under_reports(self) -> bool:
         """Whether this broker reports less than a log's end (Tansu does; Kafka doesn't)."""
         if self._under_reports is None:
-            cluster_id = str(self.admin.describe_cluster().get("cluster_id") or "")
-            self._under_reports = cluster_id.startswith("tansu")
+            self._under_reports = self.broker_is_tansu
         return self._under_reports
 
     def partitions(self, topic: str) -> list[TopicPartition]:

@@ -58,7 +58,7 @@ from typing import Any
 
 import structlog
 from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import OffsetOutOfRangeError
 
@@ -73,6 +73,7 @@ from commands.handlers import (
 )
 from commands.models import AccountCommand
 from commands.store import DeadLetterRow, LedgerRecorder
+from consumers.group_membership import group_consumer
 from consumers.log_probe import LogProbe
 from consumers.mapping import to_commands
 from consumers.messages import Accepted, Record, RecordLike, Refused, decode
@@ -293,15 +294,14 @@ class LedgerConsumer:
         assert isinstance(recorder, LedgerRecorder), "bootstrap sets PROCESS_RECORDER_TOPIC"
         self.recorder = recorder
         partition_fetch_bytes = max(4 * 1024 * 1024, max_records * 512)
-        self.consumer = KafkaConsumer(
-            **kafka_config,
-            group_id=group_id,
-            enable_auto_commit=False,
+        probe = LogProbe(kafka_config)
+        self.consumer = group_consumer(
+            kafka_config,
+            group_id,
+            probe,
             # Every position is set by this consumer (seek); one outside its log
             # raises instead of being moved silently (positions are checked first).
             auto_offset_reset="none",
-            session_timeout_ms=6000,
-            heartbeat_interval_ms=1000,
             max_poll_interval_ms=60000,
             # One fetch per partition should hold a whole batch (~300-500 bytes a
             # record): a poll then hands over one full-sized batch per partition.
@@ -309,7 +309,7 @@ class LedgerConsumer:
             fetch_max_bytes=max(32 * 1024 * 1024, 4 * partition_fetch_bytes),
         )
         self.producer = KafkaProducer(**kafka_config, acks="all", linger_ms=5)
-        self.positions = Positions(ledger, LogProbe(kafka_config), clock)
+        self.positions = Positions(ledger, probe, clock)
         self.consumer.subscribe(roles.topics, listener=_SeekToStoredPositions(self))
         #: Assigned partitions checked against their logs and read: where they stand.
         self._checked: dict[TopicPartition, PartitionPosition] = {}

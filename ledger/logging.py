@@ -4,12 +4,15 @@ Libraries log through the standard library (kafka-python, eventsourcing,
 pgserver, Python's warnings); their records go through the same structlog
 renderer, so ``serve``'s stderr is JSON lines only, and a log collector never
 meets a plain-text line. kafka-python logs connection chatter at INFO: it is
-kept at WARNING unless ``kafka_level`` says otherwise.
+kept at WARNING unless ``kafka_level`` says otherwise; ``LEDGER_KAFKA_LOG_LEVEL``
+(e.g. ``DEBUG``) overrides both, to diagnose group membership with the client's
+own account of it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from collections.abc import Mapping
@@ -58,6 +61,9 @@ def configure(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
+    kafka_level = logging.getLevelNamesMapping().get(
+        os.environ.get("LEDGER_KAFKA_LOG_LEVEL", "").upper(), kafka_level
+    )
     logging.getLogger("kafka").setLevel(kafka_level)
     # "Task ... ran for 0.12s, blocking the event loop": kafka-python's network thread
     # timing itself while the consumer's batch holds the GIL. Ours, expected, not Kafka's.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import time
 from collections.abc import Callable
@@ -170,6 +171,8 @@ def run(seed: int, sizes: Sizes, home: Path) -> Summary:
         LEDGER_HOME=str(home / "ledger"),
         LEDGER_BATCH_MAX_RECORDS="5000",
     )
+    # A failing seed re-run with the client's own account of the group (DEBUG).
+    env.update({k: v for k, v in os.environ.items() if k == "LEDGER_KAFKA_LOG_LEVEL"})
     reader = Reader(settings)
     reader.ask(lambda s: s)  # creates the tables before the processes start
     supervisor = Supervisor(env)
