@@ -1,0 +1,97 @@
+"""The entry point: runs a command and turns user errors (refusals, an unreachable
+database or broker, bad settings, usage) into one line on stderr and an exit code."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import NoReturn
+
+import psycopg
+import typer
+from eventsourcing.persistence import InterfaceError, PersistenceError
+from eventsourcing.persistence import OperationalError as PersistenceOperationalError
+from kafka.errors import KafkaError
+from pydantic import ValidationError
+
+from ledger.cli import operating, reading, refused, serving, writing
+from ledger.cli.app import (
+    READ_ONLY,
+    UserError,
+    app,
+    err,
+)
+from ledger.errors import LedgerError
+from ledger.logging import configure
+from ledger.render import safe
+
+# Importing a module registers its commands; the help lists them by what a user
+# comes for: reading the books first, running the service last.
+_BY_CONCERN = [m.__name__ for m in (reading, writing, refused, operating, serving)]
+app.registered_commands.sort(key=lambda c: _BY_CONCERN.index(getattr(c.callback, "__module__", "")))
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    """The one line a user error prints: upstream text in it is shown, never obeyed."""
+    err.print(f"error: {safe(message)}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def _database_problem(exc: Exception) -> str | None:
+    """What a database failure means for the user, or None if it is a bug."""
+    cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
+    sqlstate = getattr(cause, "sqlstate", None)
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if sqlstate == READ_ONLY_SQLSTATE:
+        return READ_ONLY
+    if sqlstate == INVALID_SCHEMA_SQLSTATE:
+        return f"{first} (LEDGER_DATABASE_SCHEMA)"
+    if isinstance(exc, psycopg.OperationalError | PersistenceOperationalError | InterfaceError):
+        return f"database unavailable: {first}"
+    return None
+
+
+READ_ONLY_SQLSTATE = "25006"
+
+
+INVALID_SCHEMA_SQLSTATE = "3F000"
+
+
+def main() -> None:
+    # A broker problem surfaces as the command's one-line error; kafka-python's own
+    # lines (a metadata refresh cancelled at close, a reconnect) are noise here.
+    configure(json_lines=False, kafka_level=logging.CRITICAL)
+    try:
+        # Not standalone, a command's ``typer.Exit(code)`` comes back as the return value.
+        code = app(standalone_mode=False)
+    except (UserError, LedgerError) as exc:
+        _fail(str(exc))
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        _fail(f"invalid setting {where}: {first['msg']}")
+    except (psycopg.Error, PersistenceError) as exc:
+        problem = _database_problem(exc)
+        if problem is None:
+            raise
+        _fail(problem)
+    except KafkaError as exc:
+        _fail(f"Kafka unavailable: {exc}")
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except Exception as exc:  # usage errors arrive here in non-standalone mode
+        # Click's ClickException, which recent typer releases vendor (typer._click)
+        # instead of depending on click: recognised by what it offers, not its module.
+        message, code = getattr(exc, "format_message", None), getattr(exc, "exit_code", None)
+        if not (callable(message) and isinstance(code, int)):
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":  # ``ledger`` alone: the help
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(code)
+        context = getattr(exc, "ctx", None)
+        hint = f" (see {context.command_path} --help)" if context is not None else ""
+        _fail(f"{message()}{hint}", code)
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -1,0 +1,178 @@
+"""Reading the books: balances, usage, contacts, documents, history and traces."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ledger import render
+from ledger.account import Account
+from ledger.cli.app import (
+    JsonFlag,
+    UserError,
+    app,
+    out,
+    parse_time,
+    print_json,
+    say_if_behind,
+    services,
+)
+from ledger.contacts_account import contacts_as_of
+from ledger.render import safe
+
+
+@app.command()
+def balance(account: str, as_json: JsonFlag = False) -> None:
+    """Current balance of an account (negative: owed), and whether sending is blocked."""
+    with services() as svc:
+        say_if_behind(svc, "balances")
+        row = svc.reports().balance(account)
+    print_json(row) if as_json else out.print(render.balance_table([row]))
+
+
+@app.command()
+def balances(as_json: JsonFlag = False) -> None:
+    """Balances of all accounts."""
+    with services() as svc:
+        say_if_behind(svc, "balances")
+        rows = svc.reports().all_balances()
+    print_json(rows) if as_json else out.print(render.balance_table(rows))
+
+
+@app.command()
+def usage(
+    account: str,
+    month: Annotated[str | None, typer.Option(help="YYYY-MM; all months if omitted.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Monthly usage: emails sent, included, charged, custom SMTP, late, per tier.
+
+    For a contacts account: each allowance month (the subscription's monthly
+    anniversaries; --month picks the one starting in that month) with its
+    allowance, overage and what was billed of it.
+    """
+    if month is not None:
+        from ledger.periods import Month
+
+        month = str(Month.parse(month))
+    with services() as svc:
+        reports = svc.reports()
+        if reports.is_contacts_account(account):
+            say_if_behind(svc, "balances", "contacts")
+            rows = reports.allowance_usage(account, month)
+            print_json(rows) if as_json else out.print(render.allowance_table(rows))
+            return
+        say_if_behind(svc, "balances", "monthly_usage")
+        rows = reports.usage(account, month)
+    print_json(rows) if as_json else out.print(render.usage_table(rows))
+
+
+@app.command()
+def contacts(
+    account: str,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="RFC 3339 time; now if omitted.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Billable contacts of an account at a moment, and what made each billable.
+
+    Rebuilt from the account's stored history (every applied contact change),
+    checked against the contact versions the renewals count from.
+    """
+    from ledger.contacts_account import ContactsAccount
+
+    with services() as svc:
+        current = svc.ledger.get_account(account)
+        if not isinstance(current, ContactsAccount):
+            raise UserError(f"account {account!r} is billed by emails, not by contacts")
+        at = parse_time(as_of) if as_of else svc.clock()
+        listed = contacts_as_of(svc.ledger.history(account), at)
+        stored = svc.ledger.process_recorder.billable_contacts(account, at)  # type: ignore[attr-defined]
+    rows = [
+        {
+            "contact_id": change.contact_id,
+            "billable_because": ", ".join(change.reasons),
+            "version": change.version,
+            "changed_at": change.changed_at,
+            # Set only when reported after a renewal it predates was priced:
+            # it counts from just after that renewal.
+            "counted_from": change.counted_from,
+        }
+        for change in listed.values()
+    ]
+    consistent = stored == {cid: list(c.reasons) for cid, c in listed.items()}
+    if as_json:
+        print_json(
+            {
+                "account_id": account,
+                "as_of": at,
+                "billable_contacts": len(rows),
+                "matches_stored_versions": consistent,
+                "contacts": rows,
+            }
+        )
+        return
+    out.print(
+        render.simple_table(rows, title=f"Billable contacts of {safe(account)} at {at.isoformat()}")
+    )
+    out.print(f"{len(rows):,} billable contact(s)")
+    if not consistent:
+        raise UserError(INCONSISTENT_CONTACTS.format(account=account))
+
+
+#: A broken invariant, not a refusal: nothing to retry; what to look at, and to report.
+INCONSISTENT_CONTACTS = (
+    "the contacts rebuilt from the history of {account!r} differ from the stored contact"
+    " versions renewals count from: the ledger is inconsistent; compare ledger history"
+    " and ledger trace for the account, and report it"
+)
+
+
+@app.command()
+def invoices(account: str, as_json: JsonFlag = False) -> None:
+    """Receipts, invoices and proformas of an account, with their status."""
+    with services() as svc:
+        say_if_behind(svc, "balances", "documents")
+        rows = svc.reports().documents_of(account)
+    print_json(rows) if as_json else out.print(render.documents_table(rows))
+
+
+@app.command()
+def invoice(number: str, as_json: JsonFlag = False) -> None:
+    """One receipt, invoice or proforma (by number or proforma id) with its lines."""
+    with services() as svc:
+        say_if_behind(svc, "documents")
+        document = svc.reports().document(number)
+    print_json(document) if as_json else out.print(render.document_panel(document))
+
+
+@app.command()
+def history(account: str, as_json: JsonFlag = False) -> None:
+    """Every stored event of an account: business time, recording time, what happened."""
+    with services() as svc:
+        events = [render.event_summary(e) for e in svc.ledger.history(account)]
+    print_json(events) if as_json else out.print(render.history_table(account, events))
+
+
+@app.command()
+def trace(account: str, message_id: str, as_json: JsonFlag = False) -> None:
+    """Which ledger event billed an upstream message (email message id, CloudEvent id)
+    or recorded a contact (contact id)."""
+    with services() as svc:
+        recorder = svc.ledger.process_recorder
+        rows = recorder.trace_message(account, message_id)  # type: ignore[attr-defined]
+        rows += recorder.trace_contact(account, message_id)  # type: ignore[attr-defined]
+        if not rows:
+            raise UserError(f"no message {message_id!r} was applied to account {account!r}")
+        for row in rows:
+            stored = svc.ledger.get_account(account, version=row["originator_version"])
+            if isinstance(stored, Account):
+                row["document_number"] = render.document_of_version(
+                    svc, account, row["originator_version"]
+                )
+                row["account_version_balance"] = str(stored.balance.rounded().amount)
+            else:
+                row["billable_contacts_then"] = stored.billable
+    print_json(rows) if as_json else out.print(render.trace_table(rows))
