@@ -34,9 +34,10 @@ from kafka.errors import KafkaError
 from pydantic import ValidationError
 from rich.console import Console, Group
 
+from consumers.assignment import POSITION_CHECK_SECONDS
 from consumers.positions import Positions, load_partition_log
+from consumers.process_tuning import tune_consumer_process
 from consumers.processes import Endpoints, run_consumer_processes
-from consumers.runner import POSITION_CHECK_SECONDS
 from ledger import render, shutdown, status_file
 from ledger.account import Account
 from ledger.bootstrap import Services, bootstrap
@@ -906,7 +907,13 @@ def _start_roles(
         runs = functools.partial(run_consumer_processes, processes, endpoints, stop)
         threads.append(_guarded(stop, failures, "consumers", runs))
     elif "consumer" in roles:
-        consumer = svc.consumer()
+        # Alone in this process, the consumer gets the process tuned for it; beside
+        # other roles nothing process-wide is changed (consumers/process_tuning.py).
+        consumer = (
+            svc.consumer(batch_scope=tune_consumer_process())
+            if roles == {"consumer"}
+            else svc.consumer()
+        )
         threads.append(
             _guarded(stop, failures, "consumer", lambda: consumer.run(stop, drain_seconds))
         )
