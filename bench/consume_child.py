@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from consumers.process_tuning import tune_consumer_process
 from ledger.bootstrap import bootstrap
 from ledger.logging import configure
 
@@ -43,8 +44,9 @@ def peak_rss_mb() -> float:
 
 def main() -> None:
     configure(json_lines=True, level=logging.WARNING)
+    batch_scope = tune_consumer_process()  # a consumer process, as serve's are
     services = bootstrap(create_tables=False)  # created by the benchmark, before
-    consumer = services.consumer()
+    consumer = services.consumer(batch_scope=batch_scope)
     batches = 0
     started: float | None = None
     deadline = time.monotonic() + 900

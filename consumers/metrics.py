@@ -1,5 +1,7 @@
 """Prometheus metrics of the consumers (served by ``ledger serve --metrics-port``)."""
 
+import contextlib
+
 from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES = Counter("ledger_messages_total", "Consumed messages by outcome", ["topic", "outcome"])
@@ -26,3 +28,16 @@ REDRIVEN = Counter(
     "Parked facts re-driven, by outcome (applied, duplicate, dead_letter, still_parked, expired)",
     ["topic", "outcome"],
 )
+
+
+def report_position(topic: str, partition: int, *, lag: int, held: bool) -> None:
+    """Lag and hold of a partition this process reads, as its last check found them."""
+    CONSUMER_LAG.labels(topic, str(partition)).set(lag)
+    PARTITION_HELD.labels(topic, str(partition)).set(1 if held else 0)
+
+
+def forget_partition(topic: str, partition: int) -> None:
+    """Another member reports this partition now: no stale lag or hold from this one."""
+    for gauge in (CONSUMER_LAG, PARTITION_HELD):
+        with contextlib.suppress(KeyError):
+            gauge.remove(topic, str(partition))

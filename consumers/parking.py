@@ -46,13 +46,14 @@ from kafka import TopicPartition
 from commands.handlers import BatchWork, Parking, save_batch
 from commands.parked import ParkedRow, Redriven, StillParked
 from commands.store import DeadLetterRow
+from consumers.batch import BatchOutcome
 from consumers.messages import Record, RecordLike
 from consumers.metrics import DEAD_LETTERS, PARKED, REDRIVEN
 from ledger.account import account_uuid
 from ledger.settings import iso_duration
 
 if TYPE_CHECKING:
-    from consumers.runner import BatchOutcome, LedgerConsumer
+    from consumers.runner import LedgerConsumer
 
 log = structlog.get_logger(__name__)
 
@@ -115,8 +116,8 @@ class ParkedFacts:
         re-drive what can be applied now."""
         owner = self.owner
         outcomes: list[BatchOutcome] = []
-        with owner._pipeline:
-            owner._settle()
+        with owner.pipeline.lock:
+            owner.pipeline.settle()
             self.due = False
             self._swept_at = time.monotonic()
             held = frozenset(owner.consumer.assignment())
@@ -150,8 +151,8 @@ class ParkedFacts:
         """
         owner = self.owner
         records = [Record(r.topic, r.partition, r.id, r.key, r.payload) for r in rows]
-        prepared = owner._prepare(tp, records)
-        work = owner._work_for(prepared)
+        prepared = owner.batches.prepare(tp, records)
+        work = owner.batches.work_for(prepared)
         by_id = {r.id: r for r in rows}
         dead = [_dead_letter(by_id[r.record.offset], r.reason) for r in prepared.batch.refused]
         dead += [
@@ -175,7 +176,7 @@ class ParkedFacts:
             parked=len(still),
             accounts=len(work.accounts),
         )
-        owner._publish_dead_letters(dead)  # flushed before the transaction, as for a batch
+        owner.dead_letters.publish(dead)  # flushed before the transaction, as for a batch
         try:
             save_batch(work, None, dead, redriven=Redriven(settled, still))
         except (IntegrityError, OperationalError) as exc:
@@ -201,7 +202,7 @@ class ParkedFacts:
             still_parked=outcome.parked,
             accounts=sorted(work.accounts)[:20],
         )
-        owner._finished(outcome)
+        owner.pipeline.finished(outcome)
         return outcome
 
     def _expire(self, tp: TopicPartition, rows: list[ParkedRow]) -> BatchOutcome:
@@ -215,7 +216,7 @@ class ParkedFacts:
         ]
         outcome = _outcome(tp, records=len(rows), dead_letters=len(dead))
         work = BatchWork(owner.ledger, owner.catalogue)
-        owner._publish_dead_letters(dead)
+        owner.dead_letters.publish(dead)
         try:
             save_batch(work, None, dead, redriven=Redriven([r.id for r in rows]))
         except (IntegrityError, OperationalError) as exc:
@@ -230,7 +231,7 @@ class ParkedFacts:
             accounts=sorted({r.account_id for r in rows})[:20],
             bound=bound,
         )
-        owner._finished(outcome)
+        owner.pipeline.finished(outcome)
         return outcome
 
     def _collided(self, outcome: BatchOutcome, work: BatchWork, exc: Exception) -> BatchOutcome:
@@ -244,10 +245,9 @@ class ParkedFacts:
             rows=outcome.records,
             error=str(exc).splitlines()[0],
         )
-        outcome.redo = True
-        outcome.applied = outcome.duplicates = outcome.dead_letters = outcome.parked = 0
+        outcome.nothing_stored()
         self.due = True
-        self.owner._finished(outcome)
+        self.owner.pipeline.finished(outcome)
         return outcome
 
 
@@ -273,9 +273,6 @@ def _outcome(
     parked: int = 0,
     accounts: int = 0,
 ) -> BatchOutcome:
-    # The runner imports this module: its outcome type is imported when first used.
-    from consumers.runner import BatchOutcome
-
     return BatchOutcome(
         records=records,
         applied=applied,

@@ -29,6 +29,8 @@ from multiprocessing.process import BaseProcess
 
 import structlog
 
+from consumers.process_tuning import tune_consumer_process
+
 log = structlog.get_logger(__name__)
 
 
@@ -106,6 +108,7 @@ def _consume(index: int, endpoints: Endpoints) -> None:
     from ledger.settings import Settings
 
     configure(json_lines=True, fields={"consumer_process": index})
+    batch_scope = tune_consumer_process()  # this process only consumes
     stopping = threading.Event()
     # Ctrl-C reaches the whole process group: the supervisor decides when to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -124,7 +127,7 @@ def _consume(index: int, endpoints: Endpoints) -> None:
             from prometheus_client import start_http_server
 
             start_http_server(endpoints.metrics_port + 1 + index, addr=endpoints.metrics_host)
-        services.consumer().run(stopping, endpoints.drain_seconds)
+        services.consumer(batch_scope=batch_scope).run(stopping, endpoints.drain_seconds)
     finally:
         services.close()
 

@@ -22,10 +22,11 @@ from psycopg.conninfo import conninfo_to_dict
 
 from commands.closing import Progress, check_close, close_periods, pay_proforma
 from commands.models import ClosePeriods, PayProforma
+from consumers.batch import TopicRoles
 from consumers.log_probe import LogProbe
 from consumers.messages import TOPIC_TYPES
 from consumers.positions import Positions, load_partition_log
-from consumers.runner import LedgerConsumer, TopicRoles
+from consumers.runner import LedgerConsumer
 from consumers.topics import ensure_topics
 from ledger.application import Ledger
 from ledger.documents import Document

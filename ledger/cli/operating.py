@@ -15,8 +15,8 @@ import typer
 from kafka import TopicPartition
 from rich.console import Group
 
+from consumers.assignment import POSITION_CHECK_SECONDS
 from consumers.positions import Positions, load_partition_log
-from consumers.runner import POSITION_CHECK_SECONDS
 from ledger import render, status_file
 from ledger.bootstrap import Services
 from ledger.cli.app import (

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from consumers.process_tuning import tune_consumer_process
 from consumers.processes import Endpoints, run_consumer_processes
 from ledger import shutdown, status_file
 from ledger.bootstrap import Services, bootstrap
@@ -198,7 +199,13 @@ def _start_roles(
         runs = functools.partial(run_consumer_processes, processes, endpoints, stop)
         threads.append(_guarded(stop, failures, "consumers", runs))
     elif "consumer" in roles:
-        consumer = svc.consumer()
+        # Alone in this process, the consumer gets the process tuned for it; beside
+        # other roles nothing process-wide is changed (consumers/process_tuning.py).
+        consumer = (
+            svc.consumer(batch_scope=tune_consumer_process())
+            if roles == {"consumer"}
+            else svc.consumer()
+        )
         threads.append(
             _guarded(stop, failures, "consumer", lambda: consumer.run(stop, drain_seconds))
         )

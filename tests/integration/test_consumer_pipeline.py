@@ -18,7 +18,7 @@ import pytest
 from kafka import TopicPartition
 from psycopg import sql
 
-from consumers.runner import BatchOutcome
+from consumers.batch import BatchOutcome
 from ledger.account import account_uuid
 from ledger.bootstrap import Services
 from ledger.periods import Month

@@ -22,7 +22,7 @@ from commands.handlers import BatchWork, apply_commands, save_batch
 from commands.models import OpenAccount, Origin, RecordEmailsSent, SentEmailItem
 from commands.parked import ParkedRow, ParkedRowsGone, Redriven
 from commands.store import LedgerRecorder
-from consumers.runner import BatchOutcome
+from consumers.batch import BatchOutcome
 from ledger.account import Account, account_uuid
 from ledger.bootstrap import Services
 from ledger.periods import Month

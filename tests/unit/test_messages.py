@@ -163,7 +163,7 @@ def test_an_absurd_credit_amount_is_refused() -> None:
 
 
 def test_a_huge_dead_letter_is_truncated_below_the_kafka_message_limit() -> None:
-    from consumers.runner import dead_letter_message
+    from consumers.dead_letter import dead_letter_message
 
     message = dead_letter_message(record(b"\x00" * 200_000), "not JSON")
     assert len(message) < 1_000_000

@@ -49,7 +49,6 @@ def test_facts_for_an_account_not_open_yet_are_parked_with_their_event_times() -
         account_id="ghost",
         changes=(ContactChangeItem(ContactState.tombstone("c", 2), utc(2026, 11, 4), _origin(3)),),
     )
-    work.prefetched_contacts = {}  # as the consumer fetches them: none stored
     apply_commands([emails, credit, contact], work)
     assert work.rejections == []
     assert work.parkings == [

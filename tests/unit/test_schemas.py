@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from consumers.dead_letter import DeadLetter
+from consumers.dead_letter import DeadLetter, dead_letter_message
 from consumers.messages import EmailSentEvent, Record
-from consumers.runner import dead_letter_message
 from ledger import schemas
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
