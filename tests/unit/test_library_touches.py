@@ -106,7 +106,7 @@ PINNED = [
         "eventsourcing",
         Application.save,
         "e304a96067599e2e",
-        "Ledger.record is save() from its second line on: carry over any new step",
+        "Ledger.record is what save() does once the events are collected: carry over any new step",
     ),
     Pinned(
         "eventsourcing",
