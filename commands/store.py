@@ -231,9 +231,9 @@ class LedgerRecorder(ParkingRecorder, PostgresProcessRecorder):
 
         Pipeline: psycopg refuses COPY in pipeline mode ("COPY cannot be used
         in pipeline mode"), and the dedupe keys and contact versions are
-        written with COPY (the hot path's cheapest insert). Before COPY, a
-        pipelined transaction with a batch-sized payload (a few MB: thousands
-        of dedupe keys and hundreds of events) also hung here: the client waits
+        written with COPY (the hot path's cheapest insert). A pipelined
+        transaction with a batch-sized payload (a few MB: thousands of dedupe
+        keys and hundreds of events) was also seen to hang: the client waits
         for results while the server still waits for the rest of the query
         (psycopg 3.3.9, libpq 15 and 18, over a unix socket). Batching makes the
         pipeline's round-trip saving irrelevant anyway.
