@@ -23,7 +23,9 @@ tracking row (the consumer's Kafka position):
 
 The hook is ``_insert_events``, a private method of eventsourcing 9.5.x (the
 library's own searchable-timestamps example overrides it); a test fails if
-it stops being called (tests/integration/test_store.py).
+the library's insert stops calling it (tests/integration/test_store.py). It
+and this module's other uses of the library's internals are listed, with
+their reasons and the cost of removing them, in docs/library-touches.md.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresProcessRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composable, Composed, Identifier
 
 from commands.models import Origin
 from commands.parked import ParkingRecorder, Redriven
@@ -141,24 +143,40 @@ def dedupe_copy_text(dedupe: Sequence[DedupeKeys]) -> str:
     )
 
 
+class LibraryChanged(RuntimeError):
+    """A library this module leans on no longer looks as it was pinned: re-check
+    docs/library-touches.md against the new version before running on it."""
+
+
+def binary_events_array(statement: Composed) -> Composed:
+    """The library's insert statement with its events array sent in binary (``%b``).
+
+    psycopg's text dumper escapes every byte of every event's state in Python
+    (a batch is hundreds of events of ~2 KB); the binary one copies them.
+    Derived from the library's own statement rather than written out again, so
+    the columns and ``RETURNING`` stay the library's.
+    """
+    parts: list[Composable] = []
+    replaced = 0
+    for part in statement:
+        text = part.as_string() if isinstance(part, SQL) else ""
+        if "%s::" in text:
+            replaced += text.count("%s::")
+            parts.append(SQL(text.replace("%s::", "%b::")))
+        else:
+            parts.append(part)
+    if replaced != 1:
+        raise LibraryChanged(
+            f"eventsourcing's insert_events_statement has {replaced} '%s::' parameters, not 1"
+        )
+    return Composed(parts)
+
+
 class LedgerRecorder(ParkingRecorder, PostgresProcessRecorder):
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         schema = Identifier(self.datastore.schema)
-        # The library's statement with the events array sent in binary: psycopg's
-        # text dumper escapes every byte of every event's state in Python (a
-        # batch is hundreds of events of ~2 KB); the binary one copies them.
-        self.insert_events_statement = SQL(
-            "INSERT INTO {schema}.{table} AS t ("
-            "originator_id, originator_version, topic, state) "
-            "SELECT originator_id, originator_version, topic, state "
-            "FROM unnest(%b::{schema}.{stored_event_type}[]) "
-            "RETURNING notification_id"
-        ).format(
-            schema=schema,
-            table=Identifier(self.events_table_name),
-            stored_event_type=Identifier(self.stored_event_type_name),
-        )
+        self.insert_events_statement = binary_events_array(self.insert_events_statement)
         self.dedupe_table = SQL("{}.{}").format(schema, Identifier("ledger_dedupe"))
         self.dead_letter_table = SQL("{}.{}").format(schema, Identifier("ledger_dead_letters"))
         self.accounts_table = SQL("{}.{}").format(schema, Identifier("ledger_accounts"))
@@ -204,20 +222,37 @@ class LedgerRecorder(ParkingRecorder, PostgresProcessRecorder):
                 *self.parking_statements(),
             ]
         )
-        self.hook_calls = 0
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        """The library's insert, without psycopg's pipeline mode.
+        """The library's insert (``PostgresApplicationRecorder.insert_events``,
+        eventsourcing 9.5.6), without psycopg's pipeline mode and without ``@retry``.
 
-        With a batch-sized payload (a few MB: thousands of dedupe keys and
-        hundreds of events) a pipelined transaction hangs here: the client waits
+        Pipeline: psycopg refuses COPY in pipeline mode ("COPY cannot be used
+        in pipeline mode"), and the dedupe keys and contact versions are
+        written with COPY (the hot path's cheapest insert). A pipelined
+        transaction with a batch-sized payload (a few MB: thousands of dedupe
+        keys and hundreds of events) was also seen to hang: the client waits
         for results while the server still waits for the rest of the query
-        (reproduced with psycopg 3.3.9, libpq 15 and 18, over a unix socket).
-        Batching makes the pipeline's round-trip saving irrelevant anyway.
+        (psycopg 3.3.9, libpq 15 and 18, over a unix socket). Batching makes the
+        pipeline's round-trip saving irrelevant anyway.
         Same steps, same order, same errors: tracking and side tables first
         (``_insert_events``), then the table lock and the events.
+
+        Retry: not restored on purpose. Every caller redoes a failed save itself,
+        from the store rather than from the events it decided before the failure:
+        the consumer evicts, rewinds to its stored position and redoes the batch
+        (``redoing_batch_after_database_error``), a re-drive likewise, and the
+        closer, the CLI and the scheduler stop with the error (restart, don't
+        limp). The library's ten attempts with a 10 s lock timeout, or a 30 s
+        pool wait each in an outage, would hold the save in flight for minutes,
+        and a rebalance waits for that save. Also dropped: the
+        ``POSTGRES_ENABLE_DB_FUNCTIONS`` branch, whose insert writes no Tracking
+        and takes no table lock; the ledger keeps those functions off anyway.
+        docs/library-touches.md lists this and every other use of a library's
+        internals; tests/unit/test_library_touches.py fails when the pinned
+        original changes.
         """
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             self._insert_events(curs, stored_events, **kwargs)
@@ -229,8 +264,7 @@ class LedgerRecorder(ParkingRecorder, PostgresProcessRecorder):
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
-        super()._insert_events(curs, stored_events, **kwargs)
-        self.hook_calls += 1
+        super()._insert_events(curs, stored_events, **kwargs)  # the Kafka position (Tracking)
         dedupe: Sequence[DedupeKeys] = kwargs.get("dedupe", ())
         if dedupe:
             # COPY, not INSERT ... ON CONFLICT: a key already there means another

@@ -48,7 +48,8 @@ def group_consumer(
 def _expire_instead_of_leaving(consumer: KafkaConsumer) -> None:
     """kafka-python sends LeaveGroup from one coroutine (on close, on unsubscribe,
     and when a poll came too late); this one forgets the membership locally, as
-    the real one does after its request."""
+    the real one does after its request. A patch of kafka-python's internals,
+    listed in docs/library-touches.md and guarded by tests/unit/test_library_touches.py."""
     coordinator = consumer._coordinator
 
     async def forget_membership(reason: str | None = None, timeout_ms: int | None = None) -> None:

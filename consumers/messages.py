@@ -232,7 +232,8 @@ def _first_error(exc: ValidationError) -> str:
     return "; ".join(parts) + more
 
 
-#: pydantic-core's validator itself: ``TypeAdapter.validate_json`` adds ~10% per record in Python.
+#: pydantic-core's validator itself: ``TypeAdapter.validate_json`` adds ~10% per record in Python
+#: (a library touch: docs/library-touches.md).
 _validate_json = _INPUT.validator.validate_json
 
 

@@ -54,12 +54,18 @@ class Ledger(Application[UUID]):
     def record(self, processing: ProcessingEvent[UUID]) -> None:
         """Save a batch's events together with its tracking position and side records.
 
-        ``save(tracking=...)`` would collide with ``ProcessingEvent.tracking``;
-        this is what ``EventSourcedProjection.process_event`` does instead.
+        ``save(tracking=...)`` would collide with ``ProcessingEvent.tracking``, so
+        this is what ``Application.save`` does once the events are collected, as
+        the library's own ``EventSourcedProjection.process_event`` does it:
+        ``_record`` (store the events, the position and the side records in one
+        transaction; cache the aggregates) then ``_take_snapshots``. Not
+        ``_notify``: a no-op hook in ``Application`` (eventsourcing 9.5.6) that
+        the ledger does not override.
+        Listed in docs/library-touches.md; tests/unit/test_library_touches.py
+        fails when the pinned ``save``, ``_record`` or ``_take_snapshots`` change.
         """
-        recordings = self._record(processing)
+        self._record(processing)
         self._take_snapshots(processing)
-        self._notify(recordings)
 
     @property
     def process_recorder(self) -> ProcessRecorder:

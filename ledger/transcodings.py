@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import date, datetime
 from typing import Any
 
@@ -99,22 +100,6 @@ class DataclassAsDict(Transcoding):
         return self.type(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
-def _plain(transcoder: JSONTranscoder, value: Any) -> Any:
-    """``value`` as the JSON encoder of ``transcoder`` would see it, fully expanded.
-
-    Same rules as ``json``'s encoder: str, int, float, bool and None as they
-    are; lists and tuples as lists; dicts as dicts; anything else through the
-    registered transcoding, as ``{"_type_": name, "_data_": ...}``.
-    """
-    if value is None or isinstance(value, str | int | float):
-        return value
-    if isinstance(value, list | tuple):
-        return [_plain(transcoder, item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(transcoder, item) for key, item in value.items()}
-    return _plain(transcoder, transcoder._encode_obj(value))
-
-
 class ModelAsDict(Transcoding):
     """A frozen pydantic model (plan terms) as its fields, re-validated on the way back.
 
@@ -122,7 +107,9 @@ class ModelAsDict(Transcoding):
     twice (the month's fee and its segment): the encoded form of a plan object
     is computed once and reused, already expanded (its tiers and decimals), so
     the JSON encoder does not call back into Python for each of its parts. The
-    bytes written are the same.
+    bytes written are the same. The expansion is the transcoder's own output
+    read back (``json.loads``): the library's encoding rules, applied by the
+    library, rather than a copy of its private ``_encode_obj``.
     """
 
     CACHE_SIZE = 1024
@@ -142,7 +129,7 @@ class ModelAsDict(Transcoding):
         data = {name: getattr(obj, name) for name in type(obj).model_fields}
         if self.transcoder is None:
             return data
-        expanded: dict[str, Any] = _plain(self.transcoder, data)
+        expanded: dict[str, Any] = json.loads(self.transcoder.encode(data))
         if len(self._encoded) >= self.CACHE_SIZE:
             self._encoded.clear()
         self._encoded[id(obj)] = (obj, expanded)

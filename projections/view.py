@@ -44,13 +44,22 @@ class TableView(PostgresTrackingRecorder):
 
     def write(self, changes: Sequence[Change], tracking: Tracking) -> None:
         # No psycopg pipeline here: with large batches it can hang (commands/store.py).
+        # ``_insert_tracking`` is private, but the only way to write the position in
+        # the rows' transaction (the public ``insert_tracking`` opens its own); the
+        # library's ftsprojection example does the same. It refuses a position not
+        # above the stored one (IntegrityError). docs/library-touches.md.
         with self.datastore.transaction(commit=True) as curs:
             for change in changes:
                 curs.execute(change.sql.replace("{schema}", self.schema_sql), change.params)
             self._insert_tracking(curs, tracking)
 
     def reset(self) -> None:
-        """Empty the tables and forget the position: the next run replays from the start."""
+        """Empty the tables and forget the position: the next run replays from the start.
+
+        Deletes the tracking rows directly (the library has no "forget"), keeping
+        the library's single-row-tracking migration marker, whose absence would
+        make the next ``create_table`` migrate the table again.
+        """
         with self.datastore.transaction(commit=True) as curs:
             for name in self.tables:
                 curs.execute(SQL("TRUNCATE {}").format(self.table(name)))

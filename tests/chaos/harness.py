@@ -67,7 +67,7 @@ class Postgres:
         self.start()
 
     def _pg_ctl(self, *args: str) -> None:
-        from pgserver._commands import pg_ctl
+        from pgserver import pg_ctl
 
         pg_ctl(list(args), pgdata=self.datadir, user=self.server.server.system_user, timeout=30)
 
