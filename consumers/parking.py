@@ -48,7 +48,7 @@ from commands.parked import ParkedRow, Redriven, StillParked
 from commands.store import DeadLetterRow
 from consumers.messages import Record, RecordLike
 from consumers.metrics import DEAD_LETTERS, PARKED, REDRIVEN
-from ledger.account import account_uuid
+from ledger.opening import account_uuid
 from ledger.settings import iso_duration
 
 if TYPE_CHECKING:

@@ -80,8 +80,8 @@ from consumers.messages import Accepted, Record, RecordLike, Refused, decode
 from consumers.metrics import BATCH_SECONDS, CONSUMER_LAG, DEAD_LETTERS, MESSAGES, PARTITION_HELD
 from consumers.parking import ParkedFacts, parked_rows
 from consumers.positions import PartitionPosition, Positions, stored_next
-from ledger.account import account_uuid
 from ledger.application import Ledger
+from ledger.opening import account_uuid
 from ledger.plans import Catalogue
 
 log = structlog.get_logger(__name__)

@@ -44,21 +44,30 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.account import E, account_uuid, check_plan_currency
-from ledger.contacts import BillableCount, ContactChange, ContactState, billable_as_of, reasons
+from ledger import billing_cycle
+from ledger.contacts import (
+    BillableCount,
+    ContactChange,
+    ContactChangeLike,
+    Held,
+    apply_changes,
+    billable_as_of,
+)
 from ledger.documents import Document, Line, assemble
-from ledger.errors import AccountClosed, LedgerError, PlanNotAllowed
+from ledger.email_counts import E, count_by_month, split_by_month
+from ledger.errors import AccountClosed, InvariantBroken, LedgerError
 from ledger.money import Money, check_currency
+from ledger.opening import account_uuid, check_plan_currency, check_tax_rate
 from ledger.periods import check_aware, check_timezone, local_date
 from ledger.plans import ContactsPlan
-from ledger.proformas import floor_line, overage_lines, subscription_lines
-from ledger.renewal import BillingPeriod, RenewalPeriod, add_months, months_in, period_number
-from ledger.subscriptions import AllowanceMonth, Subscription, allowance, product_prices, quote
+from ledger.proformas import overage_lines
+from ledger.renewal import BillingPeriod, RenewalPeriod, months_in, period_number, renewal_period
+from ledger.subscriptions import AllowanceMonth, Subscription, allowance, product_prices
 
 #: How many billable contacts there were at an instant (``ledger contacts --as-of``).
 ContactCounter = Callable[[datetime], int]
@@ -71,20 +80,6 @@ class ProformaNotFound(LedgerError):
 
 class InvalidPayment(LedgerError):
     pass
-
-
-#: A contact change reported after the renewal it predates counts from just after it.
-JUST_AFTER = timedelta(microseconds=1)
-
-
-class ContactChangeLike(Protocol):
-    """What :meth:`ContactsAccount.record_contact_changes` reads of one incoming change."""
-
-    @property
-    def state(self) -> ContactState: ...
-
-    @property
-    def changed_at(self) -> datetime: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +129,7 @@ class ContactsAccount(Aggregate):
         check_plan_currency(plan, currency)
         months_in(billing_period)
         product_prices(plan, products)  # refuses unknown or repeated products
-        if not Decimal(0) <= tax_rate < Decimal(1):
-            raise PlanNotAllowed(f"tax rate must be in [0, 1), got {tax_rate}")
+        check_tax_rate(tax_rate)
         subscription = Subscription(1, plan, products, billing_period, start_month=0)
         return cls(
             account_id=account_id,
@@ -192,15 +186,14 @@ class ContactsAccount(Aggregate):
         """Local midnight that starts allowance month ``index`` (month 0: the opening)."""
         if index == 0:
             return self.opened_at
-        return RenewalPeriod(self.month_date(index), self.month_date(index + 1)).starts_at(
-            self.timezone
-        )
-
-    def month_date(self, index: int) -> date:
-        return add_months(self.anchor, index)
+        return self.month_period(index).starts_at(self.timezone)
 
     def month_period(self, index: int) -> RenewalPeriod:
-        return RenewalPeriod(self.month_date(index), self.month_date(index + 1))
+        return renewal_period(self.anchor, "month", index)
+
+    def months_from(self, first: int, count: int) -> RenewalPeriod:
+        """Allowance months ``first`` to ``first + count`` (exclusive) as one period."""
+        return RenewalPeriod(self.month_period(first).start, self.month_period(first + count).start)
 
     def _month(self, index: int) -> AllowanceMonth:
         """A month as held; one no period priced (after closing) has no allowance,
@@ -212,7 +205,10 @@ class ContactsAccount(Aggregate):
         return month
 
     def month_index(self, instant: datetime) -> int:
-        day = local_date(instant, self.timezone)
+        return self.month_of(local_date(instant, self.timezone))
+
+    def month_of(self, day: date) -> int:
+        """The allowance month of a local day: one before the opening counts in month 0."""
         return 0 if day < self.anchor else period_number(self.anchor, "month", day)
 
     def check_open(self) -> None:
@@ -224,46 +220,19 @@ class ContactsAccount(Aggregate):
     def record_contact_changes(
         self,
         changes: Sequence[ContactChangeLike],
-        known: Mapping[str, tuple[int, bool]],
+        known: Mapping[str, Held],
     ) -> tuple[int, tuple[ContactChange, ...]]:
-        """Apply a batch of contact changes in arrival order; one event for the batch.
-
-        ``known`` holds the stored (version, billable) of the batch's contacts.
-        A change applies when its version is newer than the contact's latest
-        (stored or earlier in this batch); a stale or repeated one changes
-        nothing and is in no history. Returns the version of the recording
-        event (the current version when nothing applied) and the changes applied.
-        """
-        latest = dict(known)
-        count = BillableCount(self.billable)
-        applied: list[ContactChange] = []
-        priced = self.counted_through
-        after_priced = None if priced is None else priced + JUST_AFTER
-        for change in changes:
-            state = change.state
-            held = latest.get(state.contact_id)
-            if held is not None and state.version <= held[0]:
-                continue
-            why = reasons(state)
-            billable = bool(why)
-            count = BillableCount(count.value + int(billable) - int(held is not None and held[1]))
-            latest[state.contact_id] = (state.version, billable)
-            late = priced is not None and change.changed_at <= priced
-            applied.append(
-                ContactChange(
-                    state.contact_id,
-                    state.version,
-                    change.changed_at,
-                    why,
-                    state.deleted,
-                    counted_from=after_priced if late else None,
-                )
-            )
+        """Apply a batch of contact changes (:func:`ledger.contacts.apply_changes`); one
+        event for the batch. Returns the version of the recording event (the current
+        version when nothing applied) and the changes applied."""
+        count, applied = apply_changes(
+            changes, known, BillableCount(self.billable), self.counted_through
+        )
         if not applied:
             return self.version, ()
         self._contacts_changed(
             effective_at=max(c.changed_at for c in applied),
-            changes=tuple(applied),
+            changes=applied,
             billable=count.value,
         )
         return self.version, tuple(applied)
@@ -288,35 +257,24 @@ class ContactsAccount(Aggregate):
         """
         if not emails:
             return []
-        counts: dict[int, list[Any]] = {}
-        for email in emails:
-            sent_at = email.sent_at
-            index = self.month_index(sent_at)
-            count = counts.get(index)
-            if count is None:
-                count = counts[index] = [0, 0, sent_at]
-            count[email.route != "platform"] += 1
-            if sent_at > count[2]:  # noqa: PLR1730 (per email: no call)
-                count[2] = sent_at
+        counts = count_by_month(emails, self.timezone, self.month_of)
         indices = sorted(counts)
         versions = []
         for index in indices:
-            platform, smtp, at = counts[index]
+            count = counts[index]
             month = self._month(index)
             month = replace(
-                month, platform=month.platform + platform, custom_smtp=month.custom_smtp + smtp
+                month,
+                platform=month.platform + count.platform,
+                custom_smtp=month.custom_smtp + count.custom_smtp,
             )
             late = self.late_months
             if index < self.documented_months:
                 late = tuple(sorted({*late, index}))
-            self._emails_recorded(effective_at=at, months=(month,), late_months=late)
+            self._emails_recorded(effective_at=count.at, months=(month,), late_months=late)
             versions.append(self.version)
-        if len(indices) == 1:
-            return [(versions[0], emails)]
-        parts: dict[int, list[E]] = {index: [] for index in indices}
-        for email in emails:
-            parts[self.month_index(email.sent_at)].append(email)
-        return [(version, parts[index]) for version, index in zip(versions, indices, strict=True)]
+        parts = split_by_month(emails, self.timezone, self.month_of, indices)
+        return list(zip(versions, parts, strict=True))
 
     @event("EmailsRecorded")
     def _emails_recorded(
@@ -375,30 +333,28 @@ class ContactsAccount(Aggregate):
         period: BillingPeriod,
         cancelled: bool,
     ) -> None:
-        self.pending = (
-            None
-            if cancelled
-            else Subscription(self.subscription.number + 1, plan, products, period, start_month=-1)
+        self.pending, self.pending_at = billing_cycle.scheduled(
+            self.subscription, plan, products, period, effective_at, cancelled=cancelled
         )
-        self.pending_at = None if cancelled else effective_at
 
     # ------------------------------------------------------------------ billing
 
     def close_periods(
         self, as_of: datetime, grace: timedelta, count_contacts: ContactCounter
     ) -> list[Document]:
-        """Bill every allowance-month boundary that passed at least ``grace`` before ``as_of``.
+        """Bill every allowance-month boundary that passed at least ``grace`` before ``as_of``
+        (:mod:`ledger.billing_cycle` decides what each bills).
 
         Also prices the first period once the opening is ``grace`` old, and
-        re-prices unpaid renewal proformas whose contact count changed since
-        (late contact changes). Returns the proformas issued.
+        re-prices the unpaid renewal a late plan change predates. Returns the
+        proformas issued.
         """
         check_aware(as_of)
         issued: list[Document] = []
         issued_on = local_date(as_of, self.timezone)
         sub = self.subscription
         if sub.number == 1 and sub.periods_priced == 0:
-            if self.opened_at + grace > as_of:
+            if not billing_cycle.is_due(self.opened_at, grace, as_of):
                 return issued
             terms = self._terms_at(0, self.opened_at)
             issued.append(self._renew(0, self.opened_at, terms, [], issued_on, count_contacts))
@@ -410,20 +366,24 @@ class ContactsAccount(Aggregate):
         while True:
             index = self.documented_months
             boundary = self.month_start(index + 1)
-            if boundary + grace > as_of or self._nothing_left_to_bill(index):
+            if not billing_cycle.is_due(boundary, grace, as_of) or self._billing_stopped(index):
                 break
-            month = self._month(index)
-            usage = self._late_lines() + overage_lines(month, self.currency, late=False)
-            sub = self.subscription
-            renewing = index + 1 == sub.next_renewal_month and (
-                self.closed_at is None or self.closed_at >= boundary
+            usage = self._late_lines() + overage_lines(
+                self._month(index), self.currency, late=False
             )
-            if renewing:
+            bill = billing_cycle.boundary_bill(
+                next_month=index + 1,
+                next_renewal_month=self.subscription.next_renewal_month,
+                boundary=boundary,
+                closed_at=self.closed_at,
+                usage=usage,
+            )
+            if bill == "renewal":
                 terms = self._terms_at(index + 1, boundary)
                 issued.append(
                     self._renew(index + 1, boundary, terms, usage, issued_on, count_contacts)
                 )
-            elif any(line.amount.amount for line in usage):
+            elif bill == "overage":
                 document = self._proforma(self.month_period(index), usage, issued_on, None)
                 self._proforma_issued(
                     effective_at=as_of,
@@ -434,36 +394,29 @@ class ContactsAccount(Aggregate):
                 )
                 issued.append(document)
             else:
-                # Nothing to invoice; overage that rounds to 0.00 so far is carried to
-                # the next document, where it adds up, rather than marked billed.
-                carried = tuple(
-                    i for i in sorted({index, *self.late_months}) if self._month(i).unbilled
-                )
+                unbilled = {i: self._month(i).unbilled for i in {index, *self.late_months}}
                 self._allowance_month_closed(
-                    effective_at=as_of, documented_months=index + 1, carried=carried
+                    effective_at=as_of,
+                    documented_months=index + 1,
+                    carried=billing_cycle.carried(unbilled),
                 )
         return issued
 
     def _terms_at(self, start_month: int, renewal: datetime) -> Subscription:
-        """The subscription a renewal is priced with: a plan change dated at or before
-        the renewal instant starts there; one dated after it waits for the next."""
-        pending, pending_at = self.pending, self.pending_at
-        if pending is not None and pending_at is not None and pending_at <= renewal:
-            return replace(pending, start_month=start_month)
-        return self.subscription
+        return billing_cycle.terms_at(
+            self.subscription, self.pending, self.pending_at, start_month, renewal
+        )
 
-    def _nothing_left_to_bill(self, index: int) -> bool:
-        """A closed account is billed only for what was sent up to its closing month
-        (and reported late): once that is invoiced, its months stop. What is left
-        below half a cent then is never invoiced."""
-        if self.closed_at is None or self.month_start(index) <= self.closed_at:
-            return False
-        if any(
-            int(key) >= index and (month.platform or month.custom_smtp)
-            for key, month in self.months.items()
-        ):
-            return False
-        return not any(line.amount.amount for line in self._late_lines())
+    def _billing_stopped(self, index: int) -> bool:
+        return billing_cycle.billing_stopped(
+            closed_at=self.closed_at,
+            month_start=self.month_start(index),
+            emails_from_then_on=any(
+                int(key) >= index and (month.platform or month.custom_smtp)
+                for key, month in self.months.items()
+            ),
+            late=self._late_lines(),
+        )
 
     def _late_lines(self) -> list[Line]:
         lines: list[Line] = []
@@ -477,15 +430,6 @@ class ContactsAccount(Aggregate):
         months = [self._month(i) for i in indices]
         return tuple(replace(m, billed=m.overage) for m in months)
 
-    def _subscription_lines(
-        self, terms: Subscription, period: RenewalPeriod, contacts: int, sets_floor: bool
-    ) -> list[Line]:
-        priced = quote(terms.plan, contacts, terms.products, terms.period)
-        lines = subscription_lines(terms.plan, priced, period, self.currency)
-        floor = None if sets_floor else terms.floor
-        lift = floor_line(lines, floor, self.currency)
-        return [*lines, lift] if lift else lines
-
     def _renew(
         self,
         start_month: int,
@@ -496,14 +440,14 @@ class ContactsAccount(Aggregate):
         count_contacts: ContactCounter,
     ) -> Document:
         contacts = count_contacts(counted_at)
-        period = RenewalPeriod(
-            self.month_date(start_month), self.month_date(start_month + terms.months)
-        )
+        period = self.months_from(start_month, terms.months)
         sets_floor = terms.periods_priced == 0
-        lines = self._subscription_lines(terms, period, contacts, sets_floor)
+        lines = billing_cycle.priced_lines(
+            terms, period, contacts, self.currency, sets_floor=sets_floor
+        )
         document = self._proforma(period, [*lines, *usage], issued_on, contacts)
         if sets_floor:
-            terms = replace(terms, floor=_sum(lines))
+            terms = replace(terms, floor=billing_cycle.lines_total(lines))
         months = tuple(
             self._priced_month(i, terms.plan, contacts)
             for i in range(start_month, start_month + terms.months)
@@ -544,46 +488,38 @@ class ContactsAccount(Aggregate):
         months: tuple[AllowanceMonth, ...],
         documented_months: int,
     ) -> None:
+        # Every proforma documents the months before ``documented_months`` (the opening
+        # one: none, when no month is late yet), so the late ones are all billed now.
         self.proforma_count += 1
         self.open_proformas[proforma.document.number] = proforma
-        if proforma.counted_at is not None:
-            self.counted_through = proforma.counted_at
-        self._start(subscription)
-        self._close_months(months, documented_months)
-
-    def _start(self, subscription: Subscription) -> None:
-        if subscription.number != self.subscription.number:
-            self.pending = self.pending_at = None
+        self.counted_through = proforma.counted_at or self.counted_through
+        self.pending, self.pending_at = billing_cycle.pending_after(
+            self.pending, self.pending_at, self.subscription, subscription
+        )
         self.subscription = subscription
+        self.months.update({str(m.index): m for m in months})
+        self.late_months = ()
+        self.documented_months = documented_months
 
     @event("AllowanceMonthClosed")
     def _allowance_month_closed(
         self, effective_at: datetime, documented_months: int, carried: tuple[int, ...]
     ) -> None:
-        self._close_months((), documented_months, carried)
+        self.late_months = carried
+        self.documented_months = documented_months
 
-    def _close_months(
-        self,
-        months: tuple[AllowanceMonth, ...],
-        documented_months: int,
-        carried: tuple[int, ...] = (),
-    ) -> None:
-        self.months.update({str(m.index): m for m in months})
-        if documented_months > self.documented_months:
-            self.late_months = carried
-            self.documented_months = documented_months
-
-    def _latest_renewal(self) -> OpenProforma | None:
-        """The unpaid proforma of the current subscription's latest period, if any."""
+    def _latest_renewal(self) -> tuple[OpenProforma, datetime, Subscription] | None:
+        """The unpaid proforma of the current subscription's latest period, if any, with
+        the instant it counted and the terms it priced."""
         for held in self.open_proformas.values():
-            terms = held.subscription
+            counted_at, terms = held.counted_at, held.subscription
             if (
-                held.counted_at is not None
-                and held.counted_at == self.counted_through
+                counted_at is not None
+                and counted_at == self.counted_through
                 and terms is not None
                 and terms.number == self.subscription.number
             ):
-                return held
+                return held, counted_at, terms
         return None
 
     def _replace_for_late_plan_change(self, as_of: datetime, issued_on: date) -> Document | None:
@@ -593,20 +529,25 @@ class ContactsAccount(Aggregate):
         is the one it was priced with (that instant is never counted again).
         The new subscription starts at that renewal and its floor is this price.
         """
-        held = self._latest_renewal()
+        latest = self._latest_renewal()
         pending, pending_at = self.pending, self.pending_at
-        if held is None or pending is None or pending_at is None:
+        if latest is None or pending is None or pending_at is None:
             return None
-        assert held.counted_at is not None and held.subscription is not None
-        start = held.subscription.next_renewal_month
+        held, counted_at, priced = latest
+        start = priced.next_renewal_month
         contacts = held.document.contacts
-        if pending_at > held.counted_at or self.documented_months > start or contacts is None:
+        if contacts is None or not billing_cycle.can_replace(
+            pending_at=pending_at,
+            counted_at=counted_at,
+            documented_months=self.documented_months,
+            start_month=start,
+        ):
             return None
         terms = replace(pending, start_month=start)
-        period = RenewalPeriod(self.month_date(start), self.month_date(start + terms.months))
-        lines = self._subscription_lines(terms, period, contacts, sets_floor=True)
+        period = self.months_from(start, terms.months)
+        lines = billing_cycle.priced_lines(terms, period, contacts, self.currency, sets_floor=True)
         document = self._proforma(period, [*lines, *held.usage_lines], issued_on, contacts)
-        old_end = start + held.subscription.months
+        old_end = start + priced.months
         months = tuple(
             self._priced_month(i, terms.plan, contacts)
             if i < start + terms.months
@@ -617,7 +558,7 @@ class ContactsAccount(Aggregate):
             effective_at=as_of,
             replaced=held.document.number,
             proforma=replace(held, document=document, subscription=terms),
-            subscription=replace(terms, periods_priced=1, floor=_sum(lines)),
+            subscription=replace(terms, periods_priced=1, floor=billing_cycle.lines_total(lines)),
             months=months,
         )
         return document
@@ -643,7 +584,10 @@ class ContactsAccount(Aggregate):
         self.replaced[replaced] = proforma.document.number
         self.proforma_count += 1
         self.open_proformas[proforma.document.number] = proforma
-        self._start(subscription)
+        self.pending, self.pending_at = billing_cycle.pending_after(
+            self.pending, self.pending_at, self.subscription, subscription
+        )
+        self.subscription = subscription
         self.months.update({str(m.index): m for m in months})
 
     def pay(
@@ -701,11 +645,20 @@ class ContactsAccount(Aggregate):
     # ------------------------------------------------------------------ invariants
 
     def check_invariants(self) -> None:
-        """The count never goes negative; every unpaid proforma adds up."""
+        """The count never goes negative; every unpaid proforma adds up; no month is
+        documented twice, and every late month is one already documented."""
         if self.billable < 0:
-            raise LedgerError(f"{self.account_id}: negative billable contact count")
+            raise InvariantBroken(f"{self.account_id}: negative billable contact count")
         for held in self.open_proformas.values():
             held.document.check_invariants()
+        for month in self.months.values():
+            if month.billed > month.overage:
+                raise InvariantBroken(
+                    f"{self.account_id}: month {month.index} billed {month.billed} emails"
+                    f" of {month.overage} beyond its allowance"
+                )
+        if any(index >= self.documented_months for index in self.late_months):
+            raise InvariantBroken(f"{self.account_id}: a late month is not documented yet")
 
 
 def contacts_as_of(history: Iterable[object], at: datetime) -> dict[str, ContactChange]:
@@ -717,7 +670,3 @@ def contacts_as_of(history: Iterable[object], at: datetime) -> dict[str, Contact
         for change in event.changes  # type: ignore[attr-defined]
     )
     return billable_as_of(changes, at)
-
-
-def _sum(lines: list[Line]) -> Decimal:
-    return sum((line.amount.amount for line in lines), Decimal(0))
