@@ -41,7 +41,7 @@ events in the same transaction (``commands/store.py``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, ClassVar
@@ -58,38 +58,25 @@ from ledger.contacts import (
     apply_changes,
     billable_as_of,
 )
-from ledger.documents import Document, Line, assemble
+from ledger.documents import Document, Line
 from ledger.email_counts import E, count_by_month, split_by_month
-from ledger.errors import AccountClosed, InvariantBroken, LedgerError
-from ledger.money import Money, check_currency
+from ledger.errors import AccountClosed, InvariantBroken
+from ledger.money import check_currency
 from ledger.opening import account_uuid, check_plan_currency, check_tax_rate
 from ledger.periods import check_aware, check_timezone, local_date
 from ledger.plans import ContactsPlan
-from ledger.proformas import overage_lines
+from ledger.proformas import (
+    OpenProforma,
+    ProformaNotFound,
+    final_invoice,
+    overage_lines,
+    proforma_document,
+)
 from ledger.renewal import BillingPeriod, RenewalPeriod, months_in, period_number, renewal_period
 from ledger.subscriptions import AllowanceMonth, Subscription, allowance, product_prices
 
 #: How many billable contacts there were at an instant (``ledger contacts --as-of``).
 ContactCounter = Callable[[datetime], int]
-
-
-class ProformaNotFound(LedgerError):
-    def __init__(self, account_id: str, proforma_id: str, why: str = "") -> None:
-        super().__init__(f"account {account_id!r} has no unpaid proforma {proforma_id!r}{why}")
-
-
-class InvalidPayment(LedgerError):
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class OpenProforma:
-    """An unpaid proforma and what it takes to price it again."""
-
-    document: Document
-    counted_at: datetime | None  # None: an overage-only proforma
-    subscription: Subscription | None
-    usage_lines: tuple[Line, ...]
 
 
 class ContactsAccount(Aggregate):
@@ -384,7 +371,7 @@ class ContactsAccount(Aggregate):
                     self._renew(index + 1, boundary, terms, usage, issued_on, count_contacts)
                 )
             elif bill == "overage":
-                document = self._proforma(self.month_period(index), usage, issued_on, None)
+                document = self._proforma_document(self.month_period(index), usage, issued_on, None)
                 self._proforma_issued(
                     effective_at=as_of,
                     proforma=OpenProforma(document, None, None, tuple(usage)),
@@ -445,7 +432,7 @@ class ContactsAccount(Aggregate):
         lines = billing_cycle.priced_lines(
             terms, period, contacts, self.currency, sets_floor=sets_floor
         )
-        document = self._proforma(period, [*lines, *usage], issued_on, contacts)
+        document = self._proforma_document(period, [*lines, *usage], issued_on, contacts)
         if sets_floor:
             terms = replace(terms, floor=billing_cycle.lines_total(lines))
         months = tuple(
@@ -462,20 +449,17 @@ class ContactsAccount(Aggregate):
         )
         return document
 
-    def _proforma(
+    def _proforma_document(
         self, period: RenewalPeriod, lines: list[Line], issued_on: date, contacts: int | None
     ) -> Document:
-        return assemble(
-            number=f"PF-{self.account_id}-{self.proforma_count + 1:04d}",
-            kind="proforma",
+        return proforma_document(
             account_id=self.account_id,
+            sequence=self.proforma_count + 1,
             period=period,
-            issued_on=issued_on,
-            due_on=issued_on,  # card payment at renewal: payable on receipt
-            currency=self.currency,
             lines=lines,
+            issued_on=issued_on,
+            currency=self.currency,
             tax_rate=self.tax_rate,
-            accrued=Money.zero(self.currency),
             contacts=contacts,
         )
 
@@ -546,7 +530,7 @@ class ContactsAccount(Aggregate):
         terms = replace(pending, start_month=start)
         period = self.months_from(start, terms.months)
         lines = billing_cycle.priced_lines(terms, period, contacts, self.currency, sets_floor=True)
-        document = self._proforma(period, [*lines, *held.usage_lines], issued_on, contacts)
+        document = self._proforma_document(period, [*lines, *held.usage_lines], issued_on, contacts)
         old_end = start + priced.months
         months = tuple(
             self._priced_month(i, terms.plan, contacts)
@@ -603,21 +587,9 @@ class ContactsAccount(Aggregate):
                     f"; it was replaced by {self._replacement_of(proforma_id)}",
                 )
             raise ProformaNotFound(self.account_id, proforma_id)
-        paid_on = local_date(check_aware(paid_at), self.timezone)
-        if paid_on < held.document.issued_on:
-            raise InvalidPayment(
-                f"{proforma_id} was issued on {held.document.issued_on}: it cannot be paid"
-                f" on {paid_on}"
-            )
-        invoice = replace(
-            held.document,
-            number=next_number(paid_on.year),
-            kind="invoice",
-            issued_on=paid_on,
-            due_on=None,
-            proforma=proforma_id,
+        invoice = final_invoice(
+            held.document, proforma_id, local_date(check_aware(paid_at), self.timezone), next_number
         )
-        invoice.check_invariants()
         self._proforma_paid(effective_at=paid_at, proforma=proforma_id, invoice=invoice)
         return invoice
 

@@ -36,12 +36,9 @@ from unit_builders import numbers, utc
 
 from commands.models import SentEmailItem
 from ledger.contacts import ContactState
-from ledger.contacts_account import (
-    InvalidPayment,
-    ProformaNotFound,
-)
 from ledger.documents import Document
 from ledger.errors import AccountClosed
+from ledger.proformas import InvalidPayment, ProformaNotFound
 
 # ---------------------------------------------------------------- 10. payment
 

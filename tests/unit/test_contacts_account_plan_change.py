@@ -32,9 +32,7 @@ from contacts_builders import (
 )
 from unit_builders import numbers, utc
 
-from ledger.contacts_account import (
-    ProformaNotFound,
-)
+from ledger.proformas import ProformaNotFound
 
 # ---------------------------------------------------------------- 9. plan change
 
