@@ -1,5 +1,15 @@
 """What each allowance-month boundary of a contacts account bills (seed 002), as pure rules.
 
+Every boundary between allowance months is billed once, in order:
+
+- the month that ended is charged for its platform emails beyond its
+  allowance (4 x the contacts counted at the renewal that priced it);
+- when the boundary is a renewal, the next period of the subscription is
+  priced in advance from the billable contacts counted at that instant, and
+  the month's overage rides on the same proforma; otherwise overage, if
+  any, gets a proforma of its own. Overage is thus billed at the end of the
+  month it happened in, for every billing period length.
+
 :meth:`ledger.contacts_account.ContactsAccount.close_periods` walks the
 boundaries in order and asks these functions what to do at each; it only
 builds the documents and records the events. Unit tested in
@@ -112,6 +122,24 @@ def priced_lines(
 
 def lines_total(lines: Sequence[Line]) -> Decimal:
     return sum((line.amount.amount for line in lines), Decimal(0))
+
+
+def plan_change(
+    current: Subscription,
+    pending: Subscription | None,
+    plan: ContactsPlan,
+    products: tuple[str, ...],
+    period: BillingPeriod,
+) -> Literal["schedule", "cancel"] | None:
+    """What asking for these terms does: schedule them for the next renewal, cancel the
+    change scheduled (they are the terms in force), or nothing (in force, or scheduled
+    already)."""
+    in_force = current.same_terms(plan, products, period)
+    if pending is None:
+        return None if in_force else "schedule"
+    if in_force:
+        return "cancel"
+    return None if pending.same_terms(plan, products, period) else "schedule"
 
 
 def scheduled(

@@ -5,15 +5,7 @@ the k-th monthly anniversary period of the anchor (:mod:`ledger.renewal`):
 local midnight of ``anchor + k months`` to local midnight of ``anchor + k + 1
 months`` (month 0 starts at the opening itself; earlier emails count in it).
 Every boundary between allowance months is billed once, in order, by
-:meth:`ContactsAccount.close_periods`:
-
-- the month that ended is charged for its platform emails beyond its
-  allowance (4 x the contacts counted at the renewal that priced it);
-- when the boundary is a renewal, the next period of the subscription is
-  priced in advance from the billable contacts counted at that instant, and
-  the month's overage rides on the same proforma; otherwise overage, if
-  any, gets a proforma of its own. Overage is thus billed at the end of the
-  month it happened in, for every billing period length.
+:meth:`ContactsAccount.close_periods`, as :mod:`ledger.billing_cycle` decides.
 
 A proforma has no number; paying it issues the final invoice with the next
 gapless number. The subscription's first period is priced at the opening:
@@ -50,6 +42,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ledger import billing_cycle
+from ledger.allowance_months import AllowanceMonths
 from ledger.contacts import (
     BillableCount,
     ContactChange,
@@ -60,7 +53,7 @@ from ledger.contacts import (
 )
 from ledger.documents import Document, Line
 from ledger.email_counts import E, count_by_month, split_by_month
-from ledger.errors import AccountClosed, InvariantBroken
+from ledger.errors import AccountClosed
 from ledger.money import check_currency
 from ledger.opening import account_uuid, check_plan_currency, check_tax_rate
 from ledger.periods import check_aware, check_timezone, local_date
@@ -70,16 +63,15 @@ from ledger.proformas import (
     ProformaNotFound,
     final_invoice,
     overage_lines,
-    proforma_document,
 )
-from ledger.renewal import BillingPeriod, RenewalPeriod, months_in, period_number, renewal_period
-from ledger.subscriptions import AllowanceMonth, Subscription, allowance, product_prices
+from ledger.renewal import BillingPeriod, months_in
+from ledger.subscriptions import AllowanceMonth, Subscription, product_prices
 
 #: How many billable contacts there were at an instant (``ledger contacts --as-of``).
 ContactCounter = Callable[[datetime], int]
 
 
-class ContactsAccount(Aggregate):
+class ContactsAccount(AllowanceMonths, Aggregate):
     if TYPE_CHECKING:  # the event classes the @event decorators below create
         Opened: ClassVar[type[Aggregate.Created]]
         ContactsChanged: ClassVar[type[Aggregate.Event]]
@@ -164,39 +156,6 @@ class ContactsAccount(Aggregate):
         self.closed_at: datetime | None = None
 
     # ------------------------------------------------------------------ queries
-
-    @property
-    def plan(self) -> ContactsPlan:
-        return self.subscription.plan
-
-    def month_start(self, index: int) -> datetime:
-        """Local midnight that starts allowance month ``index`` (month 0: the opening)."""
-        if index == 0:
-            return self.opened_at
-        return self.month_period(index).starts_at(self.timezone)
-
-    def month_period(self, index: int) -> RenewalPeriod:
-        return renewal_period(self.anchor, "month", index)
-
-    def months_from(self, first: int, count: int) -> RenewalPeriod:
-        """Allowance months ``first`` to ``first + count`` (exclusive) as one period."""
-        return RenewalPeriod(self.month_period(first).start, self.month_period(first + count).start)
-
-    def _month(self, index: int) -> AllowanceMonth:
-        """A month as held; one no period priced (after closing) has no allowance,
-        and its emails cost the current plan's overage price."""
-        held = self.months.get(str(index))
-        month = held if held is not None else AllowanceMonth(index, self.month_period(index))
-        if month.unit_price is None:
-            month = replace(month, unit_price=self.plan.overage_unit_price)
-        return month
-
-    def month_index(self, instant: datetime) -> int:
-        return self.month_of(local_date(instant, self.timezone))
-
-    def month_of(self, day: date) -> int:
-        """The allowance month of a local day: one before the opening counts in month 0."""
-        return 0 if day < self.anchor else period_number(self.anchor, "month", day)
 
     def check_open(self) -> None:
         if self.closed_at is not None:
@@ -294,20 +253,15 @@ class ContactsAccount(Aggregate):
         period = current.period if billing_period is None else billing_period
         months_in(period)
         product_prices(plan, products)
-        target = None if current.same_terms(plan, products, period) else (plan, products, period)
-        scheduled = self.pending
-        if (scheduled is None and target is None) or (
-            scheduled is not None
-            and target is not None
-            and scheduled.same_terms(plan, products, period)
-        ):
+        change = billing_cycle.plan_change(current, self.pending, plan, products, period)
+        if change is None:
             return self.version
         self._plan_change_scheduled(
             effective_at=check_aware(at),
             plan=plan,
             products=products,
             period=period,
-            cancelled=target is None,
+            cancelled=change == "cancel",
         )
         return self.version
 
@@ -389,34 +343,6 @@ class ContactsAccount(Aggregate):
                 )
         return issued
 
-    def _terms_at(self, start_month: int, renewal: datetime) -> Subscription:
-        return billing_cycle.terms_at(
-            self.subscription, self.pending, self.pending_at, start_month, renewal
-        )
-
-    def _billing_stopped(self, index: int) -> bool:
-        return billing_cycle.billing_stopped(
-            closed_at=self.closed_at,
-            month_start=self.month_start(index),
-            emails_from_then_on=any(
-                int(key) >= index and (month.platform or month.custom_smtp)
-                for key, month in self.months.items()
-            ),
-            late=self._late_lines(),
-        )
-
-    def _late_lines(self) -> list[Line]:
-        lines: list[Line] = []
-        for index in self.late_months:
-            lines.extend(overage_lines(self._month(index), self.currency, late=True))
-        return lines
-
-    def _billed_months(self, index: int) -> tuple[AllowanceMonth, ...]:
-        """The ended month and the late months with everything beyond allowance now billed."""
-        indices = sorted({index, *self.late_months})
-        months = [self._month(i) for i in indices]
-        return tuple(replace(m, billed=m.overage) for m in months)
-
     def _renew(
         self,
         start_month: int,
@@ -435,33 +361,14 @@ class ContactsAccount(Aggregate):
         document = self._proforma_document(period, [*lines, *usage], issued_on, contacts)
         if sets_floor:
             terms = replace(terms, floor=billing_cycle.lines_total(lines))
-        months = tuple(
-            self._priced_month(i, terms.plan, contacts)
-            for i in range(start_month, start_month + terms.months)
-        )
-        billed = self._billed_months(start_month - 1) if start_month > 0 else ()
         self._proforma_issued(
             effective_at=max(counted_at, self.opened_at),
             proforma=OpenProforma(document, counted_at, terms, tuple(usage)),
             subscription=replace(terms, periods_priced=terms.periods_priced + 1),
-            months=(*billed, *months),
+            months=self._renewed_months(start_month, terms, contacts),
             documented_months=start_month,
         )
         return document
-
-    def _proforma_document(
-        self, period: RenewalPeriod, lines: list[Line], issued_on: date, contacts: int | None
-    ) -> Document:
-        return proforma_document(
-            account_id=self.account_id,
-            sequence=self.proforma_count + 1,
-            period=period,
-            lines=lines,
-            issued_on=issued_on,
-            currency=self.currency,
-            tax_rate=self.tax_rate,
-            contacts=contacts,
-        )
 
     @event("ProformaIssued")
     def _proforma_issued(
@@ -492,20 +399,6 @@ class ContactsAccount(Aggregate):
         self.late_months = carried
         self.documented_months = documented_months
 
-    def _latest_renewal(self) -> tuple[OpenProforma, datetime, Subscription] | None:
-        """The unpaid proforma of the current subscription's latest period, if any, with
-        the instant it counted and the terms it priced."""
-        for held in self.open_proformas.values():
-            counted_at, terms = held.counted_at, held.subscription
-            if (
-                counted_at is not None
-                and counted_at == self.counted_through
-                and terms is not None
-                and terms.number == self.subscription.number
-            ):
-                return held, counted_at, terms
-        return None
-
     def _replace_for_late_plan_change(self, as_of: datetime, issued_on: date) -> Document | None:
         """Re-price the latest renewal with a plan change dated at or before it.
 
@@ -531,29 +424,14 @@ class ContactsAccount(Aggregate):
         period = self.months_from(start, terms.months)
         lines = billing_cycle.priced_lines(terms, period, contacts, self.currency, sets_floor=True)
         document = self._proforma_document(period, [*lines, *held.usage_lines], issued_on, contacts)
-        old_end = start + priced.months
-        months = tuple(
-            self._priced_month(i, terms.plan, contacts)
-            if i < start + terms.months
-            else replace(self._month(i), contacts=None, allowance=None, unit_price=None)
-            for i in range(start, max(old_end, start + terms.months))
-        )
         self._proforma_replaced(
             effective_at=as_of,
             replaced=held.document.number,
             proforma=replace(held, document=document, subscription=terms),
             subscription=replace(terms, periods_priced=1, floor=billing_cycle.lines_total(lines)),
-            months=months,
+            months=self._repriced_months(start, priced, terms, contacts),
         )
         return document
-
-    def _priced_month(self, index: int, plan: ContactsPlan, contacts: int) -> AllowanceMonth:
-        return replace(
-            self._month(index),
-            contacts=contacts,
-            allowance=allowance(contacts, plan),
-            unit_price=plan.overage_unit_price,
-        )
 
     @event("ProformaReplaced")
     def _proforma_replaced(
@@ -613,24 +491,6 @@ class ContactsAccount(Aggregate):
     @event("Closed")
     def _closed(self, effective_at: datetime) -> None:
         self.closed_at = effective_at
-
-    # ------------------------------------------------------------------ invariants
-
-    def check_invariants(self) -> None:
-        """The count never goes negative; every unpaid proforma adds up; no month is
-        documented twice, and every late month is one already documented."""
-        if self.billable < 0:
-            raise InvariantBroken(f"{self.account_id}: negative billable contact count")
-        for held in self.open_proformas.values():
-            held.document.check_invariants()
-        for month in self.months.values():
-            if month.billed > month.overage:
-                raise InvariantBroken(
-                    f"{self.account_id}: month {month.index} billed {month.billed} emails"
-                    f" of {month.overage} beyond its allowance"
-                )
-        if any(index >= self.documented_months for index in self.late_months):
-            raise InvariantBroken(f"{self.account_id}: a late month is not documented yet")
 
 
 def contacts_as_of(history: Iterable[object], at: datetime) -> dict[str, ContactChange]:

@@ -134,3 +134,11 @@ def test_the_first_price_sets_the_floor_and_later_ones_are_lifted_to_it() -> Non
     lifted = billing_cycle.priced_lines(floored, period, 10, "EUR", sets_floor=False)
     assert [entry.kind for entry in lifted] == ["subscription", "minimum_price"]
     assert billing_cycle.lines_total(lifted) == Decimal("29.00")
+
+
+def test_asking_for_terms_schedules_cancels_or_changes_nothing() -> None:
+    assert billing_cycle.plan_change(CURRENT, None, BASIC, (), "month") is None
+    assert billing_cycle.plan_change(CURRENT, None, PRO, (), "quarter") == "schedule"
+    assert billing_cycle.plan_change(CURRENT, NEXT, BASIC, (), "month") == "cancel"
+    assert billing_cycle.plan_change(CURRENT, NEXT, PRO, (), "quarter") is None
+    assert billing_cycle.plan_change(CURRENT, NEXT, PRO, (), "year") == "schedule"
