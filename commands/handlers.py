@@ -32,11 +32,18 @@ from commands.models import (
 )
 from commands.parked import ParkedRow, Redriven
 from commands.store import AccountRow, ContactRow, DeadLetterRow, DedupeKeys, LedgerRecorder
-from ledger.account import Account, account_uuid
+from ledger.account import Account
 from ledger.application import Ledger
 from ledger.contacts_account import ContactsAccount
-from ledger.errors import AccountAlreadyOpen, AccountNotFound, LedgerError, PlanNotAllowed
+from ledger.errors import (
+    AccountAlreadyOpen,
+    AccountNotFound,
+    InvariantBroken,
+    LedgerError,
+    PlanNotAllowed,
+)
 from ledger.money import Money
+from ledger.opening import account_uuid
 from ledger.plans import Catalogue, ContactsPlan
 
 
@@ -298,6 +305,8 @@ def apply_commands(commands: Sequence[AccountCommand], work: BatchWork) -> None:
             work.rejections.append(Rejection(origins_of(cmd), str(exc)))
         except (PersistenceError, OSError):
             raise  # the store is unavailable: the batch is redone, nothing is refused
+        except InvariantBroken:
+            raise  # our state is wrong, not the input: stop, don't dead-letter the messenger
         except Exception as exc:
             raise PoisonCommand(cmd, exc) from exc
 

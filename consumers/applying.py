@@ -40,8 +40,8 @@ from consumers.messages import RecordLike
 from consumers.metrics import BATCH_SECONDS, DEAD_LETTERS, MESSAGES
 from consumers.parking import parked_rows
 from consumers.poison import apply_isolating_poison
-from ledger.account import account_uuid
 from ledger.application import Ledger
+from ledger.opening import account_uuid
 from ledger.plans import Catalogue
 
 log = structlog.get_logger(__name__)

@@ -49,7 +49,7 @@ from commands.store import DeadLetterRow
 from consumers.batch import BatchOutcome
 from consumers.messages import Record, RecordLike
 from consumers.metrics import DEAD_LETTERS, PARKED, REDRIVEN
-from ledger.account import account_uuid
+from ledger.opening import account_uuid
 from ledger.settings import iso_duration
 
 if TYPE_CHECKING:

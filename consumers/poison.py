@@ -15,8 +15,8 @@ import structlog
 
 from commands.handlers import BatchWork, PoisonCommand, Rejection, apply_commands, origins_of
 from commands.models import AccountCommand
-from ledger.account import account_uuid
 from ledger.application import Ledger
+from ledger.opening import account_uuid
 from ledger.plans import Catalogue
 
 log = structlog.get_logger(__name__)

@@ -15,93 +15,41 @@ blocked and a negative balance is what it owes.
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, ClassVar
 
 from eventsourcing.domain import Aggregate, event
 
 from ledger.documents import Document, PaymentMode, build_document
-from ledger.errors import AccountClosed, InvalidAmount, LedgerError, PlanNotAllowed
+from ledger.email_counts import (
+    E,
+    MonthCount,
+    SentEmailLike,
+    count_by_month,
+    count_runs_by_month,
+    split_by_month,
+)
+from ledger.errors import AccountClosed, InvalidAmount, InvariantBroken
 from ledger.money import Money, check_currency, check_minor_units
-from ledger.periods import Month, NaiveDatetime, check_aware, check_timezone, local_date, zone
-from ledger.plans import ContactsPlan, EmailPlan
-from ledger.pricing import Charge, next_email_price, total
-from ledger.usage import ClosedMonth, LateUsage, MonthUsage, add_late, record_late
+from ledger.opening import account_uuid, check_plan_currency, check_tax_rate
+from ledger.periods import Month, check_aware, check_timezone, local_date
+from ledger.plans import EmailPlan
+from ledger.pricing import next_email_price
+from ledger.usage import (
+    ClosedMonth,
+    LateUsage,
+    MonthUsage,
+    UsageEntry,
+    add_late,
+    record_late,
+    terms_after_closing,
+)
 
-ACCOUNT_NAMESPACE = uuid.UUID("6f1c8d1e-4b7a-5c51-9a57-2d0e6b7f0a11")
-
-Route = Literal["platform", "custom_smtp"]
-
-
-def check_plan_currency(plan: EmailPlan | ContactsPlan, currency: str) -> None:
-    if plan.currency != currency:
-        raise PlanNotAllowed(
-            f"plan {plan.id!r} is priced in {plan.currency}, the account in {currency}"
-        )
-
-
-def account_uuid(account_id: str) -> uuid.UUID:
-    """Aggregate ids derive from the upstream id, so a replayed opening hits the same stream."""
-    return uuid.uuid5(ACCOUNT_NAMESPACE, f"account:{account_id}")
-
-
-@dataclass(frozen=True, slots=True)
-class SentEmail:
-    sent_at: datetime
-    route: Route
-
-
-class SentEmailLike(Protocol):
-    """What :meth:`Account.record_emails` reads of an email (a ``SentEmail`` or a command item)."""
-
-    @property
-    def sent_at(self) -> datetime: ...
-
-    @property
-    def route(self) -> Route: ...
-
-
-E = TypeVar("E", bound=SentEmailLike)
-
-
-@dataclass(slots=True)
-class _MonthCount:
-    """A batch's emails of one month: ``[plan index, platform, custom SMTP]`` runs in
-    arrival order, and the latest send time (the event's business time)."""
-
-    runs: list[list[int]]
-    at: datetime
-
-
-@functools.lru_cache(maxsize=256)
-def terms_after_closing(plan: EmailPlan) -> EmailPlan:
-    """The terms of a month after a closed account's last paid month: no fee was
-    charged for it, so no emails are included; every platform email pays the
-    plan's per-email price from the first one (the contacts model's rule too)."""
-    return plan.model_copy(
-        update={"included_emails": 0, "name": f"{plan.name}, after closing (no emails included)"}
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class UsageEntry:
-    """What one batch did to one month: the audit line behind a ledger event."""
-
-    month: Month
-    late: bool
-    platform: int
-    custom_smtp: int
-    included: int
-    charges: tuple[Charge, ...]
-
-    @property
-    def amount(self) -> Decimal:
-        return total(self.charges)
+#: A calendar month as a dictionary key: cheaper to build per send day than a Month.
+YearMonth = tuple[int, int]
 
 
 class Account(Aggregate):
@@ -139,8 +87,7 @@ class Account(Aggregate):
         check_timezone(timezone)
         check_aware(opened_at)
         check_plan_currency(plan, currency)
-        if not Decimal(0) <= tax_rate < Decimal(1):
-            raise InvalidAmount(f"tax rate must be in [0, 1), got {tax_rate}")
+        check_tax_rate(tax_rate)
         account = cls(
             account_id=account_id,
             plan=plan,
@@ -251,17 +198,15 @@ class Account(Aggregate):
             self._record_month(Month.of(*key), groups[key])
             versions.append(self.version)
         self._update_sending(max(group.at for group in groups.values()))
-        if len(months) == 1:  # the common case: no second pass over the emails
-            return [(versions[0], emails)]
-        return list(zip(versions, self._split_by_month(emails, months), strict=True))
+        parts = split_by_month(emails, self.timezone, self._month_of, months)
+        return list(zip(versions, parts, strict=True))
 
-    def _record_month(self, month: Month, group: _MonthCount) -> None:
+    def _record_month(self, month: Month, group: MonthCount) -> None:
         late = self.pending_late
         months: tuple[MonthUsage, ...] = ()
         closed: tuple[ClosedMonth, ...] = ()
         if month < self.current:
-            platform = sum(run[1] for run in group.runs)
-            smtp = sum(run[2] for run in group.runs)
+            platform, smtp = group.platform, group.custom_smtp
             after, charges = record_late(self.closed_months[str(month)], platform)
             closed = (after,)
             late = add_late(late, month, platform, charges) if platform else late
@@ -286,75 +231,17 @@ class Account(Aggregate):
             pending_late=late,
         )
 
-    def _group_by_month(
-        self, emails: Sequence[SentEmailLike]
-    ) -> dict[tuple[int, int], _MonthCount]:
-        """(year, month) -> the batch's emails of that month, counted.
-
-        The month is the one the send time falls in, in the account's time zone;
-        a time before the account opened counts in the opening month. The loop
-        runs once per email of the hot path, so it does the least per email:
-        with one plan, counts per month (the clamp to the opening month applied
-        to the few keys afterwards); after a plan change, runs of one plan in
-        arrival order, as one-at-a-time recording would segment them.
-        """
-        tz = zone(self.timezone)
-        first = (self.first_month.year, self.first_month.month)
-        groups: dict[tuple[int, int], _MonthCount] = {}
+    def _group_by_month(self, emails: Sequence[SentEmailLike]) -> dict[YearMonth, MonthCount]:
+        """(year, month) -> the batch's emails of that month, counted: in runs of one
+        plan in arrival order after a plan change, as one-at-a-time recording would."""
         if len(self.plans) > 1:
-            for email in emails:
-                sent_at = email.sent_at
-                if sent_at.utcoffset() is None:
-                    raise NaiveDatetime()
-                local = sent_at.astimezone(tz)
-                key = max((local.year, local.month), first)
-                index = self._plan_index_at(sent_at)
-                group = groups.get(key)
-                if group is None:
-                    group = groups[key] = _MonthCount([[index, 0, 0]], sent_at)
-                run = group.runs[-1]
-                if run[0] != index:
-                    run = [index, 0, 0]
-                    group.runs.append(run)
-                run[1 + (email.route != "platform")] += 1
-                if sent_at > group.at:  # noqa: PLR1730 (per email: no call)
-                    group.at = sent_at
-            return groups
-        raw: dict[tuple[int, int], list[Any]] = {}
-        for email in emails:
-            sent_at = email.sent_at
-            if sent_at.utcoffset() is None:
-                raise NaiveDatetime()
-            local = sent_at.astimezone(tz)
-            key = (local.year, local.month)
-            count = raw.get(key)
-            if count is None:
-                count = raw[key] = [0, 0, sent_at]
-            count[email.route != "platform"] += 1
-            if sent_at > count[2]:  # noqa: PLR1730 (per email: no call)
-                count[2] = sent_at
-        for key, (platform, smtp, at) in raw.items():
-            clamped = max(key, first)
-            group = groups.get(clamped)
-            if group is None:
-                groups[clamped] = _MonthCount([[0, platform, smtp]], at)
-            else:
-                group.runs[0][1] += platform
-                group.runs[0][2] += smtp
-                group.at = max(group.at, at)
-        return groups
+            return count_runs_by_month(emails, self.timezone, self._month_of, self._plan_index_at)
+        return count_by_month(emails, self.timezone, self._month_of)
 
-    def _split_by_month(
-        self, emails: Sequence[E], months: list[tuple[int, int]]
-    ) -> list[Sequence[E]]:
-        """The emails of each month, in ``months`` order (only for a batch spanning months)."""
-        tz = zone(self.timezone)
-        first = (self.first_month.year, self.first_month.month)
-        parts: dict[tuple[int, int], list[E]] = {key: [] for key in months}
-        for email in emails:
-            local = email.sent_at.astimezone(tz)
-            parts[max((local.year, local.month), first)].append(email)
-        return [parts[key] for key in months]
+    def _month_of(self, day: date) -> YearMonth:
+        """The month a local send day is billed in: a day before the opening counts in
+        the opening month."""
+        return max((day.year, day.month), (self.first_month.year, self.first_month.month))
 
     @event("EmailsRecorded")
     def _emails_recorded(
@@ -538,9 +425,24 @@ class Account(Aggregate):
     # ------------------------------------------------------------------ invariants
 
     def check_invariants(self) -> None:
-        """The balance is credits minus debits, and no month is both open and documented."""
-        if self.balance != self.credited - self.debited:
-            raise LedgerError(f"{self.account_id}: balance != credits - debits")
+        """What the events can only break through a bug or a corrupted stream.
+
+        The balance is credits minus debits by definition, so that is not checked;
+        what is: every credit was positive, every amount is in the account's
+        currency, a month is open or documented (never both, never open before
+        the current one), and each open month's emails are its segments' positions.
+        """
+        for amount in (self.credited, self.debited):
+            if amount.currency != self.currency:
+                raise InvariantBroken(
+                    f"{self.account_id}: {amount} in an account in {self.currency}"
+                )
+        if self.credited.amount < 0:
+            raise InvariantBroken(f"{self.account_id}: negative credit {self.credited}")
         both = set(self.months) & set(self.closed_months)
         if both:
-            raise LedgerError(f"{self.account_id}: months open and documented: {sorted(both)}")
+            raise InvariantBroken(f"{self.account_id}: months open and documented: {sorted(both)}")
+        for usage in self.months.values():
+            if usage.month < self.current:
+                raise InvariantBroken(f"{self.account_id}: {usage.month} open after it closed")
+            usage.check_positions()

@@ -15,10 +15,11 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import JSONTranscoder, ProcessRecorder, Transcoder
 
-from ledger.account import Account, account_uuid
+from ledger.account import Account
 from ledger.contacts_account import ContactsAccount
 from ledger.errors import AccountNotFound
 from ledger.numbering import DocumentNumberSequence, sequence_uuid
+from ledger.opening import account_uuid
 from ledger.transcodings import register_ledger_transcodings
 
 

@@ -24,30 +24,35 @@ re-creation with a higher version counts the contact again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Protocol
 
-from ledger.errors import LedgerError
+from ledger.errors import InvariantBroken, LedgerError
 
 #: The identifiers that make a contact billable, in the order reasons are named.
 BILLABLE_FIELDS: tuple[str, ...] = ("email", "phone", "user_id", "chat_replied", "web_push")
 
 
+#: What the ledger holds of a contact's latest applied version: ``(version, billable)``.
+Held = tuple[int, bool]
+
+#: A contact change reported after the renewal it predates counts from just after it.
+JUST_AFTER = timedelta(microseconds=1)
+
+
 class ContactError(LedgerError):
-    """A contact change or count that cannot be right."""
+    """A contact change upstream described wrongly."""
 
 
 class InvalidContactState(ContactError):
     pass
 
 
-class ContactMismatch(ContactError):
-    def __init__(self, held: str, incoming: str) -> None:
-        super().__init__(f"a change of contact {incoming!r} cannot apply to contact {held!r}")
+class NegativeBillableCount(InvariantBroken):
+    """Only a lost or doubled change (a bug, or a corrupted store) can get here."""
 
-
-class NegativeBillableCount(ContactError):
     def __init__(self, count: int) -> None:
         super().__init__(f"the billable contact count cannot go below zero (got {count})")
 
@@ -102,35 +107,14 @@ def reasons(state: ContactState) -> tuple[str, ...]:
     return tuple(name for name, flag in zip(BILLABLE_FIELDS, flags, strict=True) if flag)
 
 
-def is_billable(state: ContactState | None) -> bool:
-    """Billable when any identifier is present and the contact is not deleted."""
-    return state is not None and bool(reasons(state))
+def supersedes(incoming: ContactState, held: Held | None) -> bool:
+    """The version rule: a change applies only when strictly newer than the one held."""
+    return held is None or incoming.version > held[0]
 
 
-def apply_change(current: ContactState | None, incoming: ContactState) -> ContactState | None:
-    """The contact's new state, or ``None`` when ``incoming`` is not newer and is ignored.
-
-    ``None`` means "nothing happened": the caller records nothing, so a
-    redelivered or reordered change leaves no trace in the history.
-    """
-    if current is None:
-        return incoming
-    if current.contact_id != incoming.contact_id:
-        raise ContactMismatch(current.contact_id, incoming.contact_id)
-    if incoming.version <= current.version:
-        return None
-    return incoming
-
-
-def billable_delta(old: ContactState | None, new: ContactState | None) -> int:
-    """How a change moves the billable count: -1, 0 or +1.
-
-    ``new`` is ``None`` when :func:`apply_change` ignored the change, which
-    moves nothing.
-    """
-    if new is None:
-        return 0
-    return int(is_billable(new)) - int(is_billable(old))
+def billable_delta(held: Held | None, billable: bool) -> int:
+    """How a change moves the billable count: -1, 0 or +1."""
+    return int(billable) - int(held is not None and held[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +123,7 @@ class BillableCount:
 
     Keeping it as a running sum of :func:`billable_delta` makes the count
     exact at every version without rescanning the contacts; a negative value
-    can only come from a lost or doubled change, so it is refused.
+    can only come from a lost or doubled change, so it stops the ledger.
     """
 
     value: int = 0
@@ -148,13 +132,9 @@ class BillableCount:
         if self.value < 0:
             raise NegativeBillableCount(self.value)
 
-    @staticmethod
-    def delta(old: ContactState | None, new: ContactState | None) -> int:
-        return billable_delta(old, new)
-
-    def after(self, old: ContactState | None, new: ContactState | None) -> BillableCount:
-        """The count once ``old`` became ``new`` (``new`` None: the change was ignored)."""
-        return BillableCount(self.value + billable_delta(old, new))
+    def after(self, held: Held | None, billable: bool) -> BillableCount:
+        """The count once a contact held as ``held`` became (non-)billable."""
+        return BillableCount(self.value + billable_delta(held, billable))
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,3 +181,53 @@ def billable_as_of(changes: Iterable[ContactChange], at: datetime) -> dict[str, 
         if held is None or change.version > held.version:
             latest[change.contact_id] = change
     return {cid: c for cid, c in sorted(latest.items()) if c.billable}
+
+
+class ContactChangeLike(Protocol):
+    """What :func:`apply_changes` reads of one incoming change."""
+
+    @property
+    def state(self) -> ContactState: ...
+
+    @property
+    def changed_at(self) -> datetime: ...
+
+
+def apply_changes(
+    changes: Iterable[ContactChangeLike],
+    known: Mapping[str, Held],
+    count: BillableCount,
+    priced_through: datetime | None,
+) -> tuple[BillableCount, tuple[ContactChange, ...]]:
+    """A batch of changes in arrival order: the count after them and the changes applied.
+
+    ``known`` holds the stored latest version of the batch's contacts; a change
+    applies when it :func:`supersedes` the contact's latest (stored or earlier
+    in the batch); a stale or repeated one changes nothing and is in no
+    history. A change dated at or before ``priced_through`` (the latest renewal
+    priced) counts from just after it: a priced instant is never counted again.
+    """
+    latest = dict(known)
+    applied: list[ContactChange] = []
+    after_priced = None if priced_through is None else priced_through + JUST_AFTER
+    for change in changes:
+        state = change.state
+        held = latest.get(state.contact_id)
+        if not supersedes(state, held):
+            continue
+        why = reasons(state)
+        billable = bool(why)
+        count = count.after(held, billable)
+        latest[state.contact_id] = (state.version, billable)
+        late = priced_through is not None and change.changed_at <= priced_through
+        applied.append(
+            ContactChange(
+                state.contact_id,
+                state.version,
+                change.changed_at,
+                why,
+                state.deleted,
+                counted_from=after_priced if late else None,
+            )
+        )
+    return count, tuple(applied)

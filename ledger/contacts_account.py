@@ -5,15 +5,7 @@ the k-th monthly anniversary period of the anchor (:mod:`ledger.renewal`):
 local midnight of ``anchor + k months`` to local midnight of ``anchor + k + 1
 months`` (month 0 starts at the opening itself; earlier emails count in it).
 Every boundary between allowance months is billed once, in order, by
-:meth:`ContactsAccount.close_periods`:
-
-- the month that ended is charged for its platform emails beyond its
-  allowance (4 x the contacts counted at the renewal that priced it);
-- when the boundary is a renewal, the next period of the subscription is
-  priced in advance from the billable contacts counted at that instant, and
-  the month's overage rides on the same proforma; otherwise overage, if
-  any, gets a proforma of its own. Overage is thus billed at the end of the
-  month it happened in, for every billing period length.
+:meth:`ContactsAccount.close_periods`, as :mod:`ledger.billing_cycle` decides.
 
 A proforma has no number; paying it issues the final invoice with the next
 gapless number. The subscription's first period is priced at the opening:
@@ -41,63 +33,45 @@ events in the same transaction (``commands/store.py``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.account import E, account_uuid, check_plan_currency
-from ledger.contacts import BillableCount, ContactChange, ContactState, billable_as_of, reasons
-from ledger.documents import Document, Line, assemble
-from ledger.errors import AccountClosed, LedgerError, PlanNotAllowed
-from ledger.money import Money, check_currency
+from ledger import billing_cycle
+from ledger.allowance_months import AllowanceMonths
+from ledger.contacts import (
+    BillableCount,
+    ContactChange,
+    ContactChangeLike,
+    Held,
+    apply_changes,
+    billable_as_of,
+)
+from ledger.documents import Document, Line
+from ledger.email_counts import E, count_by_month, split_by_month
+from ledger.errors import AccountClosed
+from ledger.money import check_currency
+from ledger.opening import account_uuid, check_plan_currency, check_tax_rate
 from ledger.periods import check_aware, check_timezone, local_date
 from ledger.plans import ContactsPlan
-from ledger.proformas import floor_line, overage_lines, subscription_lines
-from ledger.renewal import BillingPeriod, RenewalPeriod, add_months, months_in, period_number
-from ledger.subscriptions import AllowanceMonth, Subscription, allowance, product_prices, quote
+from ledger.proformas import (
+    OpenProforma,
+    ProformaNotFound,
+    final_invoice,
+    overage_lines,
+)
+from ledger.renewal import BillingPeriod, months_in
+from ledger.subscriptions import AllowanceMonth, Subscription, product_prices
 
 #: How many billable contacts there were at an instant (``ledger contacts --as-of``).
 ContactCounter = Callable[[datetime], int]
 
 
-class ProformaNotFound(LedgerError):
-    def __init__(self, account_id: str, proforma_id: str, why: str = "") -> None:
-        super().__init__(f"account {account_id!r} has no unpaid proforma {proforma_id!r}{why}")
-
-
-class InvalidPayment(LedgerError):
-    pass
-
-
-#: A contact change reported after the renewal it predates counts from just after it.
-JUST_AFTER = timedelta(microseconds=1)
-
-
-class ContactChangeLike(Protocol):
-    """What :meth:`ContactsAccount.record_contact_changes` reads of one incoming change."""
-
-    @property
-    def state(self) -> ContactState: ...
-
-    @property
-    def changed_at(self) -> datetime: ...
-
-
-@dataclass(frozen=True, slots=True)
-class OpenProforma:
-    """An unpaid proforma and what it takes to price it again."""
-
-    document: Document
-    counted_at: datetime | None  # None: an overage-only proforma
-    subscription: Subscription | None
-    usage_lines: tuple[Line, ...]
-
-
-class ContactsAccount(Aggregate):
+class ContactsAccount(AllowanceMonths, Aggregate):
     if TYPE_CHECKING:  # the event classes the @event decorators below create
         Opened: ClassVar[type[Aggregate.Created]]
         ContactsChanged: ClassVar[type[Aggregate.Event]]
@@ -134,8 +108,7 @@ class ContactsAccount(Aggregate):
         check_plan_currency(plan, currency)
         months_in(billing_period)
         product_prices(plan, products)  # refuses unknown or repeated products
-        if not Decimal(0) <= tax_rate < Decimal(1):
-            raise PlanNotAllowed(f"tax rate must be in [0, 1), got {tax_rate}")
+        check_tax_rate(tax_rate)
         subscription = Subscription(1, plan, products, billing_period, start_month=0)
         return cls(
             account_id=account_id,
@@ -184,37 +157,6 @@ class ContactsAccount(Aggregate):
 
     # ------------------------------------------------------------------ queries
 
-    @property
-    def plan(self) -> ContactsPlan:
-        return self.subscription.plan
-
-    def month_start(self, index: int) -> datetime:
-        """Local midnight that starts allowance month ``index`` (month 0: the opening)."""
-        if index == 0:
-            return self.opened_at
-        return RenewalPeriod(self.month_date(index), self.month_date(index + 1)).starts_at(
-            self.timezone
-        )
-
-    def month_date(self, index: int) -> date:
-        return add_months(self.anchor, index)
-
-    def month_period(self, index: int) -> RenewalPeriod:
-        return RenewalPeriod(self.month_date(index), self.month_date(index + 1))
-
-    def _month(self, index: int) -> AllowanceMonth:
-        """A month as held; one no period priced (after closing) has no allowance,
-        and its emails cost the current plan's overage price."""
-        held = self.months.get(str(index))
-        month = held if held is not None else AllowanceMonth(index, self.month_period(index))
-        if month.unit_price is None:
-            month = replace(month, unit_price=self.plan.overage_unit_price)
-        return month
-
-    def month_index(self, instant: datetime) -> int:
-        day = local_date(instant, self.timezone)
-        return 0 if day < self.anchor else period_number(self.anchor, "month", day)
-
     def check_open(self) -> None:
         if self.closed_at is not None:
             raise AccountClosed(self.account_id)
@@ -224,46 +166,19 @@ class ContactsAccount(Aggregate):
     def record_contact_changes(
         self,
         changes: Sequence[ContactChangeLike],
-        known: Mapping[str, tuple[int, bool]],
+        known: Mapping[str, Held],
     ) -> tuple[int, tuple[ContactChange, ...]]:
-        """Apply a batch of contact changes in arrival order; one event for the batch.
-
-        ``known`` holds the stored (version, billable) of the batch's contacts.
-        A change applies when its version is newer than the contact's latest
-        (stored or earlier in this batch); a stale or repeated one changes
-        nothing and is in no history. Returns the version of the recording
-        event (the current version when nothing applied) and the changes applied.
-        """
-        latest = dict(known)
-        count = BillableCount(self.billable)
-        applied: list[ContactChange] = []
-        priced = self.counted_through
-        after_priced = None if priced is None else priced + JUST_AFTER
-        for change in changes:
-            state = change.state
-            held = latest.get(state.contact_id)
-            if held is not None and state.version <= held[0]:
-                continue
-            why = reasons(state)
-            billable = bool(why)
-            count = BillableCount(count.value + int(billable) - int(held is not None and held[1]))
-            latest[state.contact_id] = (state.version, billable)
-            late = priced is not None and change.changed_at <= priced
-            applied.append(
-                ContactChange(
-                    state.contact_id,
-                    state.version,
-                    change.changed_at,
-                    why,
-                    state.deleted,
-                    counted_from=after_priced if late else None,
-                )
-            )
+        """Apply a batch of contact changes (:func:`ledger.contacts.apply_changes`); one
+        event for the batch. Returns the version of the recording event (the current
+        version when nothing applied) and the changes applied."""
+        count, applied = apply_changes(
+            changes, known, BillableCount(self.billable), self.counted_through
+        )
         if not applied:
             return self.version, ()
         self._contacts_changed(
             effective_at=max(c.changed_at for c in applied),
-            changes=tuple(applied),
+            changes=applied,
             billable=count.value,
         )
         return self.version, tuple(applied)
@@ -288,35 +203,24 @@ class ContactsAccount(Aggregate):
         """
         if not emails:
             return []
-        counts: dict[int, list[Any]] = {}
-        for email in emails:
-            sent_at = email.sent_at
-            index = self.month_index(sent_at)
-            count = counts.get(index)
-            if count is None:
-                count = counts[index] = [0, 0, sent_at]
-            count[email.route != "platform"] += 1
-            if sent_at > count[2]:  # noqa: PLR1730 (per email: no call)
-                count[2] = sent_at
+        counts = count_by_month(emails, self.timezone, self.month_of)
         indices = sorted(counts)
         versions = []
         for index in indices:
-            platform, smtp, at = counts[index]
+            count = counts[index]
             month = self._month(index)
             month = replace(
-                month, platform=month.platform + platform, custom_smtp=month.custom_smtp + smtp
+                month,
+                platform=month.platform + count.platform,
+                custom_smtp=month.custom_smtp + count.custom_smtp,
             )
             late = self.late_months
             if index < self.documented_months:
                 late = tuple(sorted({*late, index}))
-            self._emails_recorded(effective_at=at, months=(month,), late_months=late)
+            self._emails_recorded(effective_at=count.at, months=(month,), late_months=late)
             versions.append(self.version)
-        if len(indices) == 1:
-            return [(versions[0], emails)]
-        parts: dict[int, list[E]] = {index: [] for index in indices}
-        for email in emails:
-            parts[self.month_index(email.sent_at)].append(email)
-        return [(version, parts[index]) for version, index in zip(versions, indices, strict=True)]
+        parts = split_by_month(emails, self.timezone, self.month_of, indices)
+        return list(zip(versions, parts, strict=True))
 
     @event("EmailsRecorded")
     def _emails_recorded(
@@ -349,20 +253,15 @@ class ContactsAccount(Aggregate):
         period = current.period if billing_period is None else billing_period
         months_in(period)
         product_prices(plan, products)
-        target = None if current.same_terms(plan, products, period) else (plan, products, period)
-        scheduled = self.pending
-        if (scheduled is None and target is None) or (
-            scheduled is not None
-            and target is not None
-            and scheduled.same_terms(plan, products, period)
-        ):
+        change = billing_cycle.plan_change(current, self.pending, plan, products, period)
+        if change is None:
             return self.version
         self._plan_change_scheduled(
             effective_at=check_aware(at),
             plan=plan,
             products=products,
             period=period,
-            cancelled=target is None,
+            cancelled=change == "cancel",
         )
         return self.version
 
@@ -375,30 +274,28 @@ class ContactsAccount(Aggregate):
         period: BillingPeriod,
         cancelled: bool,
     ) -> None:
-        self.pending = (
-            None
-            if cancelled
-            else Subscription(self.subscription.number + 1, plan, products, period, start_month=-1)
+        self.pending, self.pending_at = billing_cycle.scheduled(
+            self.subscription, plan, products, period, effective_at, cancelled=cancelled
         )
-        self.pending_at = None if cancelled else effective_at
 
     # ------------------------------------------------------------------ billing
 
     def close_periods(
         self, as_of: datetime, grace: timedelta, count_contacts: ContactCounter
     ) -> list[Document]:
-        """Bill every allowance-month boundary that passed at least ``grace`` before ``as_of``.
+        """Bill every allowance-month boundary that passed at least ``grace`` before ``as_of``
+        (:mod:`ledger.billing_cycle` decides what each bills).
 
         Also prices the first period once the opening is ``grace`` old, and
-        re-prices unpaid renewal proformas whose contact count changed since
-        (late contact changes). Returns the proformas issued.
+        re-prices the unpaid renewal a late plan change predates. Returns the
+        proformas issued.
         """
         check_aware(as_of)
         issued: list[Document] = []
         issued_on = local_date(as_of, self.timezone)
         sub = self.subscription
         if sub.number == 1 and sub.periods_priced == 0:
-            if self.opened_at + grace > as_of:
+            if not billing_cycle.is_due(self.opened_at, grace, as_of):
                 return issued
             terms = self._terms_at(0, self.opened_at)
             issued.append(self._renew(0, self.opened_at, terms, [], issued_on, count_contacts))
@@ -410,21 +307,25 @@ class ContactsAccount(Aggregate):
         while True:
             index = self.documented_months
             boundary = self.month_start(index + 1)
-            if boundary + grace > as_of or self._nothing_left_to_bill(index):
+            if not billing_cycle.is_due(boundary, grace, as_of) or self._billing_stopped(index):
                 break
-            month = self._month(index)
-            usage = self._late_lines() + overage_lines(month, self.currency, late=False)
-            sub = self.subscription
-            renewing = index + 1 == sub.next_renewal_month and (
-                self.closed_at is None or self.closed_at >= boundary
+            usage = self._late_lines() + overage_lines(
+                self._month(index), self.currency, late=False
             )
-            if renewing:
+            bill = billing_cycle.boundary_bill(
+                next_month=index + 1,
+                next_renewal_month=self.subscription.next_renewal_month,
+                boundary=boundary,
+                closed_at=self.closed_at,
+                usage=usage,
+            )
+            if bill == "renewal":
                 terms = self._terms_at(index + 1, boundary)
                 issued.append(
                     self._renew(index + 1, boundary, terms, usage, issued_on, count_contacts)
                 )
-            elif any(line.amount.amount for line in usage):
-                document = self._proforma(self.month_period(index), usage, issued_on, None)
+            elif bill == "overage":
+                document = self._proforma_document(self.month_period(index), usage, issued_on, None)
                 self._proforma_issued(
                     effective_at=as_of,
                     proforma=OpenProforma(document, None, None, tuple(usage)),
@@ -434,57 +335,13 @@ class ContactsAccount(Aggregate):
                 )
                 issued.append(document)
             else:
-                # Nothing to invoice; overage that rounds to 0.00 so far is carried to
-                # the next document, where it adds up, rather than marked billed.
-                carried = tuple(
-                    i for i in sorted({index, *self.late_months}) if self._month(i).unbilled
-                )
+                unbilled = {i: self._month(i).unbilled for i in {index, *self.late_months}}
                 self._allowance_month_closed(
-                    effective_at=as_of, documented_months=index + 1, carried=carried
+                    effective_at=as_of,
+                    documented_months=index + 1,
+                    carried=billing_cycle.carried(unbilled),
                 )
         return issued
-
-    def _terms_at(self, start_month: int, renewal: datetime) -> Subscription:
-        """The subscription a renewal is priced with: a plan change dated at or before
-        the renewal instant starts there; one dated after it waits for the next."""
-        pending, pending_at = self.pending, self.pending_at
-        if pending is not None and pending_at is not None and pending_at <= renewal:
-            return replace(pending, start_month=start_month)
-        return self.subscription
-
-    def _nothing_left_to_bill(self, index: int) -> bool:
-        """A closed account is billed only for what was sent up to its closing month
-        (and reported late): once that is invoiced, its months stop. What is left
-        below half a cent then is never invoiced."""
-        if self.closed_at is None or self.month_start(index) <= self.closed_at:
-            return False
-        if any(
-            int(key) >= index and (month.platform or month.custom_smtp)
-            for key, month in self.months.items()
-        ):
-            return False
-        return not any(line.amount.amount for line in self._late_lines())
-
-    def _late_lines(self) -> list[Line]:
-        lines: list[Line] = []
-        for index in self.late_months:
-            lines.extend(overage_lines(self._month(index), self.currency, late=True))
-        return lines
-
-    def _billed_months(self, index: int) -> tuple[AllowanceMonth, ...]:
-        """The ended month and the late months with everything beyond allowance now billed."""
-        indices = sorted({index, *self.late_months})
-        months = [self._month(i) for i in indices]
-        return tuple(replace(m, billed=m.overage) for m in months)
-
-    def _subscription_lines(
-        self, terms: Subscription, period: RenewalPeriod, contacts: int, sets_floor: bool
-    ) -> list[Line]:
-        priced = quote(terms.plan, contacts, terms.products, terms.period)
-        lines = subscription_lines(terms.plan, priced, period, self.currency)
-        floor = None if sets_floor else terms.floor
-        lift = floor_line(lines, floor, self.currency)
-        return [*lines, lift] if lift else lines
 
     def _renew(
         self,
@@ -496,44 +353,22 @@ class ContactsAccount(Aggregate):
         count_contacts: ContactCounter,
     ) -> Document:
         contacts = count_contacts(counted_at)
-        period = RenewalPeriod(
-            self.month_date(start_month), self.month_date(start_month + terms.months)
-        )
+        period = self.months_from(start_month, terms.months)
         sets_floor = terms.periods_priced == 0
-        lines = self._subscription_lines(terms, period, contacts, sets_floor)
-        document = self._proforma(period, [*lines, *usage], issued_on, contacts)
-        if sets_floor:
-            terms = replace(terms, floor=_sum(lines))
-        months = tuple(
-            self._priced_month(i, terms.plan, contacts)
-            for i in range(start_month, start_month + terms.months)
+        lines = billing_cycle.priced_lines(
+            terms, period, contacts, self.currency, sets_floor=sets_floor
         )
-        billed = self._billed_months(start_month - 1) if start_month > 0 else ()
+        document = self._proforma_document(period, [*lines, *usage], issued_on, contacts)
+        if sets_floor:
+            terms = replace(terms, floor=billing_cycle.lines_total(lines))
         self._proforma_issued(
             effective_at=max(counted_at, self.opened_at),
             proforma=OpenProforma(document, counted_at, terms, tuple(usage)),
             subscription=replace(terms, periods_priced=terms.periods_priced + 1),
-            months=(*billed, *months),
+            months=self._renewed_months(start_month, terms, contacts),
             documented_months=start_month,
         )
         return document
-
-    def _proforma(
-        self, period: RenewalPeriod, lines: list[Line], issued_on: date, contacts: int | None
-    ) -> Document:
-        return assemble(
-            number=f"PF-{self.account_id}-{self.proforma_count + 1:04d}",
-            kind="proforma",
-            account_id=self.account_id,
-            period=period,
-            issued_on=issued_on,
-            due_on=issued_on,  # card payment at renewal: payable on receipt
-            currency=self.currency,
-            lines=lines,
-            tax_rate=self.tax_rate,
-            accrued=Money.zero(self.currency),
-            contacts=contacts,
-        )
 
     @event("ProformaIssued")
     def _proforma_issued(
@@ -544,47 +379,25 @@ class ContactsAccount(Aggregate):
         months: tuple[AllowanceMonth, ...],
         documented_months: int,
     ) -> None:
+        # Every proforma documents the months before ``documented_months`` (the opening
+        # one: none, when no month is late yet), so the late ones are all billed now.
         self.proforma_count += 1
         self.open_proformas[proforma.document.number] = proforma
-        if proforma.counted_at is not None:
-            self.counted_through = proforma.counted_at
-        self._start(subscription)
-        self._close_months(months, documented_months)
-
-    def _start(self, subscription: Subscription) -> None:
-        if subscription.number != self.subscription.number:
-            self.pending = self.pending_at = None
+        self.counted_through = proforma.counted_at or self.counted_through
+        self.pending, self.pending_at = billing_cycle.pending_after(
+            self.pending, self.pending_at, self.subscription, subscription
+        )
         self.subscription = subscription
+        self.months.update({str(m.index): m for m in months})
+        self.late_months = ()
+        self.documented_months = documented_months
 
     @event("AllowanceMonthClosed")
     def _allowance_month_closed(
         self, effective_at: datetime, documented_months: int, carried: tuple[int, ...]
     ) -> None:
-        self._close_months((), documented_months, carried)
-
-    def _close_months(
-        self,
-        months: tuple[AllowanceMonth, ...],
-        documented_months: int,
-        carried: tuple[int, ...] = (),
-    ) -> None:
-        self.months.update({str(m.index): m for m in months})
-        if documented_months > self.documented_months:
-            self.late_months = carried
-            self.documented_months = documented_months
-
-    def _latest_renewal(self) -> OpenProforma | None:
-        """The unpaid proforma of the current subscription's latest period, if any."""
-        for held in self.open_proformas.values():
-            terms = held.subscription
-            if (
-                held.counted_at is not None
-                and held.counted_at == self.counted_through
-                and terms is not None
-                and terms.number == self.subscription.number
-            ):
-                return held
-        return None
+        self.late_months = carried
+        self.documented_months = documented_months
 
     def _replace_for_late_plan_change(self, as_of: datetime, issued_on: date) -> Document | None:
         """Re-price the latest renewal with a plan change dated at or before it.
@@ -593,42 +406,32 @@ class ContactsAccount(Aggregate):
         is the one it was priced with (that instant is never counted again).
         The new subscription starts at that renewal and its floor is this price.
         """
-        held = self._latest_renewal()
+        latest = self._latest_renewal()
         pending, pending_at = self.pending, self.pending_at
-        if held is None or pending is None or pending_at is None:
+        if latest is None or pending is None or pending_at is None:
             return None
-        assert held.counted_at is not None and held.subscription is not None
-        start = held.subscription.next_renewal_month
+        held, counted_at, priced = latest
+        start = priced.next_renewal_month
         contacts = held.document.contacts
-        if pending_at > held.counted_at or self.documented_months > start or contacts is None:
+        if contacts is None or not billing_cycle.can_replace(
+            pending_at=pending_at,
+            counted_at=counted_at,
+            documented_months=self.documented_months,
+            start_month=start,
+        ):
             return None
         terms = replace(pending, start_month=start)
-        period = RenewalPeriod(self.month_date(start), self.month_date(start + terms.months))
-        lines = self._subscription_lines(terms, period, contacts, sets_floor=True)
-        document = self._proforma(period, [*lines, *held.usage_lines], issued_on, contacts)
-        old_end = start + held.subscription.months
-        months = tuple(
-            self._priced_month(i, terms.plan, contacts)
-            if i < start + terms.months
-            else replace(self._month(i), contacts=None, allowance=None, unit_price=None)
-            for i in range(start, max(old_end, start + terms.months))
-        )
+        period = self.months_from(start, terms.months)
+        lines = billing_cycle.priced_lines(terms, period, contacts, self.currency, sets_floor=True)
+        document = self._proforma_document(period, [*lines, *held.usage_lines], issued_on, contacts)
         self._proforma_replaced(
             effective_at=as_of,
             replaced=held.document.number,
             proforma=replace(held, document=document, subscription=terms),
-            subscription=replace(terms, periods_priced=1, floor=_sum(lines)),
-            months=months,
+            subscription=replace(terms, periods_priced=1, floor=billing_cycle.lines_total(lines)),
+            months=self._repriced_months(start, priced, terms, contacts),
         )
         return document
-
-    def _priced_month(self, index: int, plan: ContactsPlan, contacts: int) -> AllowanceMonth:
-        return replace(
-            self._month(index),
-            contacts=contacts,
-            allowance=allowance(contacts, plan),
-            unit_price=plan.overage_unit_price,
-        )
 
     @event("ProformaReplaced")
     def _proforma_replaced(
@@ -643,7 +446,10 @@ class ContactsAccount(Aggregate):
         self.replaced[replaced] = proforma.document.number
         self.proforma_count += 1
         self.open_proformas[proforma.document.number] = proforma
-        self._start(subscription)
+        self.pending, self.pending_at = billing_cycle.pending_after(
+            self.pending, self.pending_at, self.subscription, subscription
+        )
+        self.subscription = subscription
         self.months.update({str(m.index): m for m in months})
 
     def pay(
@@ -659,21 +465,9 @@ class ContactsAccount(Aggregate):
                     f"; it was replaced by {self._replacement_of(proforma_id)}",
                 )
             raise ProformaNotFound(self.account_id, proforma_id)
-        paid_on = local_date(check_aware(paid_at), self.timezone)
-        if paid_on < held.document.issued_on:
-            raise InvalidPayment(
-                f"{proforma_id} was issued on {held.document.issued_on}: it cannot be paid"
-                f" on {paid_on}"
-            )
-        invoice = replace(
-            held.document,
-            number=next_number(paid_on.year),
-            kind="invoice",
-            issued_on=paid_on,
-            due_on=None,
-            proforma=proforma_id,
+        invoice = final_invoice(
+            held.document, proforma_id, local_date(check_aware(paid_at), self.timezone), next_number
         )
-        invoice.check_invariants()
         self._proforma_paid(effective_at=paid_at, proforma=proforma_id, invoice=invoice)
         return invoice
 
@@ -698,15 +492,6 @@ class ContactsAccount(Aggregate):
     def _closed(self, effective_at: datetime) -> None:
         self.closed_at = effective_at
 
-    # ------------------------------------------------------------------ invariants
-
-    def check_invariants(self) -> None:
-        """The count never goes negative; every unpaid proforma adds up."""
-        if self.billable < 0:
-            raise LedgerError(f"{self.account_id}: negative billable contact count")
-        for held in self.open_proformas.values():
-            held.document.check_invariants()
-
 
 def contacts_as_of(history: Iterable[object], at: datetime) -> dict[str, ContactChange]:
     """Billable contacts at ``at`` from an account's stored events (``ledger contacts``)."""
@@ -717,7 +502,3 @@ def contacts_as_of(history: Iterable[object], at: datetime) -> dict[str, Contact
         for change in event.changes  # type: ignore[attr-defined]
     )
     return billable_as_of(changes, at)
-
-
-def _sum(lines: list[Line]) -> Decimal:
-    return sum((line.amount.amount for line in lines), Decimal(0))

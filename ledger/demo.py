@@ -27,10 +27,10 @@ from rich.console import Console
 from consumers.publishing import Outgoing, Upstream, producer, publish, raw
 from consumers.runner import LedgerConsumer
 from ledger import render
-from ledger.account import account_uuid
 from ledger.bootstrap import Services, bootstrap
 from ledger.documents import Document
 from ledger.embedded import stop_postgres
+from ledger.opening import account_uuid
 from ledger.settings import PROJECT_ROOT, Settings
 
 MTA = Upstream("urn:demo:mta")

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Literal
 
-from ledger.errors import LedgerError
+from ledger.errors import InvariantBroken
 from ledger.money import Money, money_sum
 from ledger.periods import Month
 from ledger.plans import EmailPlan
@@ -46,7 +46,7 @@ LineKind = Literal[
 POSTPAY_TERMS = timedelta(days=14)
 
 
-class DocumentInvariantBroken(LedgerError):
+class DocumentInvariantBroken(InvariantBroken):
     pass
 
 

@@ -54,3 +54,12 @@ class NegativeGrace(LedgerError):
 
     def __init__(self, grace: str) -> None:
         super().__init__(f"the close grace must not be negative: {grace}")
+
+
+class InvariantBroken(Exception):
+    """A rule the ledger's own state must always satisfy does not hold: a bug or corruption.
+
+    Deliberately not a :class:`LedgerError`: a refusal is the input's fault and is
+    dead-lettered; this is ours, so it stops the process (restart, don't limp)
+    instead of dead-lettering the message that happened to reveal it.
+    """

@@ -10,13 +10,91 @@ Every line is rounded once, half-up, to the currency's minor unit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from decimal import Decimal
 
-from ledger.documents import Line
+from ledger.documents import Document, Line, assemble
+from ledger.errors import LedgerError
 from ledger.money import Money
 from ledger.plans import ContactsPlan
 from ledger.renewal import RenewalPeriod
-from ledger.subscriptions import PERIOD_LABELS, AllowanceMonth, SubscriptionQuote, apply_floor
+from ledger.subscriptions import (
+    PERIOD_LABELS,
+    AllowanceMonth,
+    Subscription,
+    SubscriptionQuote,
+    apply_floor,
+)
+
+
+class ProformaNotFound(LedgerError):
+    def __init__(self, account_id: str, proforma_id: str, why: str = "") -> None:
+        super().__init__(f"account {account_id!r} has no unpaid proforma {proforma_id!r}{why}")
+
+
+class InvalidPayment(LedgerError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class OpenProforma:
+    """An unpaid proforma and what it takes to price it again."""
+
+    document: Document
+    counted_at: datetime | None  # None: an overage-only proforma
+    subscription: Subscription | None
+    usage_lines: tuple[Line, ...]
+
+
+def proforma_document(
+    *,
+    account_id: str,
+    sequence: int,
+    period: RenewalPeriod,
+    lines: list[Line],
+    issued_on: date,
+    currency: str,
+    tax_rate: Decimal,
+    contacts: int | None,
+) -> Document:
+    """A proforma takes the account's own sequence, never a gapless number: only its
+    payment issues the numbered invoice (:func:`final_invoice`)."""
+    return assemble(
+        number=f"PF-{account_id}-{sequence:04d}",
+        kind="proforma",
+        account_id=account_id,
+        period=period,
+        issued_on=issued_on,
+        due_on=issued_on,  # card payment at renewal: payable on receipt
+        currency=currency,
+        lines=lines,
+        tax_rate=tax_rate,
+        accrued=Money.zero(currency),
+        contacts=contacts,
+    )
+
+
+def final_invoice(
+    proforma: Document, proforma_id: str, paid_on: date, next_number: Callable[[int], str]
+) -> Document:
+    """The numbered invoice a payment on the local date ``paid_on`` issues: the
+    proforma's lines, dated the day it was paid (never before it was issued)."""
+    if paid_on < proforma.issued_on:
+        raise InvalidPayment(
+            f"{proforma_id} was issued on {proforma.issued_on}: it cannot be paid on {paid_on}"
+        )
+    invoice = replace(
+        proforma,
+        number=next_number(paid_on.year),
+        kind="invoice",
+        issued_on=paid_on,
+        due_on=None,
+        proforma=proforma_id,
+    )
+    invoice.check_invariants()
+    return invoice
 
 
 def _money(amount: Decimal, currency: str) -> Money:

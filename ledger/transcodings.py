@@ -10,17 +10,16 @@ from typing import Any
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 from pydantic import BaseModel
 
-from ledger.account import SentEmail, UsageEntry
 from ledger.contacts import ContactChange
-from ledger.contacts_account import OpenProforma
 from ledger.documents import Document, Line
 from ledger.money import Money
 from ledger.periods import Month
 from ledger.plans import ContactsPlan, ContactTier, EmailPlan, Tier
 from ledger.pricing import Charge
+from ledger.proformas import OpenProforma
 from ledger.renewal import RenewalPeriod
 from ledger.subscriptions import AllowanceMonth, Subscription
-from ledger.usage import ClosedMonth, LateUsage, MonthUsage, Segment
+from ledger.usage import ClosedMonth, LateUsage, MonthUsage, Segment, UsageEntry
 
 
 class MoneyAsDict(Transcoding):
@@ -148,7 +147,6 @@ DATACLASSES = (
     UsageEntry,
     Line,
     Document,
-    SentEmail,
     RenewalPeriod,
     Subscription,
     AllowanceMonth,

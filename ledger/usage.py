@@ -10,9 +10,11 @@ force when it closed, and waits for the next document.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
+from ledger.errors import InvariantBroken
 from ledger.money import Money
 from ledger.periods import Month
 from ledger.plans import EmailPlan
@@ -65,6 +67,18 @@ class MonthUsage:
         for segment in self.segments:
             charges = merge(charges, self.final_charges(segment))
         return charges
+
+    def check_positions(self) -> None:
+        """The segments tile the month's platform positions ``(0, platform]``, in order."""
+        end = 0
+        for segment in self.segments:
+            if segment.start != end or segment.end < segment.start:
+                raise InvariantBroken(f"{self.month}: segments do not follow on at {end}")
+            end = segment.end
+        if end != self.platform:
+            raise InvariantBroken(
+                f"{self.month}: {self.platform} platform emails, segments up to {end}"
+            )
 
     def with_fee(self, fee: Money, plan: EmailPlan) -> MonthUsage:
         return replace(self, fee=fee, fee_plan=plan)
@@ -132,3 +146,29 @@ def add_late(
             merged = LateUsage(month, late.count + count, merge(late.charges, charges))
             return (*pending[:index], merged, *pending[index + 1 :])
     return tuple(sorted((*pending, LateUsage(month, count, charges)), key=lambda item: item.month))
+
+
+@functools.lru_cache(maxsize=256)
+def terms_after_closing(plan: EmailPlan) -> EmailPlan:
+    """The terms of a month after a closed account's last paid month: no fee was
+    charged for it, so no emails are included; every platform email pays the
+    plan's per-email price from the first one (the contacts model's rule too)."""
+    return plan.model_copy(
+        update={"included_emails": 0, "name": f"{plan.name}, after closing (no emails included)"}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEntry:
+    """What one batch did to one month: the audit line behind a ledger event."""
+
+    month: Month
+    late: bool
+    platform: int
+    custom_smtp: int
+    included: int
+    charges: tuple[Charge, ...]
+
+    @property
+    def amount(self) -> Decimal:
+        return total(self.charges)

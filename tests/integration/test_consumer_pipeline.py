@@ -19,8 +19,8 @@ from kafka import TopicPartition
 from psycopg import sql
 
 from consumers.batch import BatchOutcome
-from ledger.account import account_uuid
 from ledger.bootstrap import Services
+from ledger.opening import account_uuid
 from ledger.periods import Month
 from tests.conftest import MakeServices
 from tests.support import Upstreams, utc

@@ -14,16 +14,18 @@ from unit_builders import (
     STARTER,
     USD_STARTER,
     VOLUME,
+    SentEmail,
     numbers,
     platform_emails,
     smtp_emails,
     utc,
 )
 
-from ledger.account import Account, SentEmail, account_uuid
+from ledger.account import Account
 from ledger.documents import Document, PaymentMode
 from ledger.errors import AccountClosed, InvalidAmount, LedgerError, PlanNotAllowed
 from ledger.money import Money, SubMinorUnit, UnknownCurrency
+from ledger.opening import account_uuid
 from ledger.periods import InvalidTimezone, Month, NaiveDatetime
 from ledger.plans import EmailPlan, Tier
 from ledger.pricing import total

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -8,21 +10,39 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.contacts import (
+    JUST_AFTER,
     BillableCount,
-    ContactMismatch,
     ContactState,
+    Held,
     InvalidContactState,
     NegativeBillableCount,
-    apply_change,
+    apply_changes,
     billable_delta,
-    is_billable,
     reasons,
+    supersedes,
 )
-from ledger.errors import LedgerError
+from ledger.errors import InvariantBroken, LedgerError
 
 
 def contact(version: int = 1, contact_id: str = "c-1", **fields: Any) -> ContactState:
     return ContactState(contact_id=contact_id, version=version, **fields)
+
+
+def is_billable(state: ContactState | None) -> bool:
+    return state is not None and bool(reasons(state))
+
+
+T0 = datetime(2027, 3, 10, 9, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Change:
+    state: ContactState
+    changed_at: datetime = T0
+
+
+def held_of(state: ContactState) -> Held:
+    return (state.version, is_billable(state))
 
 
 # ------------------------------------------------ who is billable
@@ -97,35 +117,32 @@ def test_invalid_contact_states_are_refused(fields: dict[str, object]) -> None:
 
 
 def test_the_first_change_of_a_contact_is_applied() -> None:
-    incoming = contact(3, email="a@b.c")
-    assert apply_change(None, incoming) == incoming
+    assert supersedes(contact(3, email="a@b.c"), None)
 
 
 def test_a_newer_version_replaces_the_held_one() -> None:
-    held = contact(3, email="a@b.c")
-    incoming = contact(4, phone="1")
-    assert apply_change(held, incoming) == incoming
+    assert supersedes(contact(4, phone="1"), held_of(contact(3, email="a@b.c")))
 
 
 def test_a_stale_version_is_ignored() -> None:
-    assert apply_change(contact(5, email="a@b.c"), contact(4)) is None
+    assert not supersedes(contact(4), held_of(contact(5, email="a@b.c")))
 
 
 def test_a_duplicate_version_is_ignored_even_with_other_content() -> None:
-    held = contact(5, email="a@b.c")
-    assert apply_change(held, held) is None
-    assert apply_change(held, contact(5, phone="2")) is None  # first seen wins
-
-
-def test_a_change_of_another_contact_is_refused() -> None:
-    with pytest.raises(ContactMismatch):
-        apply_change(contact(1, contact_id="c-1"), contact(2, contact_id="c-2"))
+    held = held_of(contact(5, email="a@b.c"))
+    assert not supersedes(contact(5, email="a@b.c"), held)
+    count, applied = apply_changes(
+        [Change(contact(5, email="a@b.c")), Change(contact(5, phone="2"))],
+        {},
+        BillableCount(),
+        None,
+    )
+    assert [c.reasons for c in applied] == [("email",)]  # first seen wins
+    assert count.value == 1
 
 
 def test_delete_then_recreate_counts_the_contact_again() -> None:
     # v1 email (+1), v2 delete (-1), v1 again (stale: 0), v3 phone (+1)
-    count = BillableCount()
-    held: ContactState | None = None
     changes = [
         contact(1, email="a@b.c"),
         ContactState.tombstone("c-1", 2),
@@ -133,20 +150,29 @@ def test_delete_then_recreate_counts_the_contact_again() -> None:
         contact(3, phone="+1 555"),
     ]
     seen = []
+    count, held = BillableCount(), {}
     for change in changes:
-        new = apply_change(held, change)
-        count = count.after(held, new)
+        count, applied = apply_changes([Change(change)], held, count, None)
+        for c in applied:
+            held = {c.contact_id: (c.version, c.billable)}
         seen.append(count.value)
-        held = new if new is not None else held
     assert seen == [1, 0, 0, 1]
-    assert held == contact(3, phone="+1 555")
+    assert held == {"c-1": (3, True)}
+    whole, applied = apply_changes([Change(c) for c in changes], {}, BillableCount(), None)
+    assert whole.value == 1
+    assert [c.version for c in applied] == [1, 2, 3]
 
 
 def test_a_delete_that_overtakes_an_older_update_keeps_the_contact_deleted() -> None:
     # the delete (v3) arrives before the update it superseded (v2)
-    held = apply_change(contact(1, email="a@b.c"), ContactState.tombstone("c-1", 3))
-    assert held == ContactState.tombstone("c-1", 3)
-    assert apply_change(held, contact(2, email="a@b.c", web_push=True)) is None
+    count, applied = apply_changes(
+        [Change(ContactState.tombstone("c-1", 3)), Change(contact(2, email="a@b.c"))],
+        {"c-1": (1, True)},
+        BillableCount(1),
+        None,
+    )
+    assert count.value == 0
+    assert [(c.version, c.deleted) for c in applied] == [(3, True)]
 
 
 @pytest.mark.parametrize(
@@ -160,19 +186,47 @@ def test_a_delete_that_overtakes_an_older_update_keeps_the_contact_deleted() -> 
         (contact(1, web_push=True), ContactState.tombstone("c-1", 2), -1),  # deleted
         (contact(1), ContactState.tombstone("c-1", 2), 0),  # deleted, was not billable
         (ContactState.tombstone("c-1", 2), contact(3, user_id="u"), +1),  # re-created
-        (contact(1, email="a@b.c"), None, 0),  # change ignored
     ],
 )
-def test_billable_delta(old: ContactState | None, new: ContactState | None, delta: int) -> None:
-    assert billable_delta(old, new) == delta
-    assert BillableCount.delta(old, new) == delta
+def test_billable_delta(old: ContactState | None, new: ContactState, delta: int) -> None:
+    held = None if old is None else held_of(old)
+    assert billable_delta(held, is_billable(new)) == delta
+    assert BillableCount(1).after(held, is_billable(new)).value == 1 + delta
+
+
+def test_an_ignored_change_moves_nothing() -> None:
+    count, applied = apply_changes(
+        [Change(contact(1, phone="1"))], {"c-1": (1, True)}, BillableCount(1), None
+    )
+    assert (count, applied) == (BillableCount(1), ())
 
 
 def test_the_billable_count_never_goes_negative() -> None:
     with pytest.raises(NegativeBillableCount):
         BillableCount(-1)
     with pytest.raises(NegativeBillableCount):
-        BillableCount(0).after(contact(1, email="a@b.c"), ContactState.tombstone("c-1", 2))
+        BillableCount(0).after((1, True), False)
+
+
+def test_a_negative_count_is_a_broken_invariant_not_a_refusal() -> None:
+    assert issubclass(NegativeBillableCount, InvariantBroken)
+    assert not issubclass(NegativeBillableCount, LedgerError)
+
+
+def test_a_change_dated_at_or_before_the_latest_priced_renewal_counts_from_just_after_it() -> None:
+    priced = T0
+    _, applied = apply_changes(
+        [
+            Change(contact(1, "c-1", email="a@b.c"), priced - timedelta(days=1)),
+            Change(contact(1, "c-2", email="a@b.c"), priced),
+            Change(contact(1, "c-3", email="a@b.c"), priced + JUST_AFTER),
+        ],
+        {},
+        BillableCount(),
+        priced,
+    )
+    assert [c.counts_from for c in applied] == [priced + JUST_AFTER] * 3
+    assert [c.counted_from for c in applied] == [priced + JUST_AFTER] * 2 + [None]
 
 
 # ------------------------------------------------ properties
@@ -213,13 +267,12 @@ def test_any_delivery_order_ends_in_the_highest_version(
     newest = max(changes, key=lambda c: c.version)
     delivery = changes + [rnd.choice(changes) for _ in range(redelivered)]
     rnd.shuffle(delivery)
-    held: ContactState | None = None
-    for change in delivery:
-        new = apply_change(held, change)
-        if new is not None:
-            assert held is None or new.version > held.version
-            held = new
-    assert held == newest
+    count, applied = apply_changes([Change(c) for c in delivery], {}, BillableCount(), None)
+    versions = [c.version for c in applied]
+    assert versions == sorted(set(versions))  # each applied change is newer than the last
+    assert versions[-1] == newest.version
+    assert applied[-1].reasons == reasons(newest)
+    assert count.value == int(_oracle_billable(newest))
 
 
 @given(
@@ -246,14 +299,14 @@ def test_the_running_count_equals_the_billable_contacts_after_any_order(
     ]
     stream += rnd.sample(stream, k=len(stream) // 2)
     rnd.shuffle(stream)
-    held: dict[str, ContactState] = {}
+    # delivered in batches of random sizes, each seeing what the batches before stored
+    held: dict[str, Held] = {}
     count = BillableCount()
-    for change in stream:
-        old = held.get(change.contact_id)
-        new = apply_change(old, change)
-        count = count.after(old, new)
-        if new is not None:
-            held[change.contact_id] = new
+    while stream:
+        size = rnd.randint(1, len(stream))
+        batch, stream = stream[:size], stream[size:]
+        count, applied = apply_changes([Change(c) for c in batch], held, count, None)
+        held.update({c.contact_id: (c.version, c.billable) for c in applied})
     newest = [max(changes, key=lambda c: c.version) for changes in per_contact]
     assert count.value == sum(_oracle_billable(s) for s in newest)
-    assert count.value == sum(is_billable(s) for s in held.values())
+    assert count.value == sum(billable for _, billable in held.values())

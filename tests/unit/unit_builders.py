@@ -7,11 +7,21 @@ expected values in the tests do not depend on the catalogue file.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from ledger.account import SentEmail
+from ledger.email_counts import Route
 from ledger.plans import EmailPlan, Tier
+
+
+@dataclass(frozen=True, slots=True)
+class SentEmail:
+    """An email as the aggregates read it, without the message it came in."""
+
+    sent_at: datetime
+    route: Route
+
 
 #: included 1000; positions 1001..10000 @0.0010, 10001..100000 @0.0008, 100001+ @0.0005
 STARTER = EmailPlan(
