@@ -304,7 +304,9 @@ def demo() -> None:
 
     from ledger.demo import run_demo
 
-    configure(json_lines=False, level=logging.WARNING)  # the demo's own lines say what happens
+    # The demo's own lines say what happens; a broker stopping at its end is not news
+    # (kafka-python warns "No node available for metadata refresh").
+    configure(json_lines=False, level=logging.WARNING, kafka_level=logging.ERROR)
     if not out.is_terminal:
         out.width = 150  # tables stay readable when piped or captured
     # Its own books, under LEDGER_HOME when that is set (else the project's .ledger/demo).
