@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from consumers.process_tuning import tune_consumer_process
-from ledger.bootstrap import bootstrap
-from ledger.logging import configure
+from ledger.entrypoints.bootstrap import bootstrap
+from ledger.entrypoints.logs import configure
 
 
 def peak_rss_mb() -> float:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from harness import run_benchmark
 
-from consumers.publishing import Outgoing, Upstream
+from consumers.upstream_publisher import Outgoing, Upstream
 
 
 def messages(events: int, accounts: int) -> tuple[list[Outgoing], list[Outgoing]]:

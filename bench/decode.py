@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from consumers.messages import TOPIC_TYPES, Accepted, Record, decode
-from consumers.publishing import Upstream
+from consumers.upstream_publisher import Upstream
 
 RECORDS = 20_000
 LATEST = datetime(2026, 12, 1, tzinfo=UTC)

@@ -25,9 +25,14 @@ from psycopg.conninfo import make_conninfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from consumers.publishing import Outgoing, producer, publish  # noqa: E402
-from ledger.embedded import EmbeddedBroker, EmbeddedPostgres, start_broker, start_postgres  # noqa: E402
-from ledger.settings import Settings  # noqa: E402
+from consumers.upstream_publisher import Outgoing, producer, publish  # noqa: E402
+from ledger.entrypoints.embedded import (  # noqa: E402
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    start_broker,
+    start_postgres,
+)
+from ledger.entrypoints.settings import Settings  # noqa: E402
 
 
 @dataclass
@@ -124,10 +129,10 @@ def run_ledger_consumers(services: Services, members: int, timeout: float = 900)
         "LEDGER_TOPIC_PARTITIONS": str(services.settings.topic_partitions),
         "LEDGER_CONSUMER_GROUP": f"bench-{members}",
     }
-    from ledger.bootstrap import bootstrap
+    from ledger.entrypoints.bootstrap import bootstrap
 
     # Tables are created here, before the consumers start: DDL while a sibling
-    # writes can deadlock (see ledger.bootstrap.schema_lock).
+    # writes can deadlock (see ledger.entrypoints.bootstrap.schema_lock).
     bootstrap(Settings(database_url=database_url), need_kafka=False).close()
     with contextlib.ExitStack() as files:
         logs = [files.enter_context(tempfile.TemporaryFile(mode="w+")) for _ in range(members)]

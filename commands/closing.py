@@ -21,10 +21,10 @@ from eventsourcing.persistence import IntegrityError
 
 from commands.models import ClosePeriods, PayProforma
 from commands.store import LedgerRecorder
-from ledger.account import Account
 from ledger.application import Ledger
-from ledger.contacts_account import ContactsAccount
+from ledger.contacts.account import ContactsAccount
 from ledger.documents import Document
+from ledger.emails.account import Account
 from ledger.errors import CloseTimeInFuture, NegativeGrace, PlanNotAllowed
 from ledger.numbering import DocumentNumberSequence, format_number
 from ledger.opening import account_uuid

@@ -32,9 +32,9 @@ from commands.models import (
 )
 from commands.parked import ParkedRow, Redriven
 from commands.store import AccountRow, ContactRow, DeadLetterRow, DedupeKeys, LedgerRecorder
-from ledger.account import Account
 from ledger.application import Ledger
-from ledger.contacts_account import ContactsAccount
+from ledger.contacts.account import ContactsAccount
+from ledger.emails.account import Account
 from ledger.errors import (
     AccountAlreadyOpen,
     AccountNotFound,

@@ -13,7 +13,7 @@ from typing import Literal, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from ledger.contacts import ContactState
+from ledger.contacts.billable import ContactState
 
 
 class Command(BaseModel):

@@ -386,7 +386,7 @@ class LedgerRecorder(ParkingRecorder, PostgresProcessRecorder):
         """Contacts billable at ``at`` and what made each billable.
 
         Each contact's state then is its highest version among the changes
-        that count from ``at`` or earlier (``ledger.contacts.billable_as_of``
+        that count from ``at`` or earlier (``ledger.contacts.billable.billable_as_of``
         over the history gives the same answer; a test holds them equal).
         """
         with self.datastore.transaction(commit=False) as curs:

@@ -27,7 +27,7 @@ from consumers.messages import (
     EmailSentEvent,
     PlanChangedEvent,
 )
-from ledger.contacts import ContactState
+from ledger.contacts.billable import ContactState
 
 CONTACT_EVENTS = (ContactChangedEvent, ContactDeletedEvent)
 

@@ -50,7 +50,7 @@ from consumers.batch import BatchOutcome
 from consumers.messages import Record, RecordLike
 from consumers.metrics import DEAD_LETTERS, PARKED, REDRIVEN
 from ledger.opening import account_uuid
-from ledger.settings import iso_duration
+from ledger.periods import iso_duration
 
 if TYPE_CHECKING:
     from consumers.runner import LedgerConsumer

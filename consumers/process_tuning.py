@@ -3,7 +3,7 @@
 Each knob changes the interpreter for every thread of the process, so only
 the entry point of a process that runs nothing but a consumer applies them
 (:func:`tune_consumer_process`): a consumer process of ``serve --consumers N``
-(``consumers/processes.py``), ``serve --role consumer`` alone, and the
+(``ledger/entrypoints/consumer_processes.py``), ``serve --role consumer`` alone, and the
 benchmark's consumer child. ``ledger serve`` with one consumer and other roles
 runs the consumer as one thread beside the projection followers, the status
 publisher and the scheduler: none of this is applied there, and the consumer

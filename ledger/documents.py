@@ -15,13 +15,13 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Literal
 
+from ledger.contacts.renewal import RenewalPeriod
+from ledger.emails.pricing import Charge, tier_bounds, total
+from ledger.emails.usage import LateUsage, MonthUsage
 from ledger.errors import InvariantBroken
 from ledger.money import Money, money_sum
 from ledger.periods import Month
 from ledger.plans import EmailPlan
-from ledger.pricing import Charge, tier_bounds, total
-from ledger.renewal import RenewalPeriod
-from ledger.usage import LateUsage, MonthUsage
 
 PaymentMode = Literal["prepaid", "postpaid"]
 DocumentKind = Literal["receipt", "invoice", "proforma"]

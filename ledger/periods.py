@@ -14,6 +14,8 @@ from datetime import UTC, date, datetime, timedelta
 from importlib.resources import files
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import TypeAdapter
+
 from ledger.errors import LedgerError
 
 
@@ -133,3 +135,13 @@ _MONTHS: dict[tuple[int, int], Month] = {}
 
 def local_date(instant: datetime, tz: str) -> date:
     return check_aware(instant).astimezone(zone(tz)).date()
+
+
+_DURATION = TypeAdapter(timedelta)
+
+
+def iso_duration(value: timedelta) -> str:
+    """A duration as settings are written and refusals quote them: ISO 8601,
+    e.g. ``P7D``, ``PT6H``."""
+    text: str = _DURATION.dump_python(value, mode="json")
+    return text

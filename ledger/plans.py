@@ -15,9 +15,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from ledger.contacts.renewal import BillingPeriod
 from ledger.errors import LedgerError, PlanNotAllowed, UnknownPlan
 from ledger.money import MINOR_UNITS
-from ledger.renewal import BillingPeriod
 
 TierMode = Literal["graduated", "volume"]
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
 
-from ledger.account import Account
-from ledger.contacts_account import ContactsAccount
+from ledger.contacts.account import ContactsAccount
+from ledger.emails.account import Account
 from projections.base import TableProjection
 from projections.view import Change, TableView
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
 
-from ledger.contacts_account import ContactsAccount
+from ledger.contacts.account import ContactsAccount
 from projections.base import TableProjection
 from projections.view import Change, TableView
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
 
-from ledger.account import Account
-from ledger.contacts_account import ContactsAccount
+from ledger.contacts.account import ContactsAccount
 from ledger.documents import Document
+from ledger.emails.account import Account
 from projections.base import TableProjection
 from projections.view import Change, TableView
 

@@ -20,7 +20,7 @@ from eventsourcing.utils import get_topic
 from kafka import KafkaProducer
 from pydantic import BaseModel, ConfigDict
 
-from ledger.account import Account
+from ledger.emails.account import Account
 
 SOURCE = "billing-ledger"
 

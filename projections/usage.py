@@ -8,7 +8,7 @@ a later document), the monthly fee and, once issued, the document number.
 The numbers are a pure function of the month's emails (:func:`usage_figures`),
 never of how the stream was batched: an open month's row is *set* from the
 month as the aggregate holds it after each event, and its amount is what the
-month's emails cost at its volume so far (:attr:`ledger.usage.MonthUsage.priced`),
+month's emails cost at its volume so far (:attr:`ledger.emails.usage.MonthUsage.priced`),
 i.e. what its document charges for them if no more come. For a volume plan
 that is the month's price at the tier its volume reached, not the sum of what
 each email was charged as sent (a prepaid balance pays those, and the close
@@ -26,10 +26,10 @@ from uuid import UUID
 
 from eventsourcing.dispatch import singledispatchmethod
 
-from ledger.account import Account
+from ledger.emails.account import Account
+from ledger.emails.pricing import Charge, total
+from ledger.emails.usage import MonthUsage
 from ledger.periods import Month
-from ledger.pricing import Charge, total
-from ledger.usage import MonthUsage
 from projections.base import TableProjection
 from projections.view import Change, TableView
 

@@ -19,8 +19,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from ledger.bootstrap import Services, bootstrap
-from ledger.settings import Settings
+from ledger.entrypoints.bootstrap import Services, bootstrap
+from ledger.entrypoints.settings import Settings
 
 
 def _docker_answers() -> bool:
@@ -55,7 +55,7 @@ def infrastructure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
                 kafka_bootstrap = kafka.get_bootstrap_server()
         if database_url is None or kafka_bootstrap is None:
             kind = "embedded"
-            from ledger.embedded import start_broker, start_postgres
+            from ledger.entrypoints.embedded import start_broker, start_postgres
 
             if database_url is None:
                 pg_embedded = start_postgres(

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 from kafka import KafkaConsumer, TopicPartition
 
 from consumers.positions import stored_position
-from consumers.publishing import Outgoing, Upstream, producer, publish
 from consumers.runner import LedgerConsumer
-from ledger.bootstrap import Services
+from consumers.upstream_publisher import Outgoing, Upstream, producer, publish
+from ledger.entrypoints.bootstrap import Services
 
 T = TypeVar("T")
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import psycopg
 
 from consumers.topics import ensure_topics
-from ledger.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, start_broker
-from ledger.embedded import start_postgres as embedded_postgres
-from ledger.settings import Settings
+from ledger.entrypoints.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, start_broker
+from ledger.entrypoints.embedded import start_postgres as embedded_postgres
+from ledger.entrypoints.settings import Settings
 from tests.support import json_lines
 
 PARTITIONS = 4

@@ -17,9 +17,9 @@ from typing import Any
 import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from ledger.bootstrap import Services, bootstrap
+from ledger.entrypoints.bootstrap import Services, bootstrap
+from ledger.entrypoints.settings import Settings
 from ledger.errors import AccountNotFound
-from ledger.settings import Settings
 from tests.chaos.harness import (
     PARTITIONS,
     Broker,

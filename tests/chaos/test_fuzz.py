@@ -29,7 +29,7 @@ from kafka import KafkaProducer
 from psycopg.sql import SQL, Identifier
 
 from commands.store import LedgerRecorder
-from consumers.publishing import producer
+from consumers.upstream_publisher import producer
 from tests.chaos.fuzz_messages import CLOCK, Fuzz, Message
 from tests.conftest import MakeServices
 from tests.support import catch_up, positions_at_end

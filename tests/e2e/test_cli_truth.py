@@ -11,7 +11,7 @@ from psycopg.conninfo import make_conninfo
 
 from commands.handlers import BatchWork, apply_commands, save_batch
 from commands.models import OpenAccount
-from ledger.bootstrap import Services
+from ledger.entrypoints.bootstrap import Services
 from tests.conftest import MakeServices
 from tests.support import (
     Upstreams,

@@ -22,9 +22,9 @@ from decimal import Decimal
 from typing import Any
 
 from commands.store import LedgerRecorder
-from consumers.publishing import Outgoing
-from ledger.bootstrap import Services
-from ledger.contacts_account import contacts_as_of
+from consumers.upstream_publisher import Outgoing
+from ledger.contacts.account import contacts_as_of
+from ledger.entrypoints.bootstrap import Services
 from ledger.errors import LedgerError
 from tests.conftest import MakeServices
 from tests.support import Upstreams, catch_up, drain, utc

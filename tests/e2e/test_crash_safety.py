@@ -21,8 +21,8 @@ from pathlib import Path
 
 import psycopg
 
-from ledger.bootstrap import Services
-from ledger.settings import Settings
+from ledger.entrypoints.bootstrap import Services
+from ledger.entrypoints.settings import Settings
 from tests.conftest import MakeServices
 from tests.support import (
     Upstreams,

@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from consumers.publishing import Outgoing
-from ledger.bootstrap import bootstrap
+from consumers.upstream_publisher import Outgoing
+from ledger.entrypoints.bootstrap import bootstrap
 from ledger.errors import AccountNotFound
 from ledger.input_logs import partition_log_uuid
 from tests.conftest import MakeServices
@@ -132,7 +132,7 @@ def _running(pid: int) -> bool:
 def test_a_killed_owner_leaves_no_embedded_broker_accepting_writes() -> None:
     """Its log dies with it anyway; an orphan would take records nobody reads."""
     code = (
-        "from ledger.embedded import start_broker; import time;"
+        "from ledger.entrypoints.embedded import start_broker; import time;"
         " print(start_broker().process.pid, flush=True); time.sleep(120)"
     )
     owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

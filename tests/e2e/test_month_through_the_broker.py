@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from consumers.publishing import raw
+from consumers.upstream_publisher import raw
 from tests.conftest import MakeServices
 from tests.support import Upstreams, catch_up, drain, read_topic, utc
 

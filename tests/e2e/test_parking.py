@@ -22,10 +22,10 @@ import psycopg
 from psycopg import sql
 
 from commands.store import LedgerRecorder
-from consumers.publishing import raw
-from ledger.bootstrap import Services
-from ledger.contacts_account import ContactsAccount
-from ledger.settings import PROJECT_ROOT
+from consumers.upstream_publisher import raw
+from ledger.contacts.account import ContactsAccount
+from ledger.entrypoints.bootstrap import Services
+from ledger.entrypoints.settings import PROJECT_ROOT
 from tests.conftest import MakeServices
 from tests.support import (
     Upstreams,

@@ -18,8 +18,8 @@ import psutil
 import psycopg
 import pytest
 
-from ledger.embedded import free_port, postgres_pid
-from ledger.status_file import ServeStatus, without_password, write
+from ledger.entrypoints.embedded import free_port, postgres_pid
+from ledger.entrypoints.status_file import ServeStatus, without_password, write
 from tests.conftest import MakeServices
 from tests.support import ledger_command, ledger_env, wait_for
 

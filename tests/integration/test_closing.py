@@ -84,7 +84,7 @@ def test_a_contacts_account_loads_from_a_snapshot_equal_to_a_full_replay(
     payments: 107 events, so the account is loaded from a snapshot."""
     from commands.closing import pay_proforma
     from commands.models import Origin, PayProforma, RecordEmailsSent, SentEmailItem
-    from ledger.contacts_account import ContactsAccount
+    from ledger.contacts.account import ContactsAccount
 
     services = make_services()
     ledger = services.ledger

@@ -19,7 +19,7 @@ from kafka import TopicPartition
 from psycopg import sql
 
 from consumers.batch import BatchOutcome
-from ledger.bootstrap import Services
+from ledger.entrypoints.bootstrap import Services
 from ledger.opening import account_uuid
 from ledger.periods import Month
 from tests.conftest import MakeServices

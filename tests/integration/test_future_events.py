@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from commands.store import LedgerRecorder
-from ledger.settings import Settings
+from ledger.entrypoints.settings import Settings
 from tests.conftest import MakeServices
 from tests.support import Upstreams, utc
 

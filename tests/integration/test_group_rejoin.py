@@ -15,7 +15,7 @@ from kafka import KafkaConsumer
 from consumers.group_membership import group_consumer
 from consumers.log_probe import LogProbe
 from consumers.topics import ensure_topics
-from ledger.settings import Settings
+from ledger.entrypoints.settings import Settings
 
 PARTITIONS = 4
 

@@ -23,8 +23,8 @@ from commands.models import OpenAccount, Origin, RecordEmailsSent, SentEmailItem
 from commands.parked import ParkedRow, ParkedRowsGone, Redriven
 from commands.store import LedgerRecorder
 from consumers.batch import BatchOutcome
-from ledger.account import Account
-from ledger.bootstrap import Services
+from ledger.emails.account import Account
+from ledger.entrypoints.bootstrap import Services
 from ledger.opening import account_uuid
 from ledger.periods import Month
 from tests.conftest import MakeServices

@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY
 from consumers.log_probe import LogProbe
 from consumers.positions import load_partition_log
 from consumers.topics import ensure_topics
-from ledger.bootstrap import Services
+from ledger.entrypoints.bootstrap import Services
 from tests.conftest import MakeServices
 from tests.support import Upstreams, catch_up, ledger_command, ledger_env, poll_until, utc
 

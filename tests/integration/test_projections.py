@@ -7,7 +7,7 @@ from typing import Any
 from eventsourcing.projection import ProjectionRunner
 
 from ledger.application import Ledger
-from ledger.bootstrap import Services
+from ledger.entrypoints.bootstrap import Services
 from ledger.money import Money
 from projections.balances import BalancesProjection, BalancesView
 from tests.conftest import MakeServices

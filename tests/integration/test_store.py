@@ -14,7 +14,7 @@ from psycopg.sql import SQL
 from commands.handlers import BatchWork, apply_commands, save_batch
 from commands.models import OpenAccount, Origin, RecordEmailsSent, SentEmailItem
 from commands.store import DeadLetterRow, LedgerRecorder
-from ledger.bootstrap import Services
+from ledger.entrypoints.bootstrap import Services
 from tests.conftest import MakeServices
 from tests.support import utc
 

@@ -34,13 +34,13 @@ from typing import Any, Literal
 from unit_builders import utc
 
 from commands.models import ContactChangeItem, Origin, SentEmailItem
-from ledger.contacts import ContactState
-from ledger.contacts_account import (
+from ledger.contacts.account import (
     ContactsAccount,
 )
+from ledger.contacts.billable import ContactState
+from ledger.contacts.renewal import BillingPeriod, RenewalPeriod
 from ledger.documents import Document
 from ledger.plans import Catalogue, ContactsPlan
-from ledger.renewal import BillingPeriod, RenewalPeriod
 
 D = Decimal
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,14 +21,14 @@ from unit_builders import (
     utc,
 )
 
-from ledger.account import Account
 from ledger.documents import Document, PaymentMode
+from ledger.emails.account import Account
+from ledger.emails.pricing import total
 from ledger.errors import AccountClosed, InvalidAmount, LedgerError, PlanNotAllowed
 from ledger.money import Money, SubMinorUnit, UnknownCurrency
 from ledger.opening import account_uuid
 from ledger.periods import InvalidTimezone, Month, NaiveDatetime
 from ledger.plans import EmailPlan, Tier
-from ledger.pricing import total
 
 JAN = Month(2026, 1)
 FEB = Month(2026, 2)

@@ -8,7 +8,7 @@ from commands.models import AccountCommand, OpenAccount, RecordEmailsSent
 from consumers.batch import PartitionBatch
 from consumers.mapping import to_commands
 from consumers.messages import TOPIC_TYPES, Record
-from consumers.publishing import Outgoing, Upstream
+from consumers.upstream_publisher import Outgoing, Upstream
 
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
 LATEST = datetime(2026, 12, 1, tzinfo=UTC)

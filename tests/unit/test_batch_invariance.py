@@ -30,11 +30,11 @@ from unit_builders import numbers
 from commands.handlers import BatchWork, apply_commands, save_batch
 from consumers.mapping import to_commands
 from consumers.messages import TOPIC_TYPES, Accepted, Record, decode
-from consumers.publishing import Outgoing, Upstream
-from ledger.account import Account
+from consumers.upstream_publisher import Outgoing, Upstream
 from ledger.application import Ledger
-from ledger.contacts_account import ContactsAccount
+from ledger.contacts.account import ContactsAccount
 from ledger.documents import Document
+from ledger.emails.account import Account
 from ledger.money import Money
 from ledger.periods import Month
 from ledger.plans import Catalogue, ContactsPlan, ContactTier, EmailPlan, Tier

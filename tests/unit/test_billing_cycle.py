@@ -1,4 +1,4 @@
-"""What each allowance-month boundary bills, with plain values (ledger.billing_cycle)."""
+"""What each allowance-month boundary bills, with plain values (ledger.contacts.billing_cycle)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from decimal import Decimal
 from contacts_builders import BASIC, PRO
 from unit_builders import utc
 
-from ledger import billing_cycle
+from ledger.contacts import billing_cycle
+from ledger.contacts.renewal import RenewalPeriod
+from ledger.contacts.subscriptions import Subscription
 from ledger.documents import Line
 from ledger.money import Money
-from ledger.renewal import RenewalPeriod
-from ledger.subscriptions import Subscription
 
 BOUNDARY = utc(2027, 2, 15)
 CURRENT = Subscription(1, BASIC, (), "month", start_month=0, periods_priced=1)

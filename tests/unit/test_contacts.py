@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.contacts import (
+from ledger.contacts.billable import (
     JUST_AFTER,
     BillableCount,
     ContactState,
@@ -253,7 +253,7 @@ def versioned_changes(draw: st.DrawFn, contact_id: str = "c-1") -> list[ContactS
 
 
 def _oracle_billable(state: ContactState) -> bool:
-    # the seed's rule written out again, independently of ledger.contacts
+    # the seed's rule written out again, independently of ledger.contacts.billable
     if state.deleted:
         return False
     texts = [state.email, state.phone, state.user_id]

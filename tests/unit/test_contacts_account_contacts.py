@@ -24,11 +24,11 @@ from contacts_builders import (
 )
 from unit_builders import utc
 
-from ledger.contacts import ContactState, NegativeBillableCount, billable_as_of
-from ledger.contacts_account import (
+from ledger.contacts.account import (
     ContactsAccount,
     contacts_as_of,
 )
+from ledger.contacts.billable import ContactState, NegativeBillableCount, billable_as_of
 
 # ---------------------------------------------------------------- 7. contact changes
 
@@ -186,7 +186,7 @@ def test_contacts_as_of_rebuilds_the_billable_listing_from_the_history() -> None
     # c3's v1 (13:00) is visible now, but v2 is the higher version: still user_id
     assert listing(13) == {"c1": (1, ("email",)), "c3": (2, ("user_id",))}
     assert listing(14) == {"c1": (2, ("web_push",)), "c3": (2, ("user_id",))}
-    # the same through ledger.contacts directly, from every recorded change
+    # the same through ledger.contacts.billable directly, from every recorded change
     changes = [
         c
         for e in events

@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from unit_builders import utc
 
-from ledger.renewal import BillingPeriod, RenewalPeriod
+from ledger.contacts.renewal import BillingPeriod, RenewalPeriod
 
 # ---------------------------------------------------------------- 1. opening and first close
 

@@ -35,10 +35,10 @@ from contacts_builders import (
 from unit_builders import numbers, utc
 
 from commands.models import SentEmailItem
-from ledger.contacts import ContactState
+from ledger.contacts.billable import ContactState
+from ledger.contacts.proformas import InvalidPayment, ProformaNotFound
 from ledger.documents import Document
 from ledger.errors import AccountClosed
-from ledger.proformas import InvalidPayment, ProformaNotFound
 
 # ---------------------------------------------------------------- 10. payment
 

@@ -32,7 +32,7 @@ from contacts_builders import (
 )
 from unit_builders import numbers, utc
 
-from ledger.proformas import ProformaNotFound
+from ledger.contacts.proformas import ProformaNotFound
 
 # ---------------------------------------------------------------- 9. plan change
 

@@ -26,7 +26,7 @@ from contacts_builders import (
 )
 from unit_builders import utc
 
-from ledger.renewal import BillingPeriod
+from ledger.contacts.renewal import BillingPeriod
 
 # ---------------------------------------------------------------- 3. tiers, products, discounts
 

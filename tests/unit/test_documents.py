@@ -16,11 +16,11 @@ from ledger.documents import (
     PaymentMode,
     build_document,
 )
+from ledger.emails.pricing import Charge, month_price
+from ledger.emails.usage import LateUsage, MonthUsage
 from ledger.money import Money
 from ledger.periods import Month
 from ledger.plans import EmailPlan, Tier, TierMode
-from ledger.pricing import Charge, month_price
-from ledger.usage import LateUsage, MonthUsage
 
 JAN = Month(2026, 1)
 ISSUED = date(2026, 2, 1)

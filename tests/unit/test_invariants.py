@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -13,18 +14,20 @@ from unit_builders import STARTER, platform_emails, utc
 
 from commands.handlers import BatchWork, PoisonCommand, apply_commands
 from commands.models import RecordContactChanges
-from ledger.account import Account
-from ledger.contacts import ContactState, NegativeBillableCount
+from ledger.contacts.billable import ContactState, NegativeBillableCount
 from ledger.documents import DocumentInvariantBroken
+from ledger.emails.account import Account
 from ledger.errors import InvalidAmount, InvariantBroken, LedgerError
 from ledger.money import Money
 from ledger.plans import Catalogue
 
 
 def _work(account: Any, stored: dict[tuple[str, str], tuple[int, bool]]) -> BatchWork:
-    work = BatchWork(cast(Any, None), cast(Catalogue, None))  # nothing is loaded or saved
+    # Nothing is loaded or saved: a store without the ledger's tables holds no contact.
+    work = BatchWork(cast(Any, SimpleNamespace(recorder=None)), cast(Catalogue, None))
     work.accounts[account.account_id] = account
-    work.prefetched_contacts = stored
+    for (account_id, contact_id), held in stored.items():
+        work.known_contacts.setdefault(account_id, {})[contact_id] = held
     return work
 
 

@@ -101,7 +101,7 @@ PINNED = [
         "dd206524d3ad26e5",
         "the hook's base: still a no-op taking (curs, stored_events, **kwargs)?",
     ),
-    # 3. Ledger.record (ledger/application.py) and save_batch (commands/handlers.py).
+    # 3. Ledger.record (ledger/application/__init__.py) and save_batch (commands/handlers.py).
     Pinned(
         "eventsourcing",
         Application.save,
@@ -151,7 +151,7 @@ PINNED = [
         "2773c1e84c7b83c4",
         "TableView.reset keeps the table_migration_identifier row this migration reads",
     ),
-    # 5. pydantic (consumers/messages.py, ledger/schemas.py).
+    # 5. pydantic (consumers/messages.py, ledger/entrypoints/schemas.py).
     Pinned(
         "pydantic",
         TypeAdapter.validate_json,
@@ -163,7 +163,7 @@ PINNED = [
         "pydantic",
         GenerateJsonSchema.field_is_required,
         "8cae64767a98825c",
-        "ledger/schemas.py _ContractSchema overrides it for outbound (serialization) schemas",
+        "ledger/entrypoints/schemas.py _ContractSchema overrides it for outbound (serialization) schemas",
     ),
     # 6. kafka-python (consumers/group_membership.py).
     Pinned(

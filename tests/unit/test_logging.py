@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from ledger.logging import configure
+from ledger.entrypoints.logs import configure
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_standard_library_records_are_json_lines_and_kafka_info_is_dropped(
     logging.getLogger("kafka.conn").info("connecting to 127.0.0.1:9092")
     logging.getLogger("kafka.coordinator").warning("heartbeat failed: %s", "rebalancing")
     logging.getLogger("eventsourcing").error("pool exhausted")
-    structlog.get_logger("ledger.cli").info("serving", roles=["consumer"])
+    structlog.get_logger("ledger.entrypoints.cli").info("serving", roles=["consumer"])
     lines = capsys.readouterr().err.splitlines()
     records = [json.loads(line) for line in lines]
     assert [(r["event"], r["level"]) for r in records] == [

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from commands.models import OpenAccount, RecordContactChanges, RecordEmailsSent
 from consumers.mapping import to_commands
 from consumers.messages import TOPIC_TYPES, Accepted, Record, Refused, decode
-from ledger.contacts import ContactState
+from ledger.contacts.billable import ContactState
 
 EMAILS = TOPIC_TYPES["email_sent"]
 ACCOUNTS = TOPIC_TYPES["accounts"]

@@ -15,9 +15,9 @@ from commands.models import (
     SentEmailItem,
 )
 from ledger.application import Ledger
-from ledger.contacts import ContactState
+from ledger.contacts.billable import ContactState
+from ledger.entrypoints.settings import PROJECT_ROOT
 from ledger.plans import Catalogue
-from ledger.settings import PROJECT_ROOT
 from tests.support import utc
 
 

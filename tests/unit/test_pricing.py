@@ -8,8 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from unit_builders import STARTER, VOLUME
 
-from ledger.plans import EmailPlan, Tier, TierMode
-from ledger.pricing import (
+from ledger.emails.pricing import (
     Charge,
     charges_as_sent,
     final_charges,
@@ -21,6 +20,7 @@ from ledger.pricing import (
     tier_bounds,
     total,
 )
+from ledger.plans import EmailPlan, Tier, TierMode
 
 # ---------------------------------------------------------------- tier lookup
 

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from rich.console import Console, RenderableType
 from rich.text import Text
 
-from ledger import render
-from ledger.tables import cell
+from ledger.entrypoints.cli import render
+from ledger.entrypoints.cli.tables import cell
 
 LONG_ID = "northwind-trading-company-emea-000000042"  # 40 characters
 

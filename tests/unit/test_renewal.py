@@ -7,9 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.errors import LedgerError
-from ledger.periods import InvalidTimezone
-from ledger.renewal import (
+from ledger.contacts.renewal import (
     BeforeAnchor,
     BillingPeriod,
     NotAnAnniversaryPeriod,
@@ -26,6 +24,8 @@ from ledger.renewal import (
     periods_from,
     renewal_period,
 )
+from ledger.errors import LedgerError
+from ledger.periods import InvalidTimezone
 
 AMS = "Europe/Amsterdam"
 PERIODS: tuple[BillingPeriod, ...] = ("month", "quarter", "half_year", "year")

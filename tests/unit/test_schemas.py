@@ -12,7 +12,7 @@ import pytest
 
 from consumers.dead_letter import DeadLetter, dead_letter_message
 from consumers.messages import EmailSentEvent, Record
-from ledger import schemas
+from ledger.entrypoints import schemas
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -149,7 +149,7 @@ def test_stale_reports_missing_changed_and_obsolete_files(tmp_path: Path) -> Non
 
 def test_importing_the_module_does_not_load_the_edges() -> None:
     code = (
-        "import sys, ledger.schemas\n"
+        "import sys, ledger.entrypoints.schemas\n"
         "loaded = [m for m in ('consumers.messages', 'projections.status_publisher', 'kafka')"
         " if m in sys.modules]\n"
         "assert not loaded, loaded\n"

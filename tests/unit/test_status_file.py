@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ledger import status_file
-from ledger.status_file import ServeStatus, without_password
+from ledger.entrypoints import status_file
+from ledger.entrypoints.status_file import ServeStatus, without_password
 
 
 def test_passwords_are_removed_from_every_form_of_database_url() -> None:

@@ -8,10 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from ledger.errors import LedgerError
-from ledger.plans import ContactsPlan, ContactTier
-from ledger.renewal import BillingPeriod, UnknownBillingPeriod, allowance_months, renewal_period
-from ledger.subscriptions import (
+from ledger.contacts.renewal import (
+    BillingPeriod,
+    UnknownBillingPeriod,
+    allowance_months,
+    renewal_period,
+)
+from ledger.contacts.subscriptions import (
     DuplicateProduct,
     InvalidCount,
     SubscriptionError,
@@ -24,6 +27,8 @@ from ledger.subscriptions import (
     subscription_price,
     tier_at,
 )
+from ledger.errors import LedgerError
+from ledger.plans import ContactsPlan, ContactTier
 
 D = Decimal
 

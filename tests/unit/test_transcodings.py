@@ -6,8 +6,8 @@ from pathlib import Path
 
 from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, UUIDAsHex
 
+from ledger.application.transcodings import MODELS, ModelAsDict, register_ledger_transcodings
 from ledger.plans import Catalogue
-from ledger.transcodings import MODELS, ModelAsDict, register_ledger_transcodings
 
 PLANS = Path(__file__).resolve().parents[2] / "plans"
 

@@ -4,11 +4,11 @@ from decimal import Decimal
 
 from unit_builders import STARTER, VOLUME
 
+from ledger.emails.pricing import Charge
+from ledger.emails.usage import ClosedMonth, LateUsage, MonthUsage, Segment, add_late, record_late
 from ledger.money import Money
 from ledger.periods import Month
 from ledger.plans import EmailPlan, Tier
-from ledger.pricing import Charge
-from ledger.usage import ClosedMonth, LateUsage, MonthUsage, Segment, add_late, record_late
 
 JAN = Month(2026, 1)
 

@@ -11,10 +11,10 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 from unit_builders import STARTER, VOLUME, numbers, platform_emails, smtp_emails, utc
 
-from ledger.account import Account
 from ledger.application import Ledger
+from ledger.emails.account import Account
+from ledger.emails.pricing import Charge
 from ledger.periods import Month
-from ledger.pricing import Charge
 from projections.usage import LateFigures, OpenMonthFigures, usage_figures
 
 JAN, FEB = Month(2026, 1), Month(2026, 2)

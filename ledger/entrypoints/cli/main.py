@@ -14,16 +14,16 @@ from eventsourcing.persistence import OperationalError as PersistenceOperational
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 
-from ledger.cli import operating, reading, refused, serving, writing
-from ledger.cli.app import (
+from ledger.entrypoints.cli import operating, reading, refused, serving, writing
+from ledger.entrypoints.cli.app import (
     READ_ONLY,
     UserError,
     app,
     err,
 )
+from ledger.entrypoints.cli.render import safe
+from ledger.entrypoints.logs import configure
 from ledger.errors import LedgerError
-from ledger.logging import configure
-from ledger.render import safe
 
 # Importing a module registers its commands; the help lists them by what a user
 # comes for: reading the books first, running the service last.

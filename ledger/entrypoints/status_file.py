@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from ledger.embedded import pid_alive
+from ledger.entrypoints.embedded import pid_alive
 
 FILE_NAME = "serve.json"
 

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ledger import render
-from ledger.cli.app import (
+from ledger.entrypoints.cli import render
+from ledger.entrypoints.cli.app import (
     JsonFlag,
     ReasonFilter,
     TopicFilter,
@@ -19,7 +19,7 @@ from ledger.cli.app import (
     print_json,
     services,
 )
-from ledger.settings import iso_duration
+from ledger.periods import iso_duration
 
 
 @dead_letters_app.callback(invoke_without_command=True)

@@ -30,6 +30,9 @@ from multiprocessing.process import BaseProcess
 import structlog
 
 from consumers.process_tuning import tune_consumer_process
+from ledger.entrypoints.bootstrap import bootstrap
+from ledger.entrypoints.logs import configure
+from ledger.entrypoints.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -103,10 +106,6 @@ def _consume(index: int, endpoints: Endpoints) -> None:
     """One member of the group: the same consumer ``serve --role consumer`` runs,
     on tables the supervisor's process created (no DDL here: it would take locks
     that deadlock with a sibling's batch)."""
-    from ledger.bootstrap import bootstrap
-    from ledger.logging import configure
-    from ledger.settings import Settings
-
     configure(json_lines=True, fields={"consumer_process": index})
     batch_scope = tune_consumer_process()  # this process only consumes
     stopping = threading.Event()

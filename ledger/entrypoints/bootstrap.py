@@ -30,9 +30,14 @@ from consumers.runner import LedgerConsumer
 from consumers.topics import ensure_topics
 from ledger.application import Ledger
 from ledger.documents import Document
-from ledger.embedded import EmbeddedBroker, EmbeddedPostgres, start_broker, start_postgres
+from ledger.entrypoints.embedded import (
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    start_broker,
+    start_postgres,
+)
+from ledger.entrypoints.settings import Settings
 from ledger.plans import Catalogue
-from ledger.settings import Settings
 from projections.balances import BalancesProjection
 from projections.base import TableProjection
 from projections.contacts import ContactsProjection

@@ -15,18 +15,18 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 
-from ledger.documents import Document, Line, assemble
-from ledger.errors import LedgerError
-from ledger.money import Money
-from ledger.plans import ContactsPlan
-from ledger.renewal import RenewalPeriod
-from ledger.subscriptions import (
+from ledger.contacts.renewal import RenewalPeriod
+from ledger.contacts.subscriptions import (
     PERIOD_LABELS,
     AllowanceMonth,
     Subscription,
     SubscriptionQuote,
     apply_floor,
 )
+from ledger.documents import Document, Line, assemble
+from ledger.errors import LedgerError
+from ledger.money import Money
+from ledger.plans import ContactsPlan
 
 
 class ProformaNotFound(LedgerError):

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from ledger import render
-from ledger.cli.app import (
+from ledger.entrypoints.cli import render
+from ledger.entrypoints.cli.app import (
     JsonFlag,
     app,
     bring_read_models_up_to_date,
@@ -21,7 +21,7 @@ from ledger.cli.app import (
     print_json,
     services,
 )
-from ledger.render import safe
+from ledger.entrypoints.cli.render import safe
 
 
 @app.command("mark-paid")

@@ -10,7 +10,7 @@ Every boundary between allowance months is billed once, in order:
   any, gets a proforma of its own. Overage is thus billed at the end of the
   month it happened in, for every billing period length.
 
-:meth:`ledger.contacts_account.ContactsAccount.close_periods` walks the
+:meth:`ledger.contacts.account.ContactsAccount.close_periods` walks the
 boundaries in order and asks these functions what to do at each; it only
 builds the documents and records the events. Unit tested in
 ``tests/unit/test_billing_cycle.py`` with plain values.
@@ -24,11 +24,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
+from ledger.contacts.proformas import floor_line, subscription_lines
+from ledger.contacts.renewal import BillingPeriod, RenewalPeriod
+from ledger.contacts.subscriptions import Subscription, quote
 from ledger.documents import Line
 from ledger.plans import ContactsPlan
-from ledger.proformas import floor_line, subscription_lines
-from ledger.renewal import BillingPeriod, RenewalPeriod
-from ledger.subscriptions import Subscription, quote
 
 #: At a boundary: price the next period (the month's overage rides on it), bill the
 #: month's overage on a proforma of its own, or close the month with nothing to bill.

@@ -17,7 +17,7 @@ billable contacts counted then::
   0); a period missing from the plan has no discount.
 - **Emails included** (:func:`allowance`): ``emails_per_contact`` (4) times the
   contacts counted at the last renewal, per allowance month (see
-  :func:`ledger.renewal.allowance_months`); platform emails beyond it cost
+  :func:`ledger.contacts.renewal.allowance_months`); platform emails beyond it cost
   ``overage_unit_price`` each (:func:`overage`). Custom SMTP never counts.
 - **Minimum price** (:func:`apply_floor`): the first invoice's subscription
   charge is the floor; a later period's subscription charge is lifted to it
@@ -35,9 +35,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from ledger.contacts.renewal import BillingPeriod, RenewalPeriod, months_in
 from ledger.errors import LedgerError
 from ledger.plans import ContactsPlan
-from ledger.renewal import BillingPeriod, RenewalPeriod, months_in
 
 #: The open-ended tier is priced per this many contacts started.
 CONTACT_BLOCK = 1000

@@ -16,10 +16,10 @@ import structlog
 import typer
 from rich.console import Console
 
-from ledger import status_file
-from ledger.bootstrap import Services, bootstrap
-from ledger.render import safe
-from ledger.settings import Settings
+from ledger.entrypoints import status_file
+from ledger.entrypoints.bootstrap import Services, bootstrap
+from ledger.entrypoints.cli.render import safe
+from ledger.entrypoints.settings import Settings
 from projections.writer_lock import ProjectionsBusy, projections_writer
 
 #: The top-level help (``ledger --help``).
@@ -65,7 +65,7 @@ out = Console(emoji=False)
 err = Console(stderr=True, emoji=False)
 
 
-log = structlog.get_logger("ledger.cli")
+log = structlog.get_logger("ledger.entrypoints.cli")
 
 
 JsonFlag = Annotated[bool, typer.Option("--json", is_flag=True, help="Machine-readable output.")]

@@ -32,13 +32,8 @@ from ledger.email_counts import (
     count_runs_by_month,
     split_by_month,
 )
-from ledger.errors import AccountClosed, InvalidAmount, InvariantBroken
-from ledger.money import Money, check_currency, check_minor_units
-from ledger.opening import account_uuid, check_plan_currency, check_tax_rate
-from ledger.periods import Month, check_aware, check_timezone, local_date
-from ledger.plans import EmailPlan
-from ledger.pricing import next_email_price
-from ledger.usage import (
+from ledger.emails.pricing import next_email_price
+from ledger.emails.usage import (
     ClosedMonth,
     LateUsage,
     MonthUsage,
@@ -47,6 +42,11 @@ from ledger.usage import (
     record_late,
     terms_after_closing,
 )
+from ledger.errors import AccountClosed, InvalidAmount, InvariantBroken
+from ledger.money import Money, check_currency, check_minor_units
+from ledger.opening import account_uuid, check_plan_currency, check_tax_rate
+from ledger.periods import Month, check_aware, check_timezone, local_date
+from ledger.plans import EmailPlan
 
 #: A calendar month as a dictionary key: cheaper to build per send day than a Month.
 YearMonth = tuple[int, int]

@@ -24,14 +24,14 @@ import psycopg
 from kafka import KafkaConsumer, TopicPartition
 from rich.console import Console
 
-from consumers.publishing import Outgoing, Upstream, producer, publish, raw
 from consumers.runner import LedgerConsumer
-from ledger import render
-from ledger.bootstrap import Services, bootstrap
+from consumers.upstream_publisher import Outgoing, Upstream, producer, publish, raw
 from ledger.documents import Document
-from ledger.embedded import stop_postgres
+from ledger.entrypoints.bootstrap import Services, bootstrap
+from ledger.entrypoints.cli import render
+from ledger.entrypoints.embedded import stop_postgres
+from ledger.entrypoints.settings import PROJECT_ROOT, Settings
 from ledger.opening import account_uuid
-from ledger.settings import PROJECT_ROOT, Settings
 
 MTA = Upstream("urn:demo:mta")
 PANEL = Upstream("urn:demo:customer-panel")

@@ -10,16 +10,16 @@ from typing import Any
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 from pydantic import BaseModel
 
-from ledger.contacts import ContactChange
+from ledger.contacts.billable import ContactChange
+from ledger.contacts.proformas import OpenProforma
+from ledger.contacts.renewal import RenewalPeriod
+from ledger.contacts.subscriptions import AllowanceMonth, Subscription
 from ledger.documents import Document, Line
+from ledger.emails.pricing import Charge
+from ledger.emails.usage import ClosedMonth, LateUsage, MonthUsage, Segment, UsageEntry
 from ledger.money import Money
 from ledger.periods import Month
 from ledger.plans import ContactsPlan, ContactTier, EmailPlan, Tier
-from ledger.pricing import Charge
-from ledger.proformas import OpenProforma
-from ledger.renewal import RenewalPeriod
-from ledger.subscriptions import AllowanceMonth, Subscription
-from ledger.usage import ClosedMonth, LateUsage, MonthUsage, Segment, UsageEntry
 
 
 class MoneyAsDict(Transcoding):

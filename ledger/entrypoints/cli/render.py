@@ -4,7 +4,7 @@ Everything printed that came from upstream (account, contact and message ids,
 plan names, reasons, document numbers) goes through :func:`safe` first: rich
 would read ``[bold]`` in an account id as markup (and crash on ``evil[/]``),
 and a terminal would obey the escape sequences in it. Tables are
-:class:`ledger.tables.FitTable`: ids, numbers and amounts are never cut.
+:class:`ledger.entrypoints.cli.tables.FitTable`: ids, numbers and amounts are never cut.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ledger.entrypoints.cli.tables import Column, FitTable, cell
 from ledger.money import Money
-from ledger.tables import Column, FitTable, cell
 
 if TYPE_CHECKING:
-    from ledger.bootstrap import Services
+    from ledger.entrypoints.bootstrap import Services
 
 #: C0 controls, DEL, C1 controls (ESC and CSI among them), and the Unicode
 #: line separators and bidirectional overrides that make a terminal show text
@@ -66,7 +66,7 @@ def safe(value: object) -> str:
     (``rich.markup.escape`` alone loses a backslash before a bracket that is not
     a tag, and one of an even run at the end.) Trailing backslashes are doubled,
     as rich halves them before the tag that may follow; a lone fragment is closed
-    by :func:`ledger.tables.cell`. The consoles printing it have emoji codes off
+    by :func:`ledger.entrypoints.cli.tables.cell`. The consoles printing it have emoji codes off
     (``:warning:`` stays text).
     """
     escaped = _BRACKET.sub(_escape_bracket, clean(value))

@@ -17,9 +17,10 @@ from rich.console import Group
 
 from consumers.assignment import POSITION_CHECK_SECONDS
 from consumers.positions import Positions, load_partition_log
-from ledger import render, status_file
-from ledger.bootstrap import Services
-from ledger.cli.app import (
+from ledger.entrypoints import status_file
+from ledger.entrypoints.bootstrap import Services
+from ledger.entrypoints.cli import render
+from ledger.entrypoints.cli.app import (
     JsonFlag,
     UserError,
     app,
@@ -32,9 +33,9 @@ from ledger.cli.app import (
     services,
     sole_writer,
 )
-from ledger.logging import configure
-from ledger.render import safe
-from ledger.settings import Settings
+from ledger.entrypoints.cli.render import safe
+from ledger.entrypoints.logs import configure
+from ledger.entrypoints.settings import Settings
 
 
 @projections_app.command("rebuild")
@@ -72,7 +73,7 @@ def schemas(
     folder: Path = Path("schemas"),
 ) -> None:
     """Regenerate the JSON Schemas of every input and outbound message."""
-    from ledger import schemas as schema_files
+    from ledger.entrypoints import schemas as schema_files
 
     if check:
         stale = schema_files.stale(folder)
@@ -221,7 +222,7 @@ def positions_reset(
 def status(as_json: JsonFlag = False) -> None:
     """Whether ledger serve runs here (LEDGER_HOME), and its endpoints: database,
     Kafka bootstrap (publish to it), metrics. Exit code 1 when it does not run."""
-    from ledger.embedded import postgres_pid
+    from ledger.entrypoints.embedded import postgres_pid
 
     settings = Settings()
     path = status_file.path(settings.home)
@@ -281,7 +282,7 @@ def _endpoints(current: status_file.ServeStatus) -> Group:
 def stop_embedded() -> None:
     """Stop the embedded PostgreSQL servers under LEDGER_HOME (they outlive commands
     so the next one starts fast); make clean runs this before deleting the folder."""
-    from ledger.embedded import stop_postgres
+    from ledger.entrypoints.embedded import stop_postgres
 
     settings = Settings()
     running = serve_running(settings)
@@ -302,7 +303,7 @@ def stop_embedded() -> None:
 def demo() -> None:
     """A generated month on embedded PostgreSQL and Kafka, end to end, printed."""
 
-    from ledger.demo import run_demo
+    from ledger.entrypoints.demo import run_demo
 
     # The demo's own lines say what happens; a broker stopping at its end is not news
     # (kafka-python warns "No node available for metadata refresh").

@@ -1,16 +1,16 @@
 """An account billed by contacts (seed 002): a subscription renewed on its anniversary.
 
 The account's *anchor* is the local date it opened. Allowance month ``k`` is
-the k-th monthly anniversary period of the anchor (:mod:`ledger.renewal`):
+the k-th monthly anniversary period of the anchor (:mod:`ledger.contacts.renewal`):
 local midnight of ``anchor + k months`` to local midnight of ``anchor + k + 1
 months`` (month 0 starts at the opening itself; earlier emails count in it).
 Every boundary between allowance months is billed once, in order, by
-:meth:`ContactsAccount.close_periods`, as :mod:`ledger.billing_cycle` decides.
+:meth:`ContactsAccount.close_periods`, as :mod:`ledger.contacts.billing_cycle` decides.
 
 A proforma has no number; paying it issues the final invoice with the next
 gapless number. The subscription's first period is priced at the opening:
 its amount is the floor under every later period of the same subscription
-(:mod:`ledger.proformas`). A plan change (plan, products or period) is a new
+(:mod:`ledger.contacts.proformas`). A plan change (plan, products or period) is a new
 subscription from the next renewal on, with a new floor. While unpaid, the
 proforma of the latest renewal is *replaced* when a plan change dated at or
 before its renewal instant arrives after it was priced: the new subscription
@@ -41,9 +41,9 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger import billing_cycle
-from ledger.allowance_months import AllowanceMonths
-from ledger.contacts import (
+from ledger.contacts import billing_cycle
+from ledger.contacts.allowance_months import AllowanceMonths
+from ledger.contacts.billable import (
     BillableCount,
     ContactChange,
     ContactChangeLike,
@@ -51,6 +51,14 @@ from ledger.contacts import (
     apply_changes,
     billable_as_of,
 )
+from ledger.contacts.proformas import (
+    OpenProforma,
+    ProformaNotFound,
+    final_invoice,
+    overage_lines,
+)
+from ledger.contacts.renewal import BillingPeriod, months_in
+from ledger.contacts.subscriptions import AllowanceMonth, Subscription, product_prices
 from ledger.documents import Document, Line
 from ledger.email_counts import E, count_by_month, split_by_month
 from ledger.errors import AccountClosed
@@ -58,14 +66,6 @@ from ledger.money import check_currency
 from ledger.opening import account_uuid, check_plan_currency, check_tax_rate
 from ledger.periods import check_aware, check_timezone, local_date
 from ledger.plans import ContactsPlan
-from ledger.proformas import (
-    OpenProforma,
-    ProformaNotFound,
-    final_invoice,
-    overage_lines,
-)
-from ledger.renewal import BillingPeriod, months_in
-from ledger.subscriptions import AllowanceMonth, Subscription, product_prices
 
 #: How many billable contacts there were at an instant (``ledger contacts --as-of``).
 ContactCounter = Callable[[datetime], int]
@@ -168,7 +168,7 @@ class ContactsAccount(AllowanceMonths, Aggregate):
         changes: Sequence[ContactChangeLike],
         known: Mapping[str, Held],
     ) -> tuple[int, tuple[ContactChange, ...]]:
-        """Apply a batch of contact changes (:func:`ledger.contacts.apply_changes`); one
+        """Apply a batch of contact changes (:func:`ledger.contacts.billable.apply_changes`); one
         event for the batch. Returns the version of the recording event (the current
         version when nothing applied) and the changes applied."""
         count, applied = apply_changes(
@@ -284,7 +284,7 @@ class ContactsAccount(AllowanceMonths, Aggregate):
         self, as_of: datetime, grace: timedelta, count_contacts: ContactCounter
     ) -> list[Document]:
         """Bill every allowance-month boundary that passed at least ``grace`` before ``as_of``
-        (:mod:`ledger.billing_cycle` decides what each bills).
+        (:mod:`ledger.contacts.billing_cycle` decides what each bills).
 
         Also prices the first period once the opening is ``grace`` old, and
         re-prices the unpaid renewal a late plan change predates. Returns the

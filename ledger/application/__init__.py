@@ -14,13 +14,25 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import JSONTranscoder, ProcessRecorder, Transcoder
+from eventsourcing.utils import register_topic
 
-from ledger.account import Account
-from ledger.contacts_account import ContactsAccount
+from ledger.application.transcodings import register_ledger_transcodings
+from ledger.contacts import account as contacts_account
+from ledger.contacts.account import ContactsAccount
+from ledger.emails import account as email_account
+from ledger.emails.account import Account
 from ledger.errors import AccountNotFound
 from ledger.numbering import DocumentNumberSequence, sequence_uuid
 from ledger.opening import account_uuid
-from ledger.transcodings import register_ledger_transcodings
+
+#: Stored events and snapshots name their class by module ("topic"). Those stored
+#: before the aggregates moved into their billing model's package still resolve.
+STORED_MODULE_NAMES = {
+    "ledger.account": email_account,
+    "ledger.contacts_account": contacts_account,
+}
+for _old_name, _module in STORED_MODULE_NAMES.items():
+    register_topic(_old_name, _module)
 
 
 class Ledger(Application[UUID]):

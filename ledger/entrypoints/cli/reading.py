@@ -6,9 +6,10 @@ from typing import Annotated
 
 import typer
 
-from ledger import render
-from ledger.account import Account
-from ledger.cli.app import (
+from ledger.contacts.account import contacts_as_of
+from ledger.emails.account import Account
+from ledger.entrypoints.cli import render
+from ledger.entrypoints.cli.app import (
     JsonFlag,
     UserError,
     app,
@@ -18,8 +19,7 @@ from ledger.cli.app import (
     say_if_behind,
     services,
 )
-from ledger.contacts_account import contacts_as_of
-from ledger.render import safe
+from ledger.entrypoints.cli.render import safe
 
 
 @app.command()
@@ -81,7 +81,7 @@ def contacts(
     Rebuilt from the account's stored history (every applied contact change),
     checked against the contact versions the renewals count from.
     """
-    from ledger.contacts_account import ContactsAccount
+    from ledger.contacts.account import ContactsAccount
 
     with services() as svc:
         current = svc.ledger.get_account(account)

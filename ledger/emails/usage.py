@@ -14,11 +14,11 @@ import functools
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
+from ledger.emails.pricing import Charge, charges_as_sent, final_charges, free_count, merge, total
 from ledger.errors import InvariantBroken
 from ledger.money import Money
 from ledger.periods import Month
 from ledger.plans import EmailPlan
-from ledger.pricing import Charge, charges_as_sent, final_charges, free_count, merge, total
 
 
 @dataclass(frozen=True, slots=True)

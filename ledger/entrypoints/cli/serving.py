@@ -15,10 +15,9 @@ from typing import Annotated, Any
 import typer
 
 from consumers.process_tuning import tune_consumer_process
-from consumers.processes import Endpoints, run_consumer_processes
-from ledger import shutdown, status_file
-from ledger.bootstrap import Services, bootstrap
-from ledger.cli.app import (
+from ledger.entrypoints import shutdown, status_file
+from ledger.entrypoints.bootstrap import Services, bootstrap
+from ledger.entrypoints.cli.app import (
     READ_ONLY,
     UserError,
     app,
@@ -26,8 +25,9 @@ from ledger.cli.app import (
     serve_running,
     sole_writer,
 )
-from ledger.logging import configure
-from ledger.settings import Settings
+from ledger.entrypoints.consumer_processes import Endpoints, run_consumer_processes
+from ledger.entrypoints.logs import configure
+from ledger.entrypoints.settings import Settings
 
 
 def _guarded(

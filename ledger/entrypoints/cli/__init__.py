@@ -2,6 +2,6 @@
 input, operating, serving), each registering its commands on the app in
 ``app.py``; ``main`` turns user errors into one line on stderr."""
 
-from ledger.cli.main import main
+from ledger.entrypoints.cli.main import main
 
 __all__ = ["main"]

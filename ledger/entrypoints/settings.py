@@ -11,19 +11,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, TypeAdapter
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-_DURATION = TypeAdapter(timedelta)
-
-
-def iso_duration(value: timedelta) -> str:
-    """A duration as settings are written: ISO 8601, e.g. ``P7D``, ``PT6H``."""
-    text: str = _DURATION.dump_python(value, mode="json")
-    return text
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Settings(BaseSettings):

@@ -1,8 +1,8 @@
 """The allowance months of a contacts account, and what its billing reads of them.
 
-:class:`ledger.contacts_account.ContactsAccount` inherits these queries: they read
-its state and decide nothing alone (the rules are :mod:`ledger.renewal`'s calendar,
-:mod:`ledger.billing_cycle` and :mod:`ledger.proformas`), and they never record.
+:class:`ledger.contacts.account.ContactsAccount` inherits these queries: they read
+its state and decide nothing alone (the rules are :mod:`ledger.contacts.renewal`'s calendar,
+:mod:`ledger.contacts.billing_cycle` and :mod:`ledger.contacts.proformas`), and they never record.
 Kept apart so the aggregate module holds its commands and events.
 """
 
@@ -12,14 +12,14 @@ from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 
-from ledger import billing_cycle
+from ledger.contacts import billing_cycle
+from ledger.contacts.proformas import OpenProforma, overage_lines, proforma_document
+from ledger.contacts.renewal import RenewalPeriod, period_number, renewal_period
+from ledger.contacts.subscriptions import AllowanceMonth, Subscription, allowance
 from ledger.documents import Document, Line
 from ledger.errors import InvariantBroken
 from ledger.periods import local_date
 from ledger.plans import ContactsPlan
-from ledger.proformas import OpenProforma, overage_lines, proforma_document
-from ledger.renewal import RenewalPeriod, period_number, renewal_period
-from ledger.subscriptions import AllowanceMonth, Subscription, allowance
 
 
 class AllowanceMonths:

@@ -13,7 +13,7 @@ a unit test fails when they are stale.
 
 This is an entry-point helper, not a domain module: it reaches into
 ``consumers/`` and ``projections/``, but only inside functions, so that
-``import ledger.schemas`` stays light and the domain never imports the edges.
+``import ledger.entrypoints.schemas`` stays light and the domain never imports the edges.
 """
 
 from __future__ import annotations
