@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from rich.console import Console, RenderableType
 from rich.text import Text
 
-from ledger.entrypoints.cli import render
+from ledger.entrypoints.cli import escaping, render
 from ledger.entrypoints.cli.tables import cell
 
 LONG_ID = "northwind-trading-company-emea-000000042"  # 40 characters
@@ -63,17 +63,17 @@ def test_backslashes_and_emoji_codes_are_printed_as_they_are() -> None:
 
 @given(st.text())
 def test_safe_text_renders_back_to_the_cleaned_text_without_controls(value: str) -> None:
-    cleaned = render.clean(value)
+    cleaned = escaping.clean(value)
     # Embedded in markup, as the CLI prints it (rich doubles a trailing backslash so
     # that it cannot escape the tag that follows).
-    markup = f"[bold]{render.safe(value)}[/bold]"
+    markup = f"[bold]{escaping.safe(value)}[/bold]"
     assert Text.from_markup(markup, emoji=False).plain == cleaned
-    assert cell(render.safe(value)).plain == cleaned  # on its own, as a table cell
+    assert cell(escaping.safe(value)).plain == cleaned  # on its own, as a table cell
     assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in cleaned)
 
 
 def test_clean_keeps_ordinary_text_unchanged() -> None:
-    assert render.clean("Müller & Söhne [EU] 10.50 €") == "Müller & Söhne [EU] 10.50 €"
+    assert escaping.clean("Müller & Söhne [EU] 10.50 €") == "Müller & Söhne [EU] 10.50 €"
 
 
 def document_row(number: str, total: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from ledger.entrypoints import status_file
 from ledger.entrypoints.bootstrap import Services, bootstrap
-from ledger.entrypoints.cli.render import safe
+from ledger.entrypoints.cli.escaping import safe
 from ledger.entrypoints.settings import Settings
 from projections.writer_lock import ProjectionsBusy, projections_writer
 

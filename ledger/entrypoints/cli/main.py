@@ -21,7 +21,7 @@ from ledger.entrypoints.cli.app import (
     app,
     err,
 )
-from ledger.entrypoints.cli.render import safe
+from ledger.entrypoints.cli.escaping import safe
 from ledger.entrypoints.logs import configure
 from ledger.errors import LedgerError
 

@@ -33,7 +33,7 @@ from ledger.entrypoints.cli.app import (
     services,
     sole_writer,
 )
-from ledger.entrypoints.cli.render import safe
+from ledger.entrypoints.cli.escaping import safe
 from ledger.entrypoints.logs import configure
 from ledger.entrypoints.settings import Settings
 

@@ -19,7 +19,7 @@ from ledger.entrypoints.cli.app import (
     say_if_behind,
     services,
 )
-from ledger.entrypoints.cli.render import safe
+from ledger.entrypoints.cli.escaping import safe
 
 
 @app.command()

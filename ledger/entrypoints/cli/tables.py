@@ -8,7 +8,7 @@ a record instead (one ``column  value`` line per cell), folding a value only
 when it alone is wider than the terminal. Nothing is ever cut.
 
 Cells are rich markup: callers pass upstream text through
-:func:`ledger.entrypoints.cli.render.safe` first, and :func:`cell` makes each a Text.
+:func:`ledger.entrypoints.cli.escaping.safe` first, and :func:`cell` makes each a Text.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from ledger.entrypoints.cli.app import (
     print_json,
     services,
 )
-from ledger.entrypoints.cli.render import safe
+from ledger.entrypoints.cli.escaping import safe
 
 
 @app.command("mark-paid")
