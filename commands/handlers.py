@@ -20,6 +20,7 @@ from typing import Any
 from eventsourcing.application import ProcessingEvent
 from eventsourcing.persistence import PersistenceError, Tracking
 
+from commands.batch_rows import AccountRow, ContactRow, DeadLetterRow, DedupeKeys
 from commands.models import (
     AccountCommand,
     ChangePlan,
@@ -31,7 +32,7 @@ from commands.models import (
     RecordEmailsSent,
 )
 from commands.parked import ParkedRow, Redriven
-from commands.store import AccountRow, ContactRow, DeadLetterRow, DedupeKeys, LedgerRecorder
+from commands.store import LedgerRecorder
 from ledger.application import Ledger
 from ledger.contacts.account import ContactsAccount
 from ledger.emails.account import Account

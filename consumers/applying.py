@@ -28,10 +28,11 @@ import structlog
 from eventsourcing.persistence import IntegrityError, Tracking
 from kafka import TopicPartition
 
+from commands.batch_rows import DeadLetterRow
 from commands.handlers import BatchWork, save_batch
 from commands.models import AccountCommand
 from commands.parked import ParkedRow
-from commands.store import DeadLetterRow, LedgerRecorder
+from commands.store import LedgerRecorder
 from consumers.assignment import PartitionAssignment
 from consumers.batch import BatchOutcome, DedupeKey, PartitionBatch, TopicRoles
 from consumers.dead_letter import DeadLetterPublisher, dead_letter_rows

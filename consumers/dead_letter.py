@@ -17,8 +17,8 @@ import structlog
 from kafka import KafkaProducer
 from pydantic import BaseModel, ConfigDict, Field
 
+from commands.batch_rows import DeadLetterRow
 from commands.handlers import Rejection
-from commands.store import DeadLetterRow
 from consumers.messages import Record, RecordLike, Refused
 
 log = structlog.get_logger(__name__)

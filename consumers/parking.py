@@ -43,9 +43,9 @@ import structlog
 from eventsourcing.persistence import IntegrityError, OperationalError
 from kafka import TopicPartition
 
+from commands.batch_rows import DeadLetterRow
 from commands.handlers import BatchWork, Parking, save_batch
 from commands.parked import ParkedRow, Redriven, StillParked
-from commands.store import DeadLetterRow
 from consumers.batch import BatchOutcome
 from consumers.messages import Record, RecordLike
 from consumers.metrics import DEAD_LETTERS, PARKED, REDRIVEN

@@ -11,9 +11,10 @@ from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresProcessRecorder
 from psycopg.sql import SQL
 
+from commands.batch_rows import DeadLetterRow
 from commands.handlers import BatchWork, apply_commands, save_batch
 from commands.models import OpenAccount, Origin, RecordEmailsSent, SentEmailItem
-from commands.store import DeadLetterRow, LedgerRecorder
+from commands.store import LedgerRecorder
 from ledger.entrypoints.bootstrap import Services
 from tests.conftest import MakeServices
 from tests.support import utc

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from commands.batch_rows import DeadLetterRow
 from commands.handlers import Rejection
 from commands.models import Origin
-from commands.store import DeadLetterRow
 from consumers.dead_letter import dead_letter_rows
 from consumers.messages import Record, Refused
 

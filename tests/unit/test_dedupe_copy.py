@@ -7,8 +7,8 @@ from uuid import UUID
 from hypothesis import given
 from hypothesis import strategies as st
 
+from commands.batch_rows import DedupeKeys, dedupe_copy_text
 from commands.models import Origin
-from commands.store import DedupeKeys, dedupe_copy_text
 
 EVENT = UUID("12345678-1234-5678-1234-567812345678")
 
