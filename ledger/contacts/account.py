@@ -62,9 +62,8 @@ from ledger.contacts.subscriptions import AllowanceMonth, Subscription, product_
 from ledger.documents import Document, Line
 from ledger.email_counts import E, count_by_month, split_by_month
 from ledger.errors import AccountClosed
-from ledger.money import check_currency
-from ledger.opening import account_uuid, check_plan_currency, check_tax_rate
-from ledger.periods import check_aware, check_timezone, local_date
+from ledger.opening import account_uuid, check_opening, check_plan_currency
+from ledger.periods import check_aware, local_date
 from ledger.plans import ContactsPlan
 
 #: How many billable contacts there were at an instant (``ledger contacts --as-of``).
@@ -102,13 +101,9 @@ class ContactsAccount(AllowanceMonths, Aggregate):
         tax_rate: Decimal,
         opened_at: datetime,
     ) -> ContactsAccount:
-        check_currency(currency)
-        check_timezone(timezone)
-        check_aware(opened_at)
-        check_plan_currency(plan, currency)
+        check_opening(plan, currency, timezone, tax_rate, opened_at)
         months_in(billing_period)
         product_prices(plan, products)  # refuses unknown or repeated products
-        check_tax_rate(tax_rate)
         subscription = Subscription(1, plan, products, billing_period, start_month=0)
         return cls(
             account_id=account_id,

@@ -43,9 +43,9 @@ from ledger.emails.usage import (
     terms_after_closing,
 )
 from ledger.errors import AccountClosed, InvalidAmount, InvariantBroken
-from ledger.money import Money, check_currency, check_minor_units
-from ledger.opening import account_uuid, check_plan_currency, check_tax_rate
-from ledger.periods import Month, check_aware, check_timezone, local_date
+from ledger.money import Money, check_minor_units
+from ledger.opening import account_uuid, check_opening, check_plan_currency
+from ledger.periods import Month, check_aware, local_date
 from ledger.plans import EmailPlan
 
 #: A calendar month as a dictionary key: cheaper to build per send day than a Month.
@@ -83,11 +83,7 @@ class Account(Aggregate):
         tax_rate: Decimal,
         opened_at: datetime,
     ) -> Account:
-        check_currency(currency)
-        check_timezone(timezone)
-        check_aware(opened_at)
-        check_plan_currency(plan, currency)
-        check_tax_rate(tax_rate)
+        check_opening(plan, currency, timezone, tax_rate, opened_at)
         account = cls(
             account_id=account_id,
             plan=plan,
