@@ -33,7 +33,6 @@ events in the same transaction (``commands/store.py``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, ClassVar
@@ -53,7 +52,6 @@ from ledger.contacts.billable import (
 )
 from ledger.contacts.proformas import (
     OpenProforma,
-    ProformaNotFound,
     final_invoice,
     overage_lines,
 )
@@ -61,7 +59,6 @@ from ledger.contacts.renewal import BillingPeriod, months_in
 from ledger.contacts.subscriptions import AllowanceMonth, Subscription, product_prices
 from ledger.documents import Document, Line
 from ledger.email_counts import E, count_by_month, split_by_month
-from ledger.errors import AccountClosed
 from ledger.opening import account_uuid, check_opening, check_plan_currency
 from ledger.periods import check_aware, local_date
 from ledger.plans import ContactsPlan
@@ -150,12 +147,6 @@ class ContactsAccount(AllowanceMonths, Aggregate):
         self.invoices: list[str] = []
         self.closed_at: datetime | None = None
 
-    # ------------------------------------------------------------------ queries
-
-    def check_open(self) -> None:
-        if self.closed_at is not None:
-            raise AccountClosed(self.account_id)
-
     # ------------------------------------------------------------------ contacts
 
     def record_contact_changes(
@@ -202,17 +193,8 @@ class ContactsAccount(AllowanceMonths, Aggregate):
         indices = sorted(counts)
         versions = []
         for index in indices:
-            count = counts[index]
-            month = self._month(index)
-            month = replace(
-                month,
-                platform=month.platform + count.platform,
-                custom_smtp=month.custom_smtp + count.custom_smtp,
-            )
-            late = self.late_months
-            if index < self.documented_months:
-                late = tuple(sorted({*late, index}))
-            self._emails_recorded(effective_at=count.at, months=(month,), late_months=late)
+            month, late = self._with_emails(index, counts[index])
+            self._emails_recorded(effective_at=counts[index].at, months=(month,), late_months=late)
             versions.append(self.version)
         parts = split_by_month(emails, self.timezone, self.month_of, indices)
         return list(zip(versions, parts, strict=True))
@@ -292,13 +274,20 @@ class ContactsAccount(AllowanceMonths, Aggregate):
         if sub.number == 1 and sub.periods_priced == 0:
             if not billing_cycle.is_due(self.opened_at, grace, as_of):
                 return issued
-            terms = self._terms_at(0, self.opened_at)
-            issued.append(self._renew(0, self.opened_at, terms, [], issued_on, count_contacts))
+            issued.append(self._renew(0, self.opened_at, [], issued_on, count_contacts))
         # A plan change that missed the renewal it was meant for, before the months
         # below are billed with that renewal's allowance.
-        replacement = self._replace_for_late_plan_change(as_of, issued_on)
+        replacement = self._replacement_for_late_plan_change(issued_on)
         if replacement is not None:
-            issued.append(replacement)
+            replaced, priced = replacement
+            self._proforma_replaced(
+                effective_at=as_of,
+                replaced=replaced,
+                proforma=priced.proforma,
+                subscription=priced.subscription,
+                months=priced.months,
+            )
+            issued.append(priced.document)
         while True:
             index = self.documented_months
             boundary = self.month_start(index + 1)
@@ -315,20 +304,17 @@ class ContactsAccount(AllowanceMonths, Aggregate):
                 usage=usage,
             )
             if bill == "renewal":
-                terms = self._terms_at(index + 1, boundary)
-                issued.append(
-                    self._renew(index + 1, boundary, terms, usage, issued_on, count_contacts)
-                )
+                issued.append(self._renew(index + 1, boundary, usage, issued_on, count_contacts))
             elif bill == "overage":
-                document = self._proforma_document(self.month_period(index), usage, issued_on, None)
+                priced = self._overage_proforma(index, usage, issued_on)
                 self._proforma_issued(
                     effective_at=as_of,
-                    proforma=OpenProforma(document, None, None, tuple(usage)),
-                    subscription=self.subscription,
-                    months=self._billed_months(index),
+                    proforma=priced.proforma,
+                    subscription=priced.subscription,
+                    months=priced.months,
                     documented_months=index + 1,
                 )
-                issued.append(document)
+                issued.append(priced.document)
             else:
                 unbilled = {i: self._month(i).unbilled for i in {index, *self.late_months}}
                 self._allowance_month_closed(
@@ -342,28 +328,21 @@ class ContactsAccount(AllowanceMonths, Aggregate):
         self,
         start_month: int,
         counted_at: datetime,
-        terms: Subscription,
         usage: list[Line],
         issued_on: date,
         count_contacts: ContactCounter,
     ) -> Document:
+        terms = self._terms_at(start_month, counted_at)
         contacts = count_contacts(counted_at)
-        period = self.months_from(start_month, terms.months)
-        sets_floor = terms.periods_priced == 0
-        lines = billing_cycle.priced_lines(
-            terms, period, contacts, self.currency, sets_floor=sets_floor
-        )
-        document = self._proforma_document(period, [*lines, *usage], issued_on, contacts)
-        if sets_floor:
-            terms = replace(terms, floor=billing_cycle.lines_total(lines))
+        priced = self._priced_renewal(start_month, counted_at, terms, usage, issued_on, contacts)
         self._proforma_issued(
             effective_at=max(counted_at, self.opened_at),
-            proforma=OpenProforma(document, counted_at, terms, tuple(usage)),
-            subscription=replace(terms, periods_priced=terms.periods_priced + 1),
-            months=self._renewed_months(start_month, terms, contacts),
+            proforma=priced.proforma,
+            subscription=priced.subscription,
+            months=priced.months,
             documented_months=start_month,
         )
-        return document
+        return priced.document
 
     @event("ProformaIssued")
     def _proforma_issued(
@@ -394,40 +373,6 @@ class ContactsAccount(AllowanceMonths, Aggregate):
         self.late_months = carried
         self.documented_months = documented_months
 
-    def _replace_for_late_plan_change(self, as_of: datetime, issued_on: date) -> Document | None:
-        """Re-price the latest renewal with a plan change dated at or before it.
-
-        Only while it is unpaid and none of its months is billed yet; the count
-        is the one it was priced with (that instant is never counted again).
-        The new subscription starts at that renewal and its floor is this price.
-        """
-        latest = self._latest_renewal()
-        pending, pending_at = self.pending, self.pending_at
-        if latest is None or pending is None or pending_at is None:
-            return None
-        held, counted_at, priced = latest
-        start = priced.next_renewal_month
-        contacts = held.document.contacts
-        if contacts is None or not billing_cycle.can_replace(
-            pending_at=pending_at,
-            counted_at=counted_at,
-            documented_months=self.documented_months,
-            start_month=start,
-        ):
-            return None
-        terms = replace(pending, start_month=start)
-        period = self.months_from(start, terms.months)
-        lines = billing_cycle.priced_lines(terms, period, contacts, self.currency, sets_floor=True)
-        document = self._proforma_document(period, [*lines, *held.usage_lines], issued_on, contacts)
-        self._proforma_replaced(
-            effective_at=as_of,
-            replaced=held.document.number,
-            proforma=replace(held, document=document, subscription=terms),
-            subscription=replace(terms, periods_priced=1, floor=billing_cycle.lines_total(lines)),
-            months=self._repriced_months(start, priced, terms, contacts),
-        )
-        return document
-
     @event("ProformaReplaced")
     def _proforma_replaced(
         self,
@@ -451,25 +396,14 @@ class ContactsAccount(AllowanceMonths, Aggregate):
         self, proforma_id: str, paid_at: datetime, next_number: Callable[[int], str]
     ) -> Document:
         """Payment of a proforma: the final invoice, numbered now, with the proforma's lines."""
-        held = self.open_proformas.get(proforma_id)
-        if held is None:
-            if proforma_id in self.replaced:
-                raise ProformaNotFound(
-                    self.account_id,
-                    proforma_id,
-                    f"; it was replaced by {self._replacement_of(proforma_id)}",
-                )
-            raise ProformaNotFound(self.account_id, proforma_id)
         invoice = final_invoice(
-            held.document, proforma_id, local_date(check_aware(paid_at), self.timezone), next_number
+            self.open_proforma(proforma_id).document,
+            proforma_id,
+            local_date(check_aware(paid_at), self.timezone),
+            next_number,
         )
         self._proforma_paid(effective_at=paid_at, proforma=proforma_id, invoice=invoice)
         return invoice
-
-    def _replacement_of(self, proforma_id: str) -> str:
-        while proforma_id in self.replaced:
-            proforma_id = self.replaced[proforma_id]
-        return proforma_id
 
     @event("ProformaPaid")
     def _proforma_paid(self, effective_at: datetime, proforma: str, invoice: Document) -> None:

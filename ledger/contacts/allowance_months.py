@@ -1,25 +1,45 @@
 """The allowance months of a contacts account, and what its billing reads of them.
 
 :class:`ledger.contacts.account.ContactsAccount` inherits these queries: they read
-its state and decide nothing alone (the rules are :mod:`ledger.contacts.renewal`'s calendar,
-:mod:`ledger.contacts.billing_cycle` and :mod:`ledger.contacts.proformas`), and they never record.
-Kept apart so the aggregate module holds its commands and events.
+its state and price from it, deciding nothing alone (the rules are
+:mod:`ledger.contacts.renewal`'s calendar, :mod:`ledger.contacts.billing_cycle` and
+:mod:`ledger.contacts.proformas`), and they never record. Kept apart so the
+aggregate module holds its commands and events.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 
 from ledger.contacts import billing_cycle
-from ledger.contacts.proformas import OpenProforma, overage_lines, proforma_document
+from ledger.contacts.proformas import (
+    OpenProforma,
+    ProformaNotFound,
+    overage_lines,
+    proforma_document,
+)
 from ledger.contacts.renewal import RenewalPeriod, period_number, renewal_period
 from ledger.contacts.subscriptions import AllowanceMonth, Subscription, allowance
 from ledger.documents import Document, Line
-from ledger.errors import InvariantBroken
+from ledger.email_counts import MonthCount
+from ledger.errors import AccountClosed, InvariantBroken
 from ledger.periods import local_date
 from ledger.plans import ContactsPlan
+
+
+@dataclass(frozen=True, slots=True)
+class PricedProforma:
+    """A proforma priced from the state, and what issuing it records."""
+
+    proforma: OpenProforma
+    subscription: Subscription
+    months: tuple[AllowanceMonth, ...]
+
+    @property
+    def document(self) -> Document:
+        return self.proforma.document
 
 
 class AllowanceMonths:
@@ -40,8 +60,25 @@ class AllowanceMonths:
     proforma_count: int
     open_proformas: dict[str, OpenProforma]
     closed_at: datetime | None
+    replaced: dict[str, str]
     billable: int
     documented_months: int
+
+    def check_open(self) -> None:
+        if self.closed_at is not None:
+            raise AccountClosed(self.account_id)
+
+    def open_proforma(self, proforma_id: str) -> OpenProforma:
+        """The unpaid proforma ``proforma_id``; a replaced one names its replacement."""
+        held = self.open_proformas.get(proforma_id)
+        if held is not None:
+            return held
+        if proforma_id not in self.replaced:
+            raise ProformaNotFound(self.account_id, proforma_id)
+        replacement = proforma_id
+        while replacement in self.replaced:
+            replacement = self.replaced[replacement]
+        raise ProformaNotFound(self.account_id, proforma_id, f"; it was replaced by {replacement}")
 
     @property
     def plan(self) -> ContactsPlan:
@@ -68,6 +105,19 @@ class AllowanceMonths:
         if month.unit_price is None:
             month = replace(month, unit_price=self.plan.overage_unit_price)
         return month
+
+    def _with_emails(self, index: int, count: MonthCount) -> tuple[AllowanceMonth, tuple[int, ...]]:
+        """Month ``index`` with ``count`` added, and the late months after it: a month
+        already documented becomes late."""
+        month = self._month(index)
+        month = replace(
+            month,
+            platform=month.platform + count.platform,
+            custom_smtp=month.custom_smtp + count.custom_smtp,
+        )
+        if index < self.documented_months:
+            return month, tuple(sorted({*self.late_months, index}))
+        return month, self.late_months
 
     def month_index(self, instant: datetime) -> int:
         return self.month_of(local_date(instant, self.timezone))
@@ -116,6 +166,74 @@ class AllowanceMonths:
             currency=self.currency,
             tax_rate=self.tax_rate,
             contacts=contacts,
+        )
+
+    def _priced_renewal(
+        self,
+        start_month: int,
+        counted_at: datetime,
+        terms: Subscription,
+        usage: list[Line],
+        issued_on: date,
+        contacts: int,
+    ) -> PricedProforma:
+        """The renewal at ``start_month``: the period priced for ``contacts``, with the usage
+        billed on it; the first price of a subscription sets its floor."""
+        period = self.months_from(start_month, terms.months)
+        sets_floor = terms.periods_priced == 0
+        lines = billing_cycle.priced_lines(
+            terms, period, contacts, self.currency, sets_floor=sets_floor
+        )
+        document = self._proforma_document(period, [*lines, *usage], issued_on, contacts)
+        if sets_floor:
+            terms = replace(terms, floor=billing_cycle.lines_total(lines))
+        return PricedProforma(
+            OpenProforma(document, counted_at, terms, tuple(usage)),
+            replace(terms, periods_priced=terms.periods_priced + 1),
+            self._renewed_months(start_month, terms, contacts),
+        )
+
+    def _overage_proforma(self, index: int, usage: list[Line], issued_on: date) -> PricedProforma:
+        """Month ``index``'s overage (and the late months'), billed between renewals."""
+        document = self._proforma_document(self.month_period(index), usage, issued_on, None)
+        return PricedProforma(
+            OpenProforma(document, None, None, tuple(usage)),
+            self.subscription,
+            self._billed_months(index),
+        )
+
+    def _replacement_for_late_plan_change(
+        self, issued_on: date
+    ) -> tuple[str, PricedProforma] | None:
+        """The latest renewal re-priced with a plan change dated at or before it, and the
+        proforma it replaces.
+
+        Only while it is unpaid and none of its months is billed yet; the count
+        is the one it was priced with (that instant is never counted again).
+        The new subscription starts at that renewal and its floor is this price.
+        """
+        latest = self._latest_renewal()
+        pending, pending_at = self.pending, self.pending_at
+        if latest is None or pending is None or pending_at is None:
+            return None
+        held, counted_at, priced = latest
+        start = priced.next_renewal_month
+        contacts = held.document.contacts
+        if contacts is None or not billing_cycle.can_replace(
+            pending_at=pending_at,
+            counted_at=counted_at,
+            documented_months=self.documented_months,
+            start_month=start,
+        ):
+            return None
+        terms = replace(pending, start_month=start)
+        period = self.months_from(start, terms.months)
+        lines = billing_cycle.priced_lines(terms, period, contacts, self.currency, sets_floor=True)
+        document = self._proforma_document(period, [*lines, *held.usage_lines], issued_on, contacts)
+        return held.document.number, PricedProforma(
+            replace(held, document=document, subscription=terms),
+            replace(terms, periods_priced=1, floor=billing_cycle.lines_total(lines)),
+            self._repriced_months(start, priced, terms, contacts),
         )
 
     def _latest_renewal(self) -> tuple[OpenProforma, datetime, Subscription] | None:

@@ -11,8 +11,9 @@ Every boundary between allowance months is billed once, in order:
   month it happened in, for every billing period length.
 
 :meth:`ledger.contacts.account.ContactsAccount.close_periods` walks the
-boundaries in order and asks these functions what to do at each; it only
-builds the documents and records the events. Unit tested in
+boundaries in order and asks these functions what to do at each; the
+documents are priced by :class:`ledger.contacts.allowance_months.AllowanceMonths`
+and the aggregate only records the events. Unit tested in
 ``tests/unit/test_billing_cycle.py`` with plain values.
 """
 

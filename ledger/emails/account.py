@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, ClassVar
 
@@ -27,12 +27,9 @@ from ledger.documents import Document, PaymentMode, build_document
 from ledger.email_counts import (
     E,
     MonthCount,
-    SentEmailLike,
-    count_by_month,
-    count_runs_by_month,
     split_by_month,
 )
-from ledger.emails.pricing import next_email_price
+from ledger.emails.billing_months import BillingMonths
 from ledger.emails.usage import (
     ClosedMonth,
     LateUsage,
@@ -40,19 +37,15 @@ from ledger.emails.usage import (
     UsageEntry,
     add_late,
     record_late,
-    terms_after_closing,
 )
-from ledger.errors import AccountClosed, InvalidAmount, InvariantBroken
+from ledger.errors import InvalidAmount
 from ledger.money import Money, check_minor_units
 from ledger.opening import account_uuid, check_opening, check_plan_currency
 from ledger.periods import Month, check_aware, local_date
 from ledger.plans import EmailPlan
 
-#: A calendar month as a dictionary key: cheaper to build per send day than a Month.
-YearMonth = tuple[int, int]
 
-
-class Account(Aggregate):
+class Account(BillingMonths, Aggregate):
     if TYPE_CHECKING:  # the event classes the @event decorators below create
         Opened: ClassVar[type[Aggregate.Created]]
         MonthOpened: ClassVar[type[Aggregate.Event]]
@@ -132,26 +125,6 @@ class Account(Aggregate):
         self.closed_at: datetime | None = None
         self.documents: list[str] = []
 
-    # ------------------------------------------------------------------ queries
-
-    @property
-    def balance(self) -> Money:
-        return self.credited - self.debited
-
-    def volume(self, month: Month) -> int:
-        usage = self.months.get(str(month))
-        return usage.platform if usage else 0
-
-    def can_send(self, at_month: Month) -> bool:
-        if self.payment_mode == "postpaid":
-            return True
-        price = next_email_price(self._terms(at_month, self.plan), self.volume(at_month))
-        return self.balance.amount >= price
-
-    def check_open(self) -> None:
-        if self.closed_at is not None:
-            raise AccountClosed(self.account_id)
-
     # ------------------------------------------------------------------ credit
 
     def purchase_credit(self, amount: Money, reference: str, at: datetime) -> int:
@@ -227,18 +200,6 @@ class Account(Aggregate):
             pending_late=late,
         )
 
-    def _group_by_month(self, emails: Sequence[SentEmailLike]) -> dict[YearMonth, MonthCount]:
-        """(year, month) -> the batch's emails of that month, counted: in runs of one
-        plan in arrival order after a plan change, as one-at-a-time recording would."""
-        if len(self.plans) > 1:
-            return count_runs_by_month(emails, self.timezone, self._month_of, self._plan_index_at)
-        return count_by_month(emails, self.timezone, self._month_of)
-
-    def _month_of(self, day: date) -> YearMonth:
-        """The month a local send day is billed in: a day before the opening counts in
-        the opening month."""
-        return max((day.year, day.month), (self.first_month.year, self.first_month.month))
-
     @event("EmailsRecorded")
     def _emails_recorded(
         self,
@@ -303,15 +264,6 @@ class Account(Aggregate):
         self.plan = plan
         self.plans = sorted([*self.plans, (effective_at, plan)], key=lambda item: item[0])
 
-    def _plan_index_at(self, instant: datetime) -> int:
-        """Which terms were in force at ``instant`` (the first plan for anything before opening)."""
-        index = 0
-        for position, (effective_at, _) in enumerate(self.plans):
-            if effective_at > instant:
-                break
-            index = position
-        return index
-
     # ------------------------------------------------------------------ periods
 
     def _open_month(self, month: Month, at: datetime) -> None:
@@ -323,23 +275,6 @@ class Account(Aggregate):
     def _month_opened(self, effective_at: datetime, usage: MonthUsage, fee: Money) -> None:
         self.months[str(usage.month)] = usage
         self.debited = self.debited + fee
-
-    def _after_closing(self, month: Month) -> bool:
-        """Whether ``month`` is after the last month a closed account paid a fee for."""
-        return self.closed_at is not None and month > Month.containing(
-            self.closed_at, self.timezone
-        )
-
-    def _terms(self, month: Month, plan: EmailPlan) -> EmailPlan:
-        """The terms emails of ``month`` are priced with, ``plan`` being in force when sent."""
-        return terms_after_closing(plan) if self._after_closing(month) else plan
-
-    def _has_nothing_to_bill(self, month: Month) -> bool:
-        """A month after closing holding no usage gets no document (nor does a later one,
-        unless it holds usage), so a closed account's documents stop."""
-        return (
-            self._after_closing(month) and str(month) not in self.months and not self.pending_late
-        )
 
     def close_periods(
         self, as_of: datetime, grace: timedelta, next_number: Callable[[int], str]
@@ -417,28 +352,3 @@ class Account(Aggregate):
     @event("Closed")
     def _closed(self, effective_at: datetime) -> None:
         self.closed_at = effective_at
-
-    # ------------------------------------------------------------------ invariants
-
-    def check_invariants(self) -> None:
-        """What the events can only break through a bug or a corrupted stream.
-
-        The balance is credits minus debits by definition, so that is not checked;
-        what is: every credit was positive, every amount is in the account's
-        currency, a month is open or documented (never both, never open before
-        the current one), and each open month's emails are its segments' positions.
-        """
-        for amount in (self.credited, self.debited):
-            if amount.currency != self.currency:
-                raise InvariantBroken(
-                    f"{self.account_id}: {amount} in an account in {self.currency}"
-                )
-        if self.credited.amount < 0:
-            raise InvariantBroken(f"{self.account_id}: negative credit {self.credited}")
-        both = set(self.months) & set(self.closed_months)
-        if both:
-            raise InvariantBroken(f"{self.account_id}: months open and documented: {sorted(both)}")
-        for usage in self.months.values():
-            if usage.month < self.current:
-                raise InvariantBroken(f"{self.account_id}: {usage.month} open after it closed")
-            usage.check_positions()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from rich.console import Console, RenderableType
 from rich.text import Text
 
-from ledger.entrypoints.cli import escaping, render
+from ledger.entrypoints.cli import escaping, render, render_history
 from ledger.entrypoints.cli.tables import cell
 
 LONG_ID = "northwind-trading-company-emea-000000042"  # 40 characters
@@ -129,7 +129,7 @@ def test_history_details_wrap_but_versions_and_event_names_stay_whole() -> None:
             "details": f"receipt 2026-000123 for 2026-10: total 1493.75 EUR ({LONG_ID})",
         }
     ]
-    text = shown(render.history_table(LONG_ID, events), width=80)
+    text = shown(render_history.history_table(LONG_ID, events), width=80)
     assert "…" not in text
     assert "DocumentIssued" in text and "2026-000123" in text and "1493.75" in text
     assert LONG_ID in text.replace("\n", "").replace(" ", "")

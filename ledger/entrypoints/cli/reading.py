@@ -8,7 +8,7 @@ import typer
 
 from ledger.contacts.account import contacts_as_of
 from ledger.emails.account import Account
-from ledger.entrypoints.cli import render
+from ledger.entrypoints.cli import render, render_history
 from ledger.entrypoints.cli.app import (
     JsonFlag,
     UserError,
@@ -152,8 +152,8 @@ def invoice(number: str, as_json: JsonFlag = False) -> None:
 def history(account: str, as_json: JsonFlag = False) -> None:
     """Every stored event of an account: business time, recording time, what happened."""
     with services() as svc:
-        events = [render.event_summary(e) for e in svc.ledger.history(account)]
-    print_json(events) if as_json else out.print(render.history_table(account, events))
+        events = [render_history.event_summary(e) for e in svc.ledger.history(account)]
+    print_json(events) if as_json else out.print(render_history.history_table(account, events))
 
 
 @app.command()
@@ -169,10 +169,10 @@ def trace(account: str, message_id: str, as_json: JsonFlag = False) -> None:
         for row in rows:
             stored = svc.ledger.get_account(account, version=row["originator_version"])
             if isinstance(stored, Account):
-                row["document_number"] = render.document_of_version(
+                row["document_number"] = render_history.document_of_version(
                     svc, account, row["originator_version"]
                 )
                 row["account_version_balance"] = str(stored.balance.rounded().amount)
             else:
                 row["billable_contacts_then"] = stored.billable
-    print_json(rows) if as_json else out.print(render.trace_table(rows))
+    print_json(rows) if as_json else out.print(render_history.trace_table(rows))

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ledger.entrypoints.cli import render
+from ledger.entrypoints.cli import render_refused
 from ledger.entrypoints.cli.app import (
     JsonFlag,
     ReasonFilter,
@@ -44,11 +44,11 @@ def dead_letters(
             {
                 "total": total,
                 "matching": matching,
-                "dead_letters": [render.dead_letter_view(row) for row in rows],
+                "dead_letters": [render_refused.dead_letter_view(row) for row in rows],
             }
         )
         return
-    out.print(render.dead_letter_table(rows))
+    out.print(render_refused.dead_letter_table(rows))
     filtered = "" if topic is None and reason is None else f", {matching:,} matching"
     out.print(f"{len(rows):,} shown of {total:,} dead letter(s){filtered}", highlight=False)
 
@@ -117,7 +117,7 @@ def parked(
     if as_json:
         print_json({"total": total, "accounts": rows})
         return
-    out.print(render.parked_table(rows))
+    out.print(render_refused.parked_table(rows))
     out.print(
         f"{total:,} fact(s) parked for {len(rows):,} account(s): applied when the account opens,"
         f" dead-lettered when not opened within {iso_duration(bound)} of the event",

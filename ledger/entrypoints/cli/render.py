@@ -1,4 +1,5 @@
-"""Readable tables for the CLI (rich). Numbers come rounded from the queries.
+"""Readable tables of the books for the CLI (rich): balances, usage, documents, and the
+generic table and facts views the other views build on. Numbers come rounded from the queries.
 
 Upstream text goes through :func:`ledger.entrypoints.cli.escaping.safe` first.
 Tables are :class:`ledger.entrypoints.cli.tables.FitTable`: ids, numbers and
@@ -7,9 +8,8 @@ amounts are never cut.
 
 from __future__ import annotations
 
-from base64 import b64encode
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich import box
 from rich.console import Group
@@ -21,17 +21,13 @@ from ledger.entrypoints.cli.escaping import safe
 from ledger.entrypoints.cli.tables import Column, FitTable, cell
 from ledger.money import Money
 
-if TYPE_CHECKING:
-    from ledger.entrypoints.bootstrap import Services
-
-
 #: Free-text fields: they may wrap; every other cell is shown in one piece.
 FREE_TEXT = frozenset(
     {"details", "description", "reason", "billable_because", "error", "payload", "topics"}
 )
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -57,7 +53,7 @@ def simple_table(rows: list[dict[str, Any]], title: str | None = None) -> FitTab
         )
         for key, value in rows[0].items()
     ]
-    return FitTable(columns, [[_fmt(v) for v in row.values()] for row in rows], title=title)
+    return FitTable(columns, [[fmt(v) for v in row.values()] for row in rows], title=title)
 
 
 def balance_table(rows: list[dict[str, Any]]) -> FitTable:
@@ -104,7 +100,7 @@ def usage_table(rows: list[dict[str, Any]]) -> Group:
     left = {"account_id", "month", "document_number"}
     months = FitTable(
         [Column(title, "left" if key in left else "right") for title, key in columns],
-        [[_fmt(row[key]) for _, key in columns] for row in rows],
+        [[fmt(row[key]) for _, key in columns] for row in rows],
         title="Monthly usage",
     )
     tiers = FitTable(
@@ -152,7 +148,7 @@ def allowance_table(rows: list[dict[str, Any]]) -> FitTable:
     left = {"account_id", "period_start", "period_end"}
     return FitTable(
         [Column(title, "left" if key in left else "right") for title, key in columns],
-        [[_fmt(row[key]) for _, key in columns] for row in rows],
+        [[fmt(row[key]) for _, key in columns] for row in rows],
         title="Allowance months",
     )
 
@@ -179,7 +175,7 @@ def documents_table(
         Column(key.replace("_", " "), "right" if key in {"subtotal", "tax", "total"} else "left")
         for key in present
     ]
-    return FitTable(columns, [[_fmt(row[k]) for k in present] for row in rows], title=title)
+    return FitTable(columns, [[fmt(row[k]) for k in present] for row in rows], title=title)
 
 
 def document_panel(document: dict[str, Any]) -> Panel:
@@ -244,167 +240,3 @@ def facts(pairs: list[tuple[str, str]], title: str | None = None) -> Group:
         grid.add_row(label, cell(value))
     heading = [cell(f"[bold]{title}[/bold]")] if title else []
     return Group(*heading, grid)
-
-
-def event_summary(event: Any) -> dict[str, Any]:
-    name = type(event).__name__
-    summary: dict[str, Any] = {
-        "version": event.originator_version,
-        "event": name,
-        "effective_at": getattr(event, "effective_at", None),
-        "recorded_at": event.timestamp,
-    }
-    details = ""
-    if name == "EmailsRecorded":
-        parts = []
-        for entry in event.entries:
-            late = " late" if entry.late else ""
-            parts.append(
-                f"{entry.month}{late}: {entry.platform} platform, {entry.custom_smtp} custom SMTP"
-            )
-        details = "; ".join(parts) + f"; charged {event.charged.amount} {event.charged.currency}"
-    elif name == "DocumentIssued":
-        doc = event.document
-        details = f"{doc.kind} {doc.number} for {doc.period}: total {doc.total}"
-    elif name in {"CreditPurchased"}:
-        details = f"+{event.amount}"
-    elif name == "MonthOpened":
-        details = f"{event.usage.month} opened, fee {event.fee}"
-    elif name in {"Opened", "PlanChanged"} and hasattr(event, "plan"):
-        details = f"plan {event.plan.id}"
-    elif name == "Opened":
-        sub = event.subscription
-        details = f"plan {sub.plan.id} {sub.period}, products {', '.join(sub.products) or '-'}"
-    elif name == "ContactsChanged":
-        details = f"{len(event.changes)} contact change(s), {event.billable:,} billable"
-    elif name in {"ProformaIssued", "ProformaReplaced"}:
-        doc = event.proforma.document
-        details = f"proforma {doc.number} for {doc.period}: total {doc.total}"
-    elif name == "ProformaPaid":
-        details = f"{event.proforma} paid: invoice {event.invoice.number}"
-    elif name == "PlanChangeScheduled":
-        details = "cancelled" if event.cancelled else f"plan {event.plan.id} from next renewal"
-    elif name in {"SendingBlocked", "SendingUnblocked"}:
-        details = f"balance {event.balance}"
-    summary["details"] = details
-    return summary
-
-
-def history_table(account: str, events: list[dict[str, Any]]) -> FitTable:
-    return FitTable(
-        [
-            Column("v", "right"),
-            Column("event"),
-            Column("effective at", wrap=True),
-            Column("recorded at", wrap=True),
-            Column("details", wrap=True),
-        ],
-        [
-            [
-                str(e["version"]),
-                safe(e["event"]),
-                _fmt(e["effective_at"]),
-                e["recorded_at"].isoformat(sep=" ", timespec="seconds"),
-                safe(e["details"]),
-            ]
-            for e in events
-        ],
-        title=f"History of {safe(account)}",
-    )
-
-
-def document_of_version(svc: Services, account: str, version: int) -> str | None:
-    """The document that billed what the event at ``version`` recorded."""
-    events: list[Any] = list(svc.ledger.history(account))
-    recorded = next((e for e in events if e.originator_version == version), None)
-    if recorded is None or type(recorded).__name__ != "EmailsRecorded":
-        return None
-    late = any(entry.late for entry in recorded.entries)
-    months = {entry.month for entry in recorded.entries if not entry.late}
-    for later in events:
-        if type(later).__name__ != "DocumentIssued" or later.originator_version < version:
-            continue
-        if later.document.period in months or late:
-            number: str = later.document.number
-            return number
-    return None
-
-
-def trace_table(rows: list[dict[str, Any]]) -> FitTable:
-    return simple_table(rows, title="Trace")
-
-
-#: Characters of a payload shown in a table (``--json`` gives it whole).
-PAYLOAD_SHOWN = 100
-
-
-def dead_letter_view(row: dict[str, Any]) -> dict[str, Any]:
-    """A stored dead letter for people and ``--json``: key and payload as text when
-    they are UTF-8 (the payload base64-encoded otherwise, as on the dead-letter topic)."""
-    payload = bytes(row["payload"])
-    try:
-        text, encoding = payload.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        text, encoding = b64encode(payload).decode(), "base64"
-    key = row.get("key")
-    return {
-        "id": row["id"],
-        "recorded_at": row["recorded_at"],
-        "topic": row["topic"],
-        "partition": row["kafka_partition"],
-        "offset": row["kafka_offset"],
-        "key": bytes(key).decode("utf-8", "replace") if key is not None else None,
-        "reason": row["reason"],
-        "payload": text,
-        "payload_encoding": encoding,
-        "replayed_at": row.get("replayed_at"),
-        "parked_id": row.get("parked_id"),
-    }
-
-
-def _shortened(text: str, limit: int = PAYLOAD_SHOWN) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "\u2026"
-
-
-def dead_letter_table(rows: list[dict[str, Any]], title: str = "Dead letters") -> FitTable:
-    """Stored dead letters (as ``LedgerRecorder.dead_letters`` returns them), newest
-    first; upstream text (key, reason, payload) is escaped, never obeyed."""
-    return simple_table(
-        [
-            {
-                "id": row["id"],
-                "recorded": row["recorded_at"].isoformat(timespec="seconds"),
-                "source": f"{row['topic']}:{row['partition']}@{row['offset']}",
-                "key": row["key"] or "",
-                "reason": row["reason"],
-                "payload": _shortened(row["payload"]),
-                "replayed": f"{row['replayed_at'].isoformat(timespec='seconds')}"
-                f" (parked {row['parked_id']})"
-                if row["replayed_at"]
-                else "",
-            }
-            for row in map(dead_letter_view, rows)
-        ],
-        title=title,
-    )
-
-
-def parked_table(rows: list[dict[str, Any]]) -> FitTable:
-    """Facts waiting for their account, per account (``LedgerRecorder.parked_by_account``)."""
-    return simple_table(
-        [
-            {
-                "account": row["account_id"],
-                "facts": row["facts"],
-                "oldest_event": row["oldest_event_time"].isoformat()
-                if row["oldest_event_time"]
-                else "",
-                "parked_since": row["parked_since"].isoformat(timespec="seconds"),
-                "topics": row["topics"],
-                "replays_queued": row["replays_queued"],
-            }
-            for row in rows
-        ],
-        title="Parked facts",
-    )

@@ -15,7 +15,7 @@ from consumers.runner import LedgerConsumer
 from consumers.upstream_publisher import Outgoing, producer, publish
 from ledger.documents import Document
 from ledger.entrypoints.bootstrap import Services, bootstrap
-from ledger.entrypoints.cli import render
+from ledger.entrypoints.cli import render, render_refused
 from ledger.entrypoints.demo.scenario import Scenario, when
 from ledger.entrypoints.embedded import stop_postgres
 from ledger.entrypoints.settings import PROJECT_ROOT, Settings
@@ -162,8 +162,8 @@ def _run(svc: Services, settings: Settings, out: Console, err: Console) -> None:
             document["account_id"] in {"acme", "northwind"} and document["status"] != "replaced"
         ):
             out.print(render.document_panel(reports.document(document["number"])))
-    out.print(render.dead_letter_table(svc.ledger.process_recorder.dead_letters(20)))  # type: ignore[attr-defined]
-    out.print(render.parked_table(svc.ledger.process_recorder.parked_by_account()))  # type: ignore[attr-defined]
+    out.print(render_refused.dead_letter_table(svc.ledger.process_recorder.dead_letters(20)))  # type: ignore[attr-defined]
+    out.print(render_refused.parked_table(svc.ledger.process_recorder.parked_by_account()))  # type: ignore[attr-defined]
     status = _status_messages(svc)
     out.print(
         render.simple_table(
