@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import structlog
 from kafka import KafkaConsumer, TopicPartition
@@ -46,8 +46,12 @@ class PartitionAssignment:
         recorder: LedgerRecorder,
         positions: Positions,
         accounts_first: AccountsFirst,
+        forget: Callable[[Iterable[TopicPartition]], None] = lambda _: None,
     ) -> None:
+        """``forget`` is told of every partition sought or held: what was read of it
+        and not applied (``consumers/gathering.py``) is read again from its new position."""
         self.consumer = consumer
+        self.forget = forget
         self.ledger = ledger
         self.recorder = recorder
         self.positions = positions
@@ -95,6 +99,7 @@ class PartitionAssignment:
         """Seek to the stored position (if the partition is still ours and read); returns it."""
         stored = self.stored_position(tp)
         if tp in self.consumer.assignment() and tp in self._checked:
+            self.forget([tp])
             self.consumer.seek(tp, self.next_offset(tp))
         return stored
 
@@ -139,6 +144,7 @@ class PartitionAssignment:
             forget_partition(tp.topic, tp.partition)
         self._checked, self._held = {}, {}
         self._unchecked = set(partitions)
+        self.forget(partitions)
         for tp in partitions:
             # Where it stood, as far as PostgreSQL knows without asking the broker.
             self.consumer.seek(tp, stored_next(self.ledger, tp.topic, tp.partition))
@@ -197,11 +203,13 @@ class PartitionAssignment:
                         resolve="ledger positions reset TOPIC PARTITION --to ... --reason ...",
                     )
                 self._held[tp] = position
+                self.forget([tp])
                 continue
             self._held.pop(tp, None)
             self._checked[tp] = position
             if moved:
                 if self.consumer.position(tp) != position.next_offset:
+                    self.forget([tp])
                     self.consumer.seek(tp, position.next_offset)
                 log.info(
                     "partition_reading",

@@ -7,25 +7,28 @@ Exactly-once effect, step by step (``docs/exactly-once.md``):
    partition read from it or held (``consumers/assignment.py``,
    ``consumers/positions.py``). The accounts topic is read first
    (``consumers/hold_back.py``).
-2. Decode and validate each record (pure), drop duplicates within the batch
+2. Gather a partition's usage records across polls for up to ``gather_seconds``
+   (``consumers/gathering.py``): nothing gathered is acknowledged, so what a
+   stop or a rebalance drops is read again.
+3. Decode and validate each record (pure), drop duplicates within the batch
    and those whose CloudEvent ``(source, id)`` is already in ``ledger_dedupe``
    (``consumers/batch.py``).
-3. Map to commands, apply them to aggregates (one event per account and
+4. Map to commands, apply them to aggregates (one event per account and
    billing month per batch); a command that fails unexpectedly is
    dead-lettered alone (``consumers/poison.py``).
-4. Publish dead letters (refused records) to the dead-letter topic and flush
+5. Publish dead letters (refused records) to the dead-letter topic and flush
    (``consumers/dead_letter.py``); park records for accounts not open yet
    (``consumers/parking.py``).
-5. Commit events + tracking + dedupe keys + dead-letter rows + parked rows in
+6. Commit events + tracking + dedupe keys + dead-letter rows + parked rows in
    one transaction (``consumers/applying.py``). If it collides (the position
    or a dedupe key or an aggregate version already taken: another writer got
    there first, or this consumer is stale after a rebalance), nothing is
    written: the cache is evicted and the partition rewound to the stored
    position, and the batch is redone.
 
-A crash anywhere before step 5 commits leaves the stored position where it was,
+A crash anywhere before step 6 commits leaves the stored position where it was,
 so the records are consumed again; after it, they are never applied again.
-Step 5 of batch N overlaps steps 1-3 of batch N+1, one save in flight at a
+Step 6 of batch N overlaps steps 1-4 of batch N+1, one save in flight at a
 time (``consumers/pipeline.py``, where the ordering and failure rules are).
 """
 
@@ -48,6 +51,7 @@ from consumers.applying import AppliedBatch, LedgerBatches, PreparedBatch
 from consumers.assignment import PartitionAssignment
 from consumers.batch import BatchOutcome, TopicRoles
 from consumers.dead_letter import DeadLetterPublisher
+from consumers.gathering import Gathering
 from consumers.group_membership import group_consumer
 from consumers.hold_back import AccountsFirst
 from consumers.log_probe import LogProbe
@@ -102,9 +106,12 @@ class LedgerConsumer:
         on_batch: Callable[[BatchOutcome], None] | None = None,
         park_max_age: timedelta = timedelta(days=7),
         batch_scope: BatchScope = contextlib.nullcontext,
+        gather_seconds: float = 0.2,
     ) -> None:
         """``batch_scope``: what each poll runs in; a consumer process's entry point
-        gives the one ``consumers/process_tuning.py`` returns."""
+        gives the one ``consumers/process_tuning.py`` returns. ``gather_seconds``: how
+        long a partition's usage records may wait to be applied together
+        (``consumers/gathering.py``)."""
         self.ledger = ledger
         self.catalogue = catalogue
         self.roles = roles
@@ -118,8 +125,14 @@ class LedgerConsumer:
         self.consumer = _kafka_consumer(kafka_config, group_id, probe, max_records)
         self.producer = KafkaProducer(**kafka_config, acks="all", linger_ms=5)
         self.positions = Positions(ledger, probe, clock)
+        self.gathering = Gathering(gather_seconds, max_records)
         self.assignment = PartitionAssignment(
-            self.consumer, ledger, recorder, self.positions, AccountsFirst(roles.priority)
+            self.consumer,
+            ledger,
+            recorder,
+            self.positions,
+            AccountsFirst(roles.priority),
+            forget=self.gathering.forget,
         )
         self.dead_letters = DeadLetterPublisher(self.producer, dead_letter_topic)
         worker = database_worker()
@@ -190,11 +203,13 @@ class LedgerConsumer:
         finally:
             self.close()
 
-    def poll_once(self) -> list[BatchOutcome]:
+    def poll_once(self, *, gather: bool = True) -> list[BatchOutcome]:
+        """One poll. ``gather=False`` applies every record read at once (``drain``:
+        catching up, nothing is worth waiting for)."""
         with self.batch_scope():
-            return self._poll_once()
+            return self._poll_once(gather)
 
-    def _poll_once(self) -> list[BatchOutcome]:
+    def _poll_once(self, gather: bool) -> list[BatchOutcome]:
         wanted = self.assignment.to_check()
         if wanted:
             self.pipeline.settle()  # the stored positions must be final before they are compared
@@ -202,6 +217,9 @@ class LedgerConsumer:
         timeout_ms = self.poll_timeout_ms
         if self.pipeline.in_flight:
             timeout_ms = min(timeout_ms, IN_FLIGHT_POLL_MS)
+        gathered_for = self.gathering.wait_seconds()
+        if gathered_for is not None:
+            timeout_ms = min(timeout_ms, max(1, int(gathered_for * 1000)))
         try:
             polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.max_records)
         except OffsetOutOfRangeError as exc:
@@ -217,7 +235,12 @@ class LedgerConsumer:
             if not self.assignment.readable(tp):
                 continue
             # kafka-python's records have the attributes a Record has: not copied.
-            self.pipeline.push(self.batches.prepare(tp, polled[tp]))  # overlaps the save
+            if tp.topic in self.roles.priority:
+                self.pipeline.push(self.batches.prepare(tp, polled[tp]))  # overlaps the save
+            else:
+                self.gathering.add(tp, polled[tp])
+        for tp, records in self.gathering.due(everything=not gather):
+            self.pipeline.push(self.batches.prepare(tp, records))
         if not polled:
             self.pipeline.settle()  # nothing to overlap with: finish the save in flight
         self.assignment.maybe_release()
@@ -240,7 +263,7 @@ class LedgerConsumer:
         deadline = time.monotonic() + timeout
         outcomes: list[BatchOutcome] = []
         while True:
-            outcomes.extend(self.poll_once())
+            outcomes.extend(self.poll_once(gather=False))
             if self.caught_up():
                 return outcomes
             if time.monotonic() > deadline:
@@ -267,6 +290,7 @@ class _SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         self.owner.pipeline.settle()
+        self.owner.gathering.forget(revoked)  # read again by whoever gets them
         log.info("partitions_revoked", partitions=[f"{tp.topic}:{tp.partition}" for tp in revoked])
 
     def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:

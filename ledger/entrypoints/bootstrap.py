@@ -153,6 +153,7 @@ class Services:
                 "clock": self.clock,
                 "max_future_skew": self.settings.max_future_skew,
                 "park_max_age": self.settings.park_max_age,
+                "gather_seconds": self.settings.batch_gather.total_seconds(),
                 **kwargs,
             },
         )

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     # Bigger batches amortise the per-account event and the per-transaction
     # costs over more emails (one event per account and month per batch, whatever its size).
     batch_max_records: int = Field(default=20000, ge=1)
+    #: How long a partition's usage records may wait to be applied together: a live
+    #: stream then stores about as few events as a backlog (``consumers/gathering.py``).
+    batch_gather: timedelta = Field(
+        default=timedelta(milliseconds=200), ge=timedelta(0), le=timedelta(seconds=5)
+    )
     plans_dir: Path = PROJECT_ROOT / "plans"
     # Never negative: a negative grace would document a month before it ended.
     close_grace: timedelta = Field(default=timedelta(hours=6), ge=timedelta(0))

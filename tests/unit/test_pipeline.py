@@ -14,8 +14,11 @@ from typing import Any, cast
 
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
+from kafka import TopicPartition
 
 from consumers.batch import BatchOutcome
+from consumers.gathering import Gathering
+from consumers.messages import Record
 from consumers.pipeline import SavePipeline, database_worker
 from consumers.runner import _SeekToStoredPositions
 
@@ -206,7 +209,9 @@ def test_a_rebalance_waits_for_the_save_in_flight() -> None:
     gate = threading.Event()
     steps = FakeSteps(gates={"N": gate})
     pipeline = pipeline_of(steps)
-    listener = _SeekToStoredPositions(cast(Any, SimpleNamespace(pipeline=pipeline)))
+    listener = _SeekToStoredPositions(
+        cast(Any, SimpleNamespace(pipeline=pipeline, gathering=Gathering(0.2, 100)))
+    )
     pipeline.push("N")  # its save waits at the gate, on the worker
 
     def revoke() -> None:  # as kafka-python's IO thread calls it
@@ -259,3 +264,15 @@ def test_an_unexpected_save_error_is_raised_not_redone() -> None:
     assert steps.events == ["apply:N", "save:N:failed"]
     assert pipeline.take_outcomes() == []
     pipeline.close()
+
+
+def test_a_revoked_partition_forgets_what_was_gathered_of_it() -> None:
+    """Its records were read and not applied: whoever gets it reads them again."""
+    kept, revoked = TopicPartition("billing.email-sent", 1), TopicPartition("billing.email-sent", 0)
+    gathering = Gathering(0.2, 100)
+    for tp in (kept, revoked):
+        gathering.add(tp, [Record(tp.topic, tp.partition, 0, None, b"{}")])
+    pipeline = pipeline_of(FakeSteps())
+    owner = SimpleNamespace(pipeline=pipeline, gathering=gathering)
+    _SeekToStoredPositions(cast(Any, owner)).on_partitions_revoked([revoked])
+    assert [tp for tp, _ in gathering.due(everything=True)] == [kept]
