@@ -32,11 +32,13 @@ class Sightings:
 @dataclass(frozen=True)
 class StoredBatch:
     """One stored ``EmailsRecorded`` event: its account, version, recording time
-    (the event's timestamp) and the account's emails billed up to and including it."""
+    (the event's timestamp), the event time of its newest email, and the account's
+    emails billed up to and including it."""
 
     account: str
     version: int
     recorded_at: float
+    newest_email_at: float
     emails_so_far: int
 
 

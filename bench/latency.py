@@ -212,14 +212,30 @@ def _projected(db: psycopg.Connection[Any], emails: int, last_versions: dict[str
 # ---------------------------------------------------------------- the figures
 
 
+@dataclass(frozen=True)
+class Lag:
+    """One stored event's delays: from its newest email's event time to its recording
+    (the consumer's), and from its recording until each projection showed it."""
+
+    at: float  # seconds from the first email sent to the event's recording
+    consumer: float
+    balances: float
+    usage: float
+
+    @property
+    def both(self) -> float:
+        return max(self.balances, self.usage)
+
+
 @dataclass
 class Figures:
     published: Published
     polled: Polled
     stored_events: int
     billed_in_usage: int
-    #: (seconds into the run, balances latency, usage latency), one per stored event.
-    latencies: list[tuple[float, float, float]]
+    #: The events recorded while emails were being sent, and those after the last one.
+    live: list[Lag]
+    tail: list[Lag]
     never_seen: int
     updated_at_checked: int
 
@@ -233,21 +249,28 @@ class Figures:
         polled: Polled,
     ) -> Figures:
         batches = _stored_batches(db, services.postgres.url, first_id)
-        started = min((b.recorded_at for b in batches), default=0.0)
-        latencies, never_seen = [], 0
+        live: list[Lag] = []
+        tail: list[Lag] = []
+        never_seen = 0
         for batch in batches:
             times = seen(batch, polled.balances, polled.usage)
             if times is None:
                 never_seen += 1
                 continue
-            lags = (times[0] - batch.recorded_at, times[1] - batch.recorded_at)
-            latencies.append((batch.recorded_at - started, *lags))
+            lag = Lag(
+                batch.recorded_at - published.started_at,
+                batch.recorded_at - batch.newest_email_at,
+                times[0] - batch.recorded_at,
+                times[1] - batch.recorded_at,
+            )
+            (live if batch.recorded_at <= published.ended_at else tail).append(lag)
         return cls(
             published=published,
             polled=polled,
             stored_events=len(batches),
             billed_in_usage=_usage_total(db),
-            latencies=latencies,
+            live=live,
+            tail=tail,
             never_seen=never_seen,
             updated_at_checked=_check_updated_at(db, batches),
         )
@@ -255,7 +278,8 @@ class Figures:
     def report(self, rate: int, serve_cpu: float) -> None:
         published = self.published
         print(
-            f"  published {published.emails:,} emails in {published.seconds:.1f} s"
+            f"  published {published.emails:,} emails in"
+            f" {published.ended_at - published.started_at:.1f} s"
             f" (publisher: {published.cpu_seconds:.1f} s CPU,"
             f" at most {published.most_behind:.3f} s behind its clock)"
         )
@@ -272,24 +296,32 @@ class Figures:
             "  balances.updated_at = the stored event's timestamp"
             f" on {self.updated_at_checked:,} rows"
         )
-        both = [(x, max(b, u)) for x, b, u in self.latencies]
+        self.check()
+        live = self.live
+        print(f"  {len(live):,} events recorded while sending; from their recording:")
         for name, values in (
-            ("balances", [b for _, b, _ in self.latencies]),
-            ("usage", [u for _, _, u in self.latencies]),
-            ("both", [y for _, y in both]),
+            ("balances", [lag.balances for lag in live]),
+            ("usage", [lag.usage for lag in live]),
+            ("both", [lag.both for lag in live]),
         ):
-            print(f"  latency to {name:<8}: {_spread(values)}")
-        windows = " ".join(f"{percentile(w, 99):.2f}" for w in by_window(both, 10) if w)
-        print(f"  p99 per 10 s of run: {windows}")
+            print(f"    to {name:<8}: {_spread(values)}")
+        print(f"    consumer (newest email -> recording): {_spread([x.consumer for x in live])}")
+        windows = by_window([(lag.at, lag.both) for lag in live], 10)
+        p99s = " ".join(f"{percentile(w, 99):.2f}" for w in windows if w)
+        print(f"    p99 per 10 s of run: {p99s}")
+        if self.tail:
+            print(
+                f"  {len(self.tail):,} recorded after the last email was sent:"
+                f" {_spread([lag.both for lag in self.tail])}"
+            )
         print(
             f"  billed: {self.billed_in_usage:,} emails in monthly_usage,"
             f" {published.emails:,} published"
         )
-        self.check()
-        lags = [y for _, y in both]
+        lags = [lag.both for lag in live]
         print(
             f"rate={rate} p50={percentile(lags, 50):.3f} p99={percentile(lags, 99):.3f}"
-            f" slope={slope(both):.4f}"
+            f" slope={slope([(lag.at, lag.both) for lag in live]):.4f}"
         )
 
     def check(self) -> None:
@@ -300,6 +332,8 @@ class Figures:
             )
         if self.never_seen:
             raise SystemExit(f"{self.never_seen:,} stored events never seen by the poller")
+        if len(self.live) < 2:
+            raise SystemExit("fewer than two events recorded while sending: no figures")
 
 
 def _spread(values: list[float]) -> str:
@@ -335,7 +369,10 @@ def _stored_batches(
                 event: Any = svc.ledger.mapper.to_domain_event(notification)
                 key = (str(event.originator_id), event.originator_version)
                 if key in running:
-                    batches.append(StoredBatch(*key, event.timestamp.timestamp(), running[key]))
+                    recorded, newest = event.timestamp, event.effective_at
+                    batches.append(
+                        StoredBatch(*key, recorded.timestamp(), newest.timestamp(), running[key])
+                    )
             if len(page) < 1000:
                 break
             start_id = page[-1].id + 1

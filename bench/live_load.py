@@ -23,7 +23,9 @@ EMAIL_SOURCE = "urn:bench:live-mta"
 @dataclass(frozen=True)
 class Published:
     emails: int
-    seconds: float
+    #: Wall clock (as the stored events' timestamps) of the first and the last send.
+    started_at: float
+    ended_at: float
     cpu_seconds: float
     #: The longest a message waited past its due time (the publisher keeping up: ~TICK).
     most_behind: float
@@ -43,6 +45,7 @@ def publish_steadily(
     total = round(rate * seconds)
     sent, most_behind = 0, 0.0
     cpu_started = time.process_time()
+    started_at = time.time()
     started = time.monotonic()
     while sent < total:
         now = time.monotonic()
@@ -57,10 +60,11 @@ def publish_steadily(
                 kafka.send(topic, key=message.key.encode(), value=message.value)
             sent = due
         time.sleep(max(0.0, TICK - (time.monotonic() - now)))
+    ended_at = time.time()
     kafka.flush()
-    elapsed = time.monotonic() - started
     kafka.close()
-    return Published(sent, elapsed, time.process_time() - cpu_started, most_behind)
+    cpu = time.process_time() - cpu_started
+    return Published(sent, started_at, ended_at, cpu, most_behind)
 
 
 @dataclass

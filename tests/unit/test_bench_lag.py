@@ -73,10 +73,10 @@ def test_a_stored_event_is_seen_when_both_its_rows_have_been() -> None:
     balances, usage = {"a": Sightings()}, {"a": Sightings()}
     balances["a"].saw(5, 10.2)
     usage["a"].saw(13, 10.4)
-    batch = StoredBatch("a", version=5, recorded_at=10.0, emails_so_far=13)
+    batch = StoredBatch("a", version=5, recorded_at=10.0, newest_email_at=9.9, emails_so_far=13)
     assert seen(batch, balances, usage) == (10.2, 10.4)
-    assert seen(StoredBatch("a", 6, 10.0, 13), balances, usage) is None
-    assert seen(StoredBatch("z", 1, 10.0, 1), balances, usage) is None
+    assert seen(StoredBatch("a", 6, 10.0, 9.9, 13), balances, usage) is None
+    assert seen(StoredBatch("z", 1, 10.0, 9.9, 1), balances, usage) is None
 
 
 def test_lags_group_by_window_of_run_time() -> None:
