@@ -306,6 +306,8 @@ class Figures:
         ):
             print(f"    to {name:<8}: {_spread(values)}")
         print(f"    consumer (newest email -> recording): {_spread([x.consumer for x in live])}")
+        end_to_end = [lag.consumer + lag.both for lag in live]
+        print(f"    end to end (newest email -> both): {_spread(end_to_end)}")
         windows = by_window([(lag.at, lag.both) for lag in live], 10)
         p99s = " ".join(f"{percentile(w, 99):.2f}" for w in windows if w)
         print(f"    p99 per 10 s of run: {p99s}")
