@@ -55,6 +55,8 @@ from ledger.entrypoints.bootstrap import bootstrap
 from ledger.entrypoints.settings import Settings
 
 POLL_INTERVAL = 0.05
+#: A publisher this far behind its clock did not send at the stated rate.
+BEHIND_WARNING = 1.0
 PROJECTION_ROLES = ("projections", "publisher", "scheduler")
 EMAILS_RECORDED = get_topic(Account.EmailsRecorded)
 
@@ -283,6 +285,13 @@ class Figures:
             f" (publisher: {published.cpu_seconds:.1f} s CPU,"
             f" at most {published.most_behind:.3f} s behind its clock)"
         )
+        if published.most_behind > BEHIND_WARNING:
+            achieved = published.emails / (published.ended_at - published.started_at)
+            print(
+                f"  WARNING: the publisher fell {published.most_behind:.1f} s behind its clock"
+                f" ({achieved:,.0f} emails/s on average): the host could not carry the load,"
+                " so these figures are not at the stated rate"
+            )
         per_event = published.emails / self.stored_events if self.stored_events else 0.0
         print(
             f"  stored {self.stored_events:,} EmailsRecorded events:"
