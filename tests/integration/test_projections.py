@@ -80,8 +80,7 @@ def test_rebuilt_projections_equal_the_live_ones(make_services: MakeServices) ->
         for r in live["allowance_usage"]
     ][:1] == [(20, 12, 8, 8)]
 
-    for follower in services.followers():
-        follower.tracking.reset()  # type: ignore[attr-defined]
+    services.read_models().reset()
     assert _snapshot(services)["balances"] == []
     catch_up(services)
 
@@ -114,7 +113,7 @@ def test_the_library_projection_runner_builds_the_same_rows(make_services: MakeS
         by_library = runner.view.rows(TABLES["balances"])  # type: ignore[attr-defined]
     assert len(by_library) == 3
 
-    balances = next(f for f in services.followers() if f.processor.name == "balances")
-    balances.tracking.reset()  # type: ignore[attr-defined]
-    balances.catch_up()
-    assert balances.processor.view.rows(TABLES["balances"]) == by_library  # type: ignore[attr-defined]
+    balances = services.projection(BalancesProjection).view
+    balances.reset()
+    services.read_models().catch_up()
+    assert balances.rows(TABLES["balances"]) == by_library
