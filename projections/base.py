@@ -47,8 +47,9 @@ class TableProjection(Projection[V], Generic[V]):
 
     def writes(self, domain_events: Sequence[Any]) -> list[Change]:
         rows: Any = self.rows_class()
+        fold = self.fold  # bound once: a singledispatchmethod builds a wrapper per access
         for domain_event in domain_events:
-            self.fold(domain_event, rows)
+            fold(domain_event, rows)
         return list(rows.changes())
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:

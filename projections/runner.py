@@ -20,6 +20,7 @@ import structlog
 from eventsourcing.persistence import Notification, Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresApplicationRecorder
 from prometheus_client import Gauge
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from ledger.application import Ledger
@@ -35,6 +36,40 @@ class BatchProcessor(Protocol):
     name: str
 
     def process_batch(self, domain_events: Sequence[Any], tracking: Tracking) -> None: ...
+
+
+def select_notifications(
+    ledger: Ledger, after: int, limit: int, topics: Sequence[str] = ()
+) -> list[Notification]:
+    """The library's ``select_notifications`` in binary format: the stored state comes
+    as bytes, not as hex text to decode (half the cost of a read model's select)."""
+    recorder = ledger.recorder
+    assert isinstance(recorder, PostgresApplicationRecorder)
+    query = SQL(
+        "SELECT notification_id, originator_id, originator_version, topic, state"
+        " FROM {}.{} WHERE notification_id > %s"
+    ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
+    params: list[Any] = [after]
+    if topics:
+        query += SQL(" AND topic = ANY(%s)")
+        params.append(list(topics))
+    query += SQL(" ORDER BY notification_id LIMIT %s")
+    params.append(limit)
+    with (
+        recorder.datastore.get_connection() as conn,
+        conn.cursor(binary=True, row_factory=tuple_row) as curs,
+    ):
+        curs.execute(query, params, prepare=True)
+        return [
+            Notification(
+                id=notification_id,
+                originator_id=originator_id,
+                originator_version=originator_version,
+                topic=topic,
+                state=state,
+            )
+            for notification_id, originator_id, originator_version, topic, state in curs
+        ]
 
 
 def count_after(ledger: Ledger, position: int, topics: Sequence[str] = ()) -> int:
@@ -86,12 +121,8 @@ class LogFollower(ABC):
         return count_after(self.ledger, self.position, self.topics)
 
     def run_once(self) -> int:
-        position = self.start()
-        notifications = self.ledger.recorder.select_notifications(
-            start=position,
-            limit=self.batch_size,
-            topics=self.topics,
-            inclusive_of_start=position is None,
+        notifications = select_notifications(
+            self.ledger, self.start() or 0, self.batch_size, self.topics
         )
         if notifications:
             self.apply(notifications)
