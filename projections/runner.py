@@ -4,9 +4,10 @@ ledger's notification log in batches.
 Each batch of up to ``batch_size`` events is applied with its tracking
 position in one transaction (the library's ProjectionRunner does one event per
 transaction, ~2k events/s): the read models all together in one pass
-(projections/read_models.py), the outbox on its own (:class:`Follower`). The loop polls instead of relying on LISTEN/NOTIFY
-alone, so a lost notification (eventsourcing issue #305) delays a projection
-by at most ``idle_seconds`` and never stalls it.
+(projections/read_models.py), the outbox on its own (:class:`Follower`). The
+loop polls instead of relying on LISTEN/NOTIFY alone, so a lost notification
+(eventsourcing issue #305) delays a projection by at most ``idle_seconds`` and
+never stalls it.
 """
 
 from __future__ import annotations
