@@ -17,7 +17,7 @@ from eventsourcing.dispatch import singledispatchmethod
 
 from ledger.contacts.account import ContactsAccount
 from ledger.emails.account import Account
-from projections.base import TableProjection
+from projections.base import AccountChange, TableProjection, account_change
 from projections.view import Change, Columns, TableView
 
 
@@ -35,7 +35,7 @@ class BalancesView(TableView):
 
 
 @dataclass(slots=True)
-class _Account:
+class _Account(AccountChange):
     """One account's change in a batch: amounts added, values set (None: unchanged)."""
 
     opened: tuple[str, str, str, str, datetime] | None = None
@@ -44,8 +44,6 @@ class _Account:
     plan_id: str | None = None
     status: str | None = None
     blocked: bool | None = None
-    updated_at: datetime | None = None
-    version: int = 0
 
 
 _COLUMNS = Columns(
@@ -88,13 +86,7 @@ class BalanceRows:
         self.accounts: dict[UUID, _Account] = {}
 
     def touch(self, event: Any) -> _Account:
-        """The account's pending change, stamped with this (its latest) event."""
-        row = self.accounts.get(event.originator_id)
-        if row is None:
-            row = self.accounts[event.originator_id] = _Account()
-        row.updated_at = event.timestamp
-        row.version = event.originator_version
-        return row
+        return account_change(self.accounts, event, _Account)
 
     def opened(self, event: Any, payment_mode: str, plan_id: str) -> None:
         row = self.touch(event)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
@@ -11,6 +14,26 @@ from eventsourcing.projection import Projection
 from projections.view import Change, TableView
 
 V = TypeVar("V", bound=TableView)
+A = TypeVar("A", bound="AccountChange")
+
+
+@dataclass(slots=True)
+class AccountChange:
+    """An account row's pending change, stamped with the latest event that touched it
+    (its ``updated_at`` and ``version`` columns)."""
+
+    updated_at: datetime | None = None
+    version: int = 0
+
+
+def account_change(changes: dict[UUID, A], event: Any, kind: type[A]) -> A:
+    """The account's pending change in ``changes`` (new if none), stamped with ``event``."""
+    change = changes.get(event.originator_id)
+    if change is None:
+        change = changes[event.originator_id] = kind()
+    change.updated_at = event.timestamp
+    change.version = event.originator_version
+    return change
 
 
 class PendingRows(Protocol):

@@ -16,7 +16,7 @@ from uuid import UUID
 from eventsourcing.dispatch import singledispatchmethod
 
 from ledger.contacts.account import ContactsAccount
-from projections.base import TableProjection
+from projections.base import AccountChange, TableProjection, account_change
 from projections.view import Change, Columns, TableView
 
 
@@ -39,15 +39,13 @@ class ContactsView(TableView):
 
 
 @dataclass(slots=True)
-class _Count:
+class _Count(AccountChange):
     """One account's change of ``contact_counts`` in a batch."""
 
     account_id: str | None = None  # opened in the batch
     billable: int | None = None
     changes_applied: int = 0
     last_change_at: datetime | None = None
-    updated_at: datetime | None = None
-    version: int = 0
 
 
 _COUNTS = Columns(
@@ -105,12 +103,7 @@ class ContactRows:
         self.months: dict[tuple[UUID, int], tuple[Any, ...]] = {}
 
     def count(self, event: Any) -> _Count:
-        row = self.counts.get(event.originator_id)
-        if row is None:
-            row = self.counts[event.originator_id] = _Count()
-        row.updated_at = event.timestamp
-        row.version = event.originator_version
-        return row
+        return account_change(self.counts, event, _Count)
 
     def allowance_months(self, event: Any) -> None:
         for month in event.months:
