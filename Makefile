@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/contacts.py
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/rebuild.py
 
 schemas: $(STAMP)
 	$(BIN)/ledger schemas

@@ -7,15 +7,18 @@ on every row (checked by ``ledger verify``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.dispatch import singledispatchmethod
 
 from ledger.contacts.account import ContactsAccount
 from ledger.emails.account import Account
-from projections.base import TableProjection
-from projections.view import Change, TableView
+from projections.base import AccountChange, TableProjection, account_change
+from projections.view import Change, Columns, TableView
 
 
 class BalancesView(TableView):
@@ -31,103 +34,150 @@ class BalancesView(TableView):
     )
 
 
-def _update(event: Any, assignments: str, **params: Any) -> Change:
-    return Change(
-        f"UPDATE {{schema}}.balances SET {assignments}, updated_at = %(at)s,"
-        " version = %(version)s WHERE account_uuid = %(id)s",
-        {
-            **params,
-            "at": event.timestamp,
-            "version": event.originator_version,
-            "id": event.originator_id,
-        },
+@dataclass(slots=True)
+class _Account(AccountChange):
+    """One account's change in a batch: amounts added, values set (None: unchanged)."""
+
+    opened: tuple[str, str, str, str, datetime] | None = None
+    credit: Decimal = Decimal(0)
+    debit: Decimal = Decimal(0)
+    plan_id: str | None = None
+    status: str | None = None
+    blocked: bool | None = None
+
+
+_COLUMNS = Columns(
+    (
+        ("account_uuid", "uuid"),
+        ("account_id", "text"),
+        ("currency", "text"),
+        ("payment_mode", "text"),
+        ("timezone", "text"),
+        ("opened_at", "timestamptz"),
+        ("credit", "numeric"),
+        ("debit", "numeric"),
+        ("plan_id", "text"),
+        ("status", "text"),
+        ("blocked", "boolean"),
+        ("updated_at", "timestamptz"),
+        ("version", "bigint"),
     )
+)
+# An account opened in the batch is inserted with the batch's whole effect; the
+# others get it added to their row (an UPDATE of a row that is not there does nothing).
+_MERGE = (
+    "MERGE INTO {schema}.balances AS t USING {rows} ON t.account_uuid = b.account_uuid"
+    " WHEN MATCHED THEN UPDATE SET credited = t.credited + b.credit,"
+    " debited = t.debited + b.debit, balance = t.balance + b.credit - b.debit,"
+    " plan_id = COALESCE(b.plan_id, t.plan_id), status = COALESCE(b.status, t.status),"
+    " sending_blocked = COALESCE(b.blocked, t.sending_blocked),"
+    " updated_at = b.updated_at, version = b.version"
+    " WHEN NOT MATCHED AND b.account_id IS NOT NULL THEN INSERT (account_id, account_uuid,"
+    " currency, payment_mode, plan_id, timezone, credited, debited, balance, sending_blocked,"
+    " status, opened_at, updated_at, version) VALUES (b.account_id, b.account_uuid, b.currency,"
+    " b.payment_mode, b.plan_id, b.timezone, b.credit, b.debit, b.credit - b.debit,"
+    " COALESCE(b.blocked, false), COALESCE(b.status, 'open'), b.opened_at, b.updated_at,"
+    " b.version)"
+)
 
 
-def _move(event: Any, credit: object = 0, debit: object = 0) -> Change:
-    return _update(
-        event,
-        "credited = credited + %(credit)s, debited = debited + %(debit)s,"
-        " balance = balance + %(credit)s - %(debit)s",
-        credit=credit,
-        debit=debit,
-    )
+class BalanceRows:
+    def __init__(self) -> None:
+        self.accounts: dict[UUID, _Account] = {}
 
+    def touch(self, event: Any) -> _Account:
+        return account_change(self.accounts, event, _Account)
 
-def _opened(event: Any, payment_mode: str, plan_id: str) -> Change:
-    return Change(
-        "INSERT INTO {schema}.balances (account_id, account_uuid, currency, payment_mode,"
-        " plan_id, timezone, opened_at, updated_at, version)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
+    def opened(self, event: Any, payment_mode: str, plan_id: str) -> None:
+        row = self.touch(event)
+        row.opened = (
             event.account_id,
-            event.originator_id,
             event.currency,
             payment_mode,
-            plan_id,
             event.timezone,
             event.effective_at,
-            event.timestamp,
-            event.originator_version,
-        ),
-    )
+        )
+        row.plan_id = plan_id
+
+    def move(self, event: Any, credit: Decimal = Decimal(0), debit: Decimal = Decimal(0)) -> None:
+        row = self.touch(event)
+        row.credit += credit
+        row.debit += debit
+
+    def changes(self) -> list[Change]:
+        if not self.accounts:
+            return []
+        not_opened = (None, None, None, None, None)
+        rows = [
+            (
+                account,
+                *(row.opened or not_opened),
+                row.credit,
+                row.debit,
+                row.plan_id,
+                row.status,
+                row.blocked,
+                row.updated_at,
+                row.version,
+            )
+            for account, row in self.accounts.items()
+        ]
+        return [_COLUMNS.change(_MERGE, rows)]
 
 
 class BalancesProjection(TableProjection[BalancesView]):
     name = "balances"
     view_class = BalancesView
+    rows_class = BalanceRows
 
     @singledispatchmethod
-    def changes(self, domain_event: Any) -> Iterable[Change]:
-        return ()
+    def fold(self, domain_event: Any, rows: BalanceRows) -> None:
+        pass
 
-    @changes.register(Account.Opened)
-    def _(self, event: Any) -> Iterable[Change]:
-        yield _opened(event, event.payment_mode, event.plan.id)
+    @fold.register(Account.Opened)
+    def _(self, event: Any, rows: BalanceRows) -> None:
+        rows.opened(event, event.payment_mode, event.plan.id)
 
-    @changes.register(ContactsAccount.Opened)
-    def _(self, event: Any) -> Iterable[Change]:
+    @fold.register(ContactsAccount.Opened)
+    def _(self, event: Any, rows: BalanceRows) -> None:
         # Billed per proforma, paid by card: no prepaid balance, never blocked.
-        yield _opened(event, "postpaid", event.subscription.plan.id)
+        rows.opened(event, "postpaid", event.subscription.plan.id)
 
-    @changes.register(ContactsAccount.ProformaIssued)
-    @changes.register(ContactsAccount.ProformaReplaced)
-    def _(self, event: Any) -> Iterable[Change]:
+    @fold.register(ContactsAccount.ProformaIssued)
+    @fold.register(ContactsAccount.ProformaReplaced)
+    def _(self, event: Any, rows: BalanceRows) -> None:
         # A scheduled plan change shows once its subscription has started.
-        yield _update(event, "plan_id = %(plan)s", plan=event.subscription.plan.id)
+        rows.touch(event).plan_id = event.subscription.plan.id
 
-    @changes.register(ContactsAccount.Closed)
-    def _(self, event: Any) -> Iterable[Change]:
-        yield _update(event, "status = 'closed'")
+    @fold.register(ContactsAccount.Closed)
+    @fold.register(Account.Closed)
+    def _(self, event: Any, rows: BalanceRows) -> None:
+        rows.touch(event).status = "closed"
 
-    @changes.register(Account.MonthOpened)
-    def _(self, event: Any) -> Iterable[Change]:
-        yield _move(event, debit=event.fee.amount)
+    @fold.register(Account.MonthOpened)
+    def _(self, event: Any, rows: BalanceRows) -> None:
+        rows.move(event, debit=event.fee.amount)
 
-    @changes.register(Account.CreditPurchased)
-    def _(self, event: Any) -> Iterable[Change]:
-        yield _move(event, credit=event.amount.amount)
+    @fold.register(Account.CreditPurchased)
+    def _(self, event: Any, rows: BalanceRows) -> None:
+        rows.move(event, credit=event.amount.amount)
 
-    @changes.register(Account.EmailsRecorded)
-    def _(self, event: Any) -> Iterable[Change]:
-        yield _move(event, debit=event.charged.amount)
+    @fold.register(Account.EmailsRecorded)
+    def _(self, event: Any, rows: BalanceRows) -> None:
+        rows.move(event, debit=event.charged.amount)
 
-    @changes.register(Account.DocumentIssued)
-    def _(self, event: Any) -> Iterable[Change]:
-        yield _move(event, debit=event.document.balance_adjustment.amount)
+    @fold.register(Account.DocumentIssued)
+    def _(self, event: Any, rows: BalanceRows) -> None:
+        rows.move(event, debit=event.document.balance_adjustment.amount)
 
-    @changes.register(Account.SendingBlocked)
-    def _(self, event: Any) -> Iterable[Change]:
-        yield _update(event, "sending_blocked = true")
+    @fold.register(Account.SendingBlocked)
+    def _(self, event: Any, rows: BalanceRows) -> None:
+        rows.touch(event).blocked = True
 
-    @changes.register(Account.SendingUnblocked)
-    def _(self, event: Any) -> Iterable[Change]:
-        yield _update(event, "sending_blocked = false")
+    @fold.register(Account.SendingUnblocked)
+    def _(self, event: Any, rows: BalanceRows) -> None:
+        rows.touch(event).blocked = False
 
-    @changes.register(Account.PlanChanged)
-    def _(self, event: Any) -> Iterable[Change]:
-        yield _update(event, "plan_id = %(plan)s", plan=event.plan.id)
-
-    @changes.register(Account.Closed)
-    def _(self, event: Any) -> Iterable[Change]:
-        yield _update(event, "status = 'closed'")
+    @fold.register(Account.PlanChanged)
+    def _(self, event: Any, rows: BalanceRows) -> None:
+        rows.touch(event).plan_id = event.plan.id

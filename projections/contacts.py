@@ -8,14 +8,16 @@ contacts and allowance the month was priced with, and the overage billed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.dispatch import singledispatchmethod
 
 from ledger.contacts.account import ContactsAccount
-from projections.base import TableProjection
-from projections.view import Change, TableView
+from projections.base import AccountChange, TableProjection, account_change
+from projections.view import Change, Columns, TableView
 
 
 class ContactsView(TableView):
@@ -36,9 +38,55 @@ class ContactsView(TableView):
     )
 
 
-_UPSERT_MONTH = (
-    "INSERT INTO {schema}.allowance_usage VALUES"
-    " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+@dataclass(slots=True)
+class _Count(AccountChange):
+    """One account's change of ``contact_counts`` in a batch."""
+
+    account_id: str | None = None  # opened in the batch
+    billable: int | None = None
+    changes_applied: int = 0
+    last_change_at: datetime | None = None
+
+
+_COUNTS = Columns(
+    (
+        ("account_uuid", "uuid"),
+        ("account_id", "text"),
+        ("billable", "bigint"),
+        ("changes_applied", "bigint"),
+        ("last_change_at", "timestamptz"),
+        ("updated_at", "timestamptz"),
+        ("version", "bigint"),
+    )
+)
+_MERGE_COUNTS = (
+    "MERGE INTO {schema}.contact_counts AS t USING {rows} ON t.account_uuid = b.account_uuid"
+    " WHEN MATCHED THEN UPDATE SET billable_contacts = COALESCE(b.billable, t.billable_contacts),"
+    " changes_applied = t.changes_applied + b.changes_applied,"
+    " last_change_at = GREATEST(t.last_change_at, b.last_change_at),"
+    " updated_at = b.updated_at, version = b.version"
+    " WHEN NOT MATCHED AND b.account_id IS NOT NULL THEN INSERT (account_uuid, account_id,"
+    " billable_contacts, changes_applied, last_change_at, updated_at, version)"
+    " VALUES (b.account_uuid, b.account_id, COALESCE(b.billable, 0), b.changes_applied,"
+    " b.last_change_at, b.updated_at, b.version)"
+)
+_MONTHS = Columns(
+    (
+        ("account_uuid", "uuid"),
+        ("month_index", "int"),
+        ("period_start", "date"),
+        ("period_end", "date"),
+        ("platform_emails", "bigint"),
+        ("custom_smtp_emails", "bigint"),
+        ("contacts", "bigint"),
+        ("allowance", "bigint"),
+        ("overage_emails", "bigint"),
+        ("billed_overage_emails", "bigint"),
+        ("overage_unit_price", "numeric"),
+    )
+)
+_UPSERT_MONTHS = (
+    "INSERT INTO {schema}.allowance_usage SELECT * FROM {rows}"
     " ON CONFLICT (account_uuid, month_index) DO UPDATE SET"
     " platform_emails = EXCLUDED.platform_emails,"
     " custom_smtp_emails = EXCLUDED.custom_smtp_emails, contacts = EXCLUDED.contacts,"
@@ -48,12 +96,18 @@ _UPSERT_MONTH = (
 )
 
 
-def _months(event: Any) -> Iterable[Change]:
-    """Events carry each touched month's whole state: rows are replaced, not summed."""
-    for month in event.months:
-        yield Change(
-            _UPSERT_MONTH,
-            (
+class ContactRows:
+    def __init__(self) -> None:
+        self.counts: dict[UUID, _Count] = {}
+        #: Events carry each touched month's whole state: the batch's last one is the row.
+        self.months: dict[tuple[UUID, int], tuple[Any, ...]] = {}
+
+    def count(self, event: Any) -> _Count:
+        return account_change(self.counts, event, _Count)
+
+    def allowance_months(self, event: Any) -> None:
+        for month in event.months:
+            self.months[(event.originator_id, month.index)] = (
                 event.originator_id,
                 month.index,
                 month.period.start,
@@ -65,45 +119,52 @@ def _months(event: Any) -> Iterable[Change]:
                 month.overage,
                 month.billed,
                 month.unit_price,
-            ),
-        )
+            )
+
+    def changes(self) -> list[Change]:
+        changes = []
+        if self.counts:
+            rows = [
+                (
+                    account,
+                    c.account_id,
+                    c.billable,
+                    c.changes_applied,
+                    c.last_change_at,
+                    c.updated_at,
+                    c.version,
+                )
+                for account, c in self.counts.items()
+            ]
+            changes.append(_COUNTS.change(_MERGE_COUNTS, rows))
+        if self.months:
+            changes.append(_MONTHS.change(_UPSERT_MONTHS, list(self.months.values())))
+        return changes
 
 
 class ContactsProjection(TableProjection[ContactsView]):
     name = "contacts"
     view_class = ContactsView
+    rows_class = ContactRows
 
     @singledispatchmethod
-    def changes(self, domain_event: Any) -> Iterable[Change]:
-        return ()
+    def fold(self, domain_event: Any, rows: ContactRows) -> None:
+        pass
 
-    @changes.register(ContactsAccount.Opened)
-    def _(self, event: Any) -> Iterable[Change]:
-        yield Change(
-            "INSERT INTO {schema}.contact_counts (account_uuid, account_id, updated_at, version)"
-            " VALUES (%s, %s, %s, %s)",
-            (event.originator_id, event.account_id, event.timestamp, event.originator_version),
-        )
+    @fold.register(ContactsAccount.Opened)
+    def _(self, event: Any, rows: ContactRows) -> None:
+        rows.count(event).account_id = event.account_id
 
-    @changes.register(ContactsAccount.ContactsChanged)
-    def _(self, event: Any) -> Iterable[Change]:
-        yield Change(
-            "UPDATE {schema}.contact_counts SET billable_contacts = %s,"
-            " changes_applied = changes_applied + %s,"
-            " last_change_at = GREATEST(last_change_at, %s), updated_at = %s, version = %s"
-            " WHERE account_uuid = %s",
-            (
-                event.billable,
-                len(event.changes),
-                event.effective_at,
-                event.timestamp,
-                event.originator_version,
-                event.originator_id,
-            ),
-        )
+    @fold.register(ContactsAccount.ContactsChanged)
+    def _(self, event: Any, rows: ContactRows) -> None:
+        count = rows.count(event)
+        count.billable = event.billable
+        count.changes_applied += len(event.changes)
+        if count.last_change_at is None or event.effective_at > count.last_change_at:
+            count.last_change_at = event.effective_at
 
-    @changes.register(ContactsAccount.EmailsRecorded)
-    @changes.register(ContactsAccount.ProformaIssued)
-    @changes.register(ContactsAccount.ProformaReplaced)
-    def _(self, event: Any) -> Iterable[Change]:
-        return _months(event)
+    @fold.register(ContactsAccount.EmailsRecorded)
+    @fold.register(ContactsAccount.ProformaIssued)
+    @fold.register(ContactsAccount.ProformaReplaced)
+    def _(self, event: Any, rows: ContactRows) -> None:
+        rows.allowance_months(event)

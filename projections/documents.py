@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
@@ -11,7 +10,7 @@ from ledger.contacts.account import ContactsAccount
 from ledger.documents import Document
 from ledger.emails.account import Account
 from projections.base import TableProjection
-from projections.view import Change, TableView
+from projections.view import Change, Columns, TableView
 
 
 class DocumentsView(TableView):
@@ -34,13 +33,59 @@ class DocumentsView(TableView):
     )
 
 
-def _issued(event: Any, doc: Document, status: str) -> Iterator[Change]:
-    yield Change(
-        "INSERT INTO {schema}.documents (number, account_id, account_uuid, kind, period,"
-        " issued_on, due_on, currency, subtotal, tax_rate, tax, total, status, proforma,"
-        " billable_contacts, event_version, recorded_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
+_DOCUMENTS = Columns(
+    (
+        ("number", "text"),
+        ("account_id", "text"),
+        ("account_uuid", "uuid"),
+        ("kind", "text"),
+        ("period", "text"),
+        ("issued_on", "date"),
+        ("due_on", "date"),
+        ("currency", "text"),
+        ("subtotal", "numeric"),
+        ("tax_rate", "numeric"),
+        ("tax", "numeric"),
+        ("total", "numeric"),
+        ("status", "text"),
+        ("proforma", "text"),
+        ("billable_contacts", "int"),
+        ("settled_by", "text"),
+        ("event_version", "bigint"),
+        ("recorded_at", "timestamptz"),
+    )
+)
+_INSERT_DOCUMENTS = "INSERT INTO {schema}.documents SELECT * FROM {rows}"
+_LINES = Columns(
+    (
+        ("number", "text"),
+        ("line_no", "int"),
+        ("kind", "text"),
+        ("description", "text"),
+        ("quantity", "bigint"),
+        ("unit_price", "numeric"),
+        ("amount", "numeric"),
+    )
+)
+_INSERT_LINES = "INSERT INTO {schema}.document_lines SELECT * FROM {rows}"
+_SETTLES = Columns((("number", "text"), ("status", "text"), ("settled_by", "text")))
+_SETTLE = (
+    "UPDATE {schema}.documents AS t SET status = b.status, settled_by = b.settled_by"
+    " FROM {rows} WHERE t.number = b.number"
+)
+
+
+class DocumentRows:
+    """Documents issued in the batch (settled in it too, if so) and settlements of
+    documents stored before it, in the order the events came."""
+
+    def __init__(self) -> None:
+        self.issued: dict[str, list[Any]] = {}
+        self.lines: list[tuple[Any, ...]] = []
+        self.settled: dict[str, tuple[str, str]] = {}
+
+    def issue(self, event: Any, doc: Document, status: str) -> None:
+        self.issued[doc.number] = [
             doc.number,
             doc.account_id,
             event.originator_id,
@@ -56,13 +101,11 @@ def _issued(event: Any, doc: Document, status: str) -> Iterator[Change]:
             status,
             doc.proforma,
             doc.contacts,
+            None,
             event.originator_version,
             event.timestamp,
-        ),
-    )
-    for line_no, line in enumerate(doc.lines, start=1):
-        yield Change(
-            "INSERT INTO {schema}.document_lines VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        ]
+        self.lines.extend(
             (
                 doc.number,
                 line_no,
@@ -71,15 +114,28 @@ def _issued(event: Any, doc: Document, status: str) -> Iterator[Change]:
                 line.quantity,
                 line.unit_price,
                 line.amount.amount,
-            ),
+            )
+            for line_no, line in enumerate(doc.lines, start=1)
         )
 
+    def settle(self, number: str, status: str, settled_by: str) -> None:
+        row = self.issued.get(number)
+        if row is None:
+            self.settled[number] = (status, settled_by)
+        else:
+            row[12], row[15] = status, settled_by
 
-def _settle(number: str, status: str, settled_by: str) -> Change:
-    return Change(
-        "UPDATE {schema}.documents SET status = %s, settled_by = %s WHERE number = %s",
-        (status, settled_by, number),
-    )
+    def changes(self) -> list[Change]:
+        changes = []
+        if self.settled:
+            changes.append(_SETTLES.change(_SETTLE, [(n, *s) for n, s in self.settled.items()]))
+        if self.issued:
+            changes.append(
+                _DOCUMENTS.change(_INSERT_DOCUMENTS, [tuple(r) for r in self.issued.values()])
+            )
+        if self.lines:
+            changes.append(_LINES.change(_INSERT_LINES, self.lines))
+        return changes
 
 
 class DocumentsProjection(TableProjection[DocumentsView]):
@@ -92,27 +148,28 @@ class DocumentsProjection(TableProjection[DocumentsView]):
 
     name = "documents"
     view_class = DocumentsView
+    rows_class = DocumentRows
 
     @singledispatchmethod
-    def changes(self, domain_event: Any) -> Iterable[Change]:
-        return ()
+    def fold(self, domain_event: Any, rows: DocumentRows) -> None:
+        pass
 
-    @changes.register(Account.DocumentIssued)
-    def _(self, event: Any) -> Iterable[Change]:
+    @fold.register(Account.DocumentIssued)
+    def _(self, event: Any, rows: DocumentRows) -> None:
         doc = event.document
-        yield from _issued(event, doc, "paid" if doc.kind == "receipt" else "open")
+        rows.issue(event, doc, "paid" if doc.kind == "receipt" else "open")
 
-    @changes.register(ContactsAccount.ProformaIssued)
-    def _(self, event: Any) -> Iterable[Change]:
-        yield from _issued(event, event.proforma.document, "open")
+    @fold.register(ContactsAccount.ProformaIssued)
+    def _(self, event: Any, rows: DocumentRows) -> None:
+        rows.issue(event, event.proforma.document, "open")
 
-    @changes.register(ContactsAccount.ProformaReplaced)
-    def _(self, event: Any) -> Iterable[Change]:
+    @fold.register(ContactsAccount.ProformaReplaced)
+    def _(self, event: Any, rows: DocumentRows) -> None:
         new = event.proforma.document
-        yield _settle(event.replaced, "replaced", new.number)
-        yield from _issued(event, new, "open")
+        rows.settle(event.replaced, "replaced", new.number)
+        rows.issue(event, new, "open")
 
-    @changes.register(ContactsAccount.ProformaPaid)
-    def _(self, event: Any) -> Iterable[Change]:
-        yield _settle(event.proforma, "paid", event.invoice.number)
-        yield from _issued(event, event.invoice, "paid")
+    @fold.register(ContactsAccount.ProformaPaid)
+    def _(self, event: Any, rows: DocumentRows) -> None:
+        rows.settle(event.proforma, "paid", event.invoice.number)
+        rows.issue(event, event.invoice, "paid")

@@ -18,8 +18,7 @@ as sent, whatever the batch, so their sum is the same however they came.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -31,7 +30,7 @@ from ledger.emails.pricing import Charge, total
 from ledger.emails.usage import MonthUsage
 from ledger.periods import Month
 from projections.base import TableProjection
-from projections.view import Change, TableView
+from projections.view import Change, Columns, TableView
 
 
 class UsageView(TableView):
@@ -115,99 +114,178 @@ def usage_figures(event: Any) -> list[OpenMonthFigures | LateFigures]:
     return figures
 
 
-_SET_MONTH = (
-    "INSERT INTO {schema}.monthly_usage AS u (account_uuid, month, platform_emails,"
-    " included_emails, charged_emails, custom_smtp_emails, usage_amount, fee)"
-    " VALUES (%(id)s, %(month)s, %(platform)s, %(included)s, %(charged)s, %(smtp)s,"
-    " %(amount)s, %(fee)s)"
-    " ON CONFLICT (account_uuid, month) DO UPDATE SET"
-    " platform_emails = EXCLUDED.platform_emails, included_emails = EXCLUDED.included_emails,"
-    " charged_emails = EXCLUDED.charged_emails,"
-    " custom_smtp_emails = EXCLUDED.custom_smtp_emails,"
-    " usage_amount = EXCLUDED.usage_amount, fee = EXCLUDED.fee"
+TierKey = tuple[str, int, Decimal]
+
+
+@dataclass(slots=True)
+class _Month:
+    """One (account, month) row's change in a batch, in the order its events came.
+
+    A set replaces what the row held (all but ``late_emails`` and the document
+    number) and its tiers; additions after it add to it. A document number is
+    written to a row that exists when its event comes: one made earlier in the
+    batch (``created_document``) or one already stored (``document``).
+    """
+
+    figures: OpenMonthFigures | None = None
+    late: int = 0
+    smtp: int = 0  # added since the last set
+    amount: Decimal = Decimal(0)  # added since the last set
+    creates: bool = False
+    document: str | None = None
+    created_document: str | None = None
+    cleared: bool = False
+    tiers: dict[TierKey, list[Any]] = field(default_factory=dict)
+
+    def set(self, figures: OpenMonthFigures) -> None:
+        self.figures, self.smtp, self.amount = figures, 0, Decimal(0)
+        self.creates = self.cleared = True
+        self.tiers = {}
+        self.add_tiers(figures.tiers)
+
+    def add(self, figures: LateFigures) -> None:
+        self.late += figures.late
+        self.smtp += figures.custom_smtp
+        self.amount += figures.amount
+        self.creates = True
+        self.add_tiers(figures.tiers)
+
+    def add_tiers(self, charges: tuple[Charge, ...]) -> None:
+        for charge in charges:
+            held = self.tiers.get(charge.key)
+            if held is None:
+                self.tiers[charge.key] = [charge.count, charge.amount]
+            else:
+                held[0] += charge.count
+                held[1] += charge.amount
+
+    def documented(self, number: str) -> None:
+        self.document = number
+        if self.creates:
+            self.created_document = number
+
+    def row(self, account: UUID, month: str) -> tuple[Any, ...]:
+        f = self.figures
+        return (
+            account,
+            month,
+            f is not None,
+            f.platform if f else 0,
+            f.included if f else 0,
+            f.charged if f else 0,
+            (f.custom_smtp if f else 0) + self.smtp,
+            self.late,
+            (f.amount if f else Decimal(0)) + self.amount,
+            f.fee if f else Decimal(0),
+            self.creates,
+            self.document,
+            self.created_document,
+        )
+
+
+_MONTHS = Columns(
+    (
+        ("account_uuid", "uuid"),
+        ("month", "text"),
+        ("is_set", "boolean"),
+        ("platform", "bigint"),
+        ("included", "bigint"),
+        ("charged", "bigint"),
+        ("smtp", "bigint"),
+        ("late", "bigint"),
+        ("amount", "numeric"),
+        ("fee", "numeric"),
+        ("creates", "boolean"),
+        ("document", "text"),
+        ("created_document", "text"),
+    )
 )
-_ADD_LATE = (
-    "INSERT INTO {schema}.monthly_usage AS u (account_uuid, month, late_emails,"
-    " custom_smtp_emails, usage_amount)"
-    " VALUES (%(id)s, %(month)s, %(late)s, %(smtp)s, %(amount)s)"
-    " ON CONFLICT (account_uuid, month) DO UPDATE SET"
-    " late_emails = u.late_emails + EXCLUDED.late_emails,"
-    " custom_smtp_emails = u.custom_smtp_emails + EXCLUDED.custom_smtp_emails,"
-    " usage_amount = u.usage_amount + EXCLUDED.usage_amount"
+_MERGE_MONTHS = (
+    "MERGE INTO {schema}.monthly_usage AS t USING {rows}"
+    " ON t.account_uuid = b.account_uuid AND t.month = b.month"
+    " WHEN MATCHED AND b.is_set THEN UPDATE SET platform_emails = b.platform,"
+    " included_emails = b.included, charged_emails = b.charged, custom_smtp_emails = b.smtp,"
+    " usage_amount = b.amount, fee = b.fee, late_emails = t.late_emails + b.late,"
+    " document_number = COALESCE(b.document, t.document_number)"
+    " WHEN MATCHED THEN UPDATE SET custom_smtp_emails = t.custom_smtp_emails + b.smtp,"
+    " usage_amount = t.usage_amount + b.amount, late_emails = t.late_emails + b.late,"
+    " document_number = COALESCE(b.document, t.document_number)"
+    " WHEN NOT MATCHED AND b.creates THEN INSERT (account_uuid, month, platform_emails,"
+    " included_emails, charged_emails, custom_smtp_emails, late_emails, usage_amount, fee,"
+    " document_number) VALUES (b.account_uuid, b.month, b.platform, b.included, b.charged,"
+    " b.smtp, b.late, b.amount, b.fee, b.created_document)"
 )
-_CLEAR_TIERS = "DELETE FROM {schema}.monthly_usage_tiers WHERE account_uuid = %s AND month = %s"
-_ADD_TIER = (
-    "INSERT INTO {schema}.monthly_usage_tiers AS t VALUES (%s, %s, %s, %s, %s, %s, %s)"
+_KEYS = Columns((("account_uuid", "uuid"), ("month", "text")))
+_CLEAR_TIERS = (
+    "DELETE FROM {schema}.monthly_usage_tiers AS t USING {rows}"
+    " WHERE t.account_uuid = b.account_uuid AND t.month = b.month"
+)
+_TIERS = Columns(
+    (
+        ("account_uuid", "uuid"),
+        ("month", "text"),
+        ("plan_id", "text"),
+        ("tier", "int"),
+        ("unit_price", "numeric"),
+        ("emails", "bigint"),
+        ("amount", "numeric"),
+    )
+)
+_ADD_TIERS = (
+    "INSERT INTO {schema}.monthly_usage_tiers AS t SELECT * FROM {rows}"
     " ON CONFLICT (account_uuid, month, plan_id, tier, unit_price) DO UPDATE SET"
     " emails = t.emails + EXCLUDED.emails, amount = t.amount + EXCLUDED.amount"
 )
 
 
-def _tier_rows(account: UUID, month: str, tiers: tuple[Charge, ...]) -> Iterable[Change]:
-    for charge in tiers:
-        yield Change(
-            _ADD_TIER,
-            (
-                account,
-                month,
-                charge.plan_id,
-                charge.tier,
-                charge.unit_price,
-                charge.count,
-                charge.amount,
-            ),
-        )
+class UsageRows:
+    def __init__(self) -> None:
+        self.months: dict[tuple[UUID, str], _Month] = {}
 
+    def month(self, account: UUID, month: Month | str) -> _Month:
+        key = (account, str(month))
+        pending = self.months.get(key)
+        if pending is None:
+            pending = self.months[key] = _Month()
+        return pending
 
-def _changes(account: UUID, figures: OpenMonthFigures | LateFigures) -> Iterable[Change]:
-    month = str(figures.month)
-    if isinstance(figures, OpenMonthFigures):
-        yield Change(
-            _SET_MONTH,
-            {
-                "id": account,
-                "month": month,
-                "platform": figures.platform,
-                "included": figures.included,
-                "charged": figures.charged,
-                "smtp": figures.custom_smtp,
-                "amount": figures.amount,
-                "fee": figures.fee,
-            },
-        )
-        yield Change(_CLEAR_TIERS, (account, month))
-    else:
-        yield Change(
-            _ADD_LATE,
-            {
-                "id": account,
-                "month": month,
-                "late": figures.late,
-                "smtp": figures.custom_smtp,
-                "amount": figures.amount,
-            },
-        )
-    yield from _tier_rows(account, month, figures.tiers)
+    def changes(self) -> list[Change]:
+        if not self.months:
+            return []
+        changes = [_MONTHS.change(_MERGE_MONTHS, [m.row(*key) for key, m in self.months.items()])]
+        cleared = [key for key, m in self.months.items() if m.cleared]
+        if cleared:
+            changes.append(_KEYS.change(_CLEAR_TIERS, cleared))
+        tiers = [
+            (*key, *tier, emails, amount)
+            for key, m in self.months.items()
+            for tier, (emails, amount) in m.tiers.items()
+        ]
+        if tiers:
+            changes.append(_TIERS.change(_ADD_TIERS, tiers))
+        return changes
 
 
 class UsageProjection(TableProjection[UsageView]):
     name = "monthly_usage"
     view_class = UsageView
+    rows_class = UsageRows
 
     @singledispatchmethod
-    def changes(self, domain_event: Any) -> Iterable[Change]:
-        return ()
+    def fold(self, domain_event: Any, rows: UsageRows) -> None:
+        pass
 
-    @changes.register(Account.MonthOpened)
-    @changes.register(Account.EmailsRecorded)
-    def _(self, event: Any) -> Iterable[Change]:
+    @fold.register(Account.MonthOpened)
+    @fold.register(Account.EmailsRecorded)
+    def _(self, event: Any, rows: UsageRows) -> None:
         for figures in usage_figures(event):
-            yield from _changes(event.originator_id, figures)
+            month = rows.month(event.originator_id, figures.month)
+            if isinstance(figures, OpenMonthFigures):
+                month.set(figures)
+            else:
+                month.add(figures)
 
-    @changes.register(Account.DocumentIssued)
-    def _(self, event: Any) -> Iterable[Change]:
-        yield Change(
-            "UPDATE {schema}.monthly_usage SET document_number = %s"
-            " WHERE account_uuid = %s AND month = %s",
-            (event.document.number, event.originator_id, str(event.document.period)),
-        )
+    @fold.register(Account.DocumentIssued)
+    def _(self, event: Any, rows: UsageRows) -> None:
+        document = event.document
+        rows.month(event.originator_id, document.period).documented(document.number)

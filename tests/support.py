@@ -210,8 +210,7 @@ def drain(services: Services, timeout: float = 60.0) -> None:
 
 
 def catch_up(services: Services) -> None:
-    for follower in services.followers():
-        follower.catch_up()
+    services.read_models().catch_up()
 
 
 def assert_each_billed(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from eventsourcing.persistence import JSONTranscoder, Transcoding
@@ -120,6 +121,7 @@ class ModelAsDict(Transcoding):
         self.transcoder = transcoder
         # id(obj) -> (obj, encoded): the object is held, so its id is not reused.
         self._encoded: dict[int, tuple[BaseModel, dict[str, Any]]] = {}
+        self._decoded: dict[Any, BaseModel] = {}
 
     def encode(self, obj: BaseModel) -> dict[str, Any]:
         cached = self._encoded.get(id(obj))
@@ -135,7 +137,34 @@ class ModelAsDict(Transcoding):
         return expanded
 
     def decode(self, data: dict[str, Any]) -> BaseModel:
-        return self.model.model_validate(data)
+        # The same terms come back in every usage event (replays, the read models'
+        # pass): a frozen model of the same fields is the same value, so it is
+        # validated once and shared. Fields that cannot be a key (a contacts plan's
+        # dicts) are validated each time.
+        try:
+            key = (tuple(data), tuple([_field_key(value) for value in data.values()]))
+            decoded = self._decoded.get(key)
+        except TypeError:
+            return self.model.model_validate(data)
+        if decoded is None:
+            decoded = self.model.model_validate(data)
+            if len(self._decoded) >= self.CACHE_SIZE:
+                self._decoded.clear()
+            self._decoded[key] = decoded
+        return decoded
+
+
+def _field_key(value: Any) -> Any:
+    """Tells apart what equality does not: ``Decimal("0.0010")`` and ``Decimal("0.001")``
+    are equal, but are stored (and must come back) as written. A list holds nested
+    models, decoded (so shared) already: keyed by identity, which cannot be reused
+    while the cached model holds them."""
+    kind = type(value)
+    if kind is Decimal:
+        return str(value)
+    if kind is list:
+        return tuple([id(item) for item in value])
+    return value
 
 
 DATACLASSES = (

@@ -1,7 +1,7 @@
 """One place that wires everything: settings -> infrastructure -> services.
 
 Nothing runs at import time. ``bootstrap()`` returns a :class:`Services`
-whose parts (consumer, projection followers, status publisher, closer) the
+whose parts (consumer, read models' pass, status publisher, closer) the
 CLI starts in one process or one role per process.
 """
 
@@ -43,6 +43,7 @@ from projections.base import TableProjection
 from projections.contacts import ContactsProjection
 from projections.documents import DocumentsProjection
 from projections.queries import Reports
+from projections.read_models import ReadModels
 from projections.runner import Follower
 from projections.status_publisher import STATUS_TOPICS, AccountStatusPublisher, StatusTracking
 from projections.usage import UsageProjection
@@ -119,6 +120,7 @@ class Services:
     embedded_postgres: EmbeddedPostgres | None = None
     embedded_broker: EmbeddedBroker | None = None
     projections: dict[str, TableProjection[Any]] = field(default_factory=dict)
+    projections_factory: PostgresFactory | None = None
 
     @property
     def kafka_config(self) -> dict[str, Any]:
@@ -159,18 +161,25 @@ class Services:
         )
 
     def projection(self, cls: type[TableProjection[Any]]) -> TableProjection[Any]:
+        """The read models share one connection pool: the single pass writes them all
+        in one transaction. Each keeps its own tracking table (``<name>_tracking``,
+        as the library's factory names it)."""
         if cls.name not in self.projections:
-            factory = PostgresFactory(Environment(cls.name, self.env))
-            with schema_lock(self.database_url, self.env):
-                view = factory.tracking_recorder(cls.view_class)
+            if self.projections_factory is None:
+                self.projections_factory = PostgresFactory(Environment("projections", self.env))
+            factory = self.projections_factory
+            view = cls.view_class(
+                datastore=factory.datastore, tracking_table_name=f"{cls.name}_tracking"
+            )
+            if factory.env_create_table():
+                with schema_lock(self.database_url, self.env):
+                    view.create_table()
             self.projections[cls.name] = cls(view=view)
         return self.projections[cls.name]
 
-    def followers(self) -> list[Follower]:
-        return [
-            Follower(self.ledger, projection, projection.view)
-            for projection in (self.projection(cls) for cls in PROJECTIONS)
-        ]
+    def read_models(self) -> ReadModels:
+        """The single pass that keeps every read model current (serve, catch-up, rebuild)."""
+        return ReadModels(self.ledger, [self.projection(cls) for cls in PROJECTIONS])
 
     def status_publisher(self) -> Follower:
         factory = PostgresFactory(Environment(AccountStatusPublisher.name, self.env))
@@ -257,8 +266,8 @@ class Services:
 
     def close(self) -> None:
         self.ledger.close()
-        for projection in self.projections.values():
-            projection.view.datastore.close()
+        if self.projections_factory is not None:
+            self.projections_factory.close()
         if self.embedded_broker:
             self.embedded_broker.stop()
 

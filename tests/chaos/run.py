@@ -345,7 +345,7 @@ def _settle(
     lags: dict[str, int] = {}
 
     def projected(services: Services) -> bool:
-        lags.update({f.processor.name: f.lag() for f in services.followers()})
+        lags["read_models"] = services.read_models().lag()
         if publisher:
             # The outbox follows only the status events: its position stays at the last one.
             outbox = services.status_publisher()

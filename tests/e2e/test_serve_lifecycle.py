@@ -23,7 +23,8 @@ from ledger.entrypoints.status_file import ServeStatus, without_password, write
 from tests.conftest import MakeServices
 from tests.support import ledger_command, ledger_env, wait_for
 
-PROJECTIONS = ["balances", "contacts", "documents", "monthly_usage"]
+#: The projections role: one thread, the read models' single pass.
+PROJECTIONS = ["read_models"]
 
 
 class Serve:
@@ -177,8 +178,8 @@ def test_serve_exits_within_the_shutdown_timeout_when_its_threads_are_stuck(
     try:
         serve.wait_serving()
         with psycopg.connect(url) as locker:
-            # Every projection follower polls the events table: with it locked, each
-            # one blocks inside the database, as in an outage, and cannot see the stop.
+            # The read models' pass polls the events table: with it locked, it blocks
+            # inside the database, as in an outage, and cannot see the stop.
             locker.execute(f'LOCK TABLE "{schema}".ledger_events IN ACCESS EXCLUSIVE MODE')
             with psycopg.connect(url, autocommit=True) as observer:
 
@@ -189,7 +190,7 @@ def test_serve_exits_within_the_shutdown_timeout_when_its_threads_are_stuck(
                     ).fetchone()
                     return row is not None and row[0] >= len(PROJECTIONS)
 
-                wait_for(blocked, timeout=30, what="the followers to block on the lock")
+                wait_for(blocked, timeout=30, what="the read models' pass to block on the lock")
             started = time.monotonic()
             serve.process.send_signal(signal.SIGTERM)
             code = serve.finish(timeout=30)

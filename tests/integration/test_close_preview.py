@@ -60,7 +60,7 @@ def test_a_follower_counts_exactly_the_events_it_has_not_applied(
 ) -> None:
     services = make_services()
     open_postpaid(services, 3)  # each: Opened + MonthOpened = 6 events
-    balances = next(f for f in services.followers() if f.processor.name == "balances")
-    assert balances.behind() == 6
-    balances.catch_up()
-    assert balances.behind() == 0
+    read_models = services.read_models()
+    assert read_models.behind_by_name()["balances"] == 6
+    read_models.catch_up()
+    assert read_models.behind_by_name()["balances"] == 0

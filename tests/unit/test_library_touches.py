@@ -156,7 +156,14 @@ PINNED = [
         "eventsourcing",
         PostgresTrackingRecorder._insert_tracking,
         "0b1177386303de4d",
-        "TableView.write calls it in the rows' transaction",
+        "TableView.apply calls it in the rows' transaction",
+    ),
+    Pinned(
+        "eventsourcing",
+        PostgresApplicationRecorder.select_notifications,
+        "23cdd76dc45ee3f8",
+        "projections/runner.py select_notifications is its binary-format copy: same "
+        "columns, order and filters?",
     ),
     Pinned(
         "eventsourcing",

@@ -123,12 +123,8 @@ READ_MODELS = {
 def say_if_behind(svc: Services, *names: str) -> None:
     """One line on stderr per read model that has not applied every stored event."""
     running = serve_running(svc.settings)
-    for follower in svc.followers():
-        name = follower.processor.name
-        if name not in names:
-            continue
-        behind = follower.behind()
-        if not behind:
+    for name, behind in svc.read_models().behind_by_name().items():
+        if name not in names or not behind:
             continue
         remedy = (
             f"ledger serve (pid {running.pid}) is applying them"
@@ -144,16 +140,15 @@ def bring_read_models_up_to_date(svc: Services, timeout: float = 10.0) -> None:
     In this process when no one else writes them; else (``serve`` does) wait,
     with a deadline, until that writer has applied everything stored so far.
     """
-    followers = svc.followers()
+    read_models = svc.read_models()
     try:
         with projections_writer(svc.database_url, svc.settings.database_schema):
-            for follower in followers:
-                follower.catch_up()
+            read_models.catch_up()
             return
     except ProjectionsBusy:
         pass
     deadline = time.monotonic() + timeout
-    while any(f.behind() for f in followers) and time.monotonic() < deadline:
+    while read_models.behind() and time.monotonic() < deadline:
         time.sleep(0.1)
     say_if_behind(svc, *READ_MODELS)
 

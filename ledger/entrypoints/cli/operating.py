@@ -47,23 +47,23 @@ def projections_rebuild() -> None:
     from rich.progress import Progress
 
     with services(write=True) as svc, sole_writer(svc, "stop it, then rebuild"):
-        followers = svc.followers()
+        read_models = svc.read_models()
         head = svc.ledger.recorder.max_notification_id() or 0
-        for follower in followers:
-            follower.tracking.reset()  # type: ignore[attr-defined]
+        names = ", ".join(p.name for p in read_models.projections)
         with Progress(console=err) as progress:
-            for follower in followers:
-                task = progress.add_task(f"{follower.processor.name}", total=head)
-                follower.catch_up(lambda n, task=task: progress.advance(task, n))  # type: ignore[misc]
-                progress.update(task, completed=head)
-    out.print(f"rebuilt {len(followers)} projections from {head} events")
+            task = progress.add_task(names, total=head)
+            read_models.rebuild(lambda n: progress.advance(task, n))
+            progress.update(task, completed=head)
+    out.print(f"rebuilt {len(read_models.projections)} projections from {head} events")
 
 
 @projections_app.command("catch-up")
 def projections_catch_up() -> None:
     """Apply the stored events the read models have not applied yet (what serve does)."""
     with services(write=True) as svc, sole_writer(svc, "it keeps them up to date"):
-        applied = {f.processor.name: f.catch_up() for f in svc.followers()}
+        read_models = svc.read_models()
+        read_models.catch_up()
+    applied = read_models.applied
     out.print(", ".join(f"{name}: {count:,} event(s) applied" for name, count in applied.items()))
 
 

@@ -210,9 +210,9 @@ def _start_roles(
             _guarded(stop, failures, "consumer", lambda: consumer.run(stop, drain_seconds))
         )
     if "projections" in roles:
-        for follower in svc.followers():
-            runs = functools.partial(follower.run, stop)
-            threads.append(_guarded(stop, failures, follower.processor.name, runs))
+        read_models = svc.read_models()
+        runs = functools.partial(read_models.run, stop)
+        threads.append(_guarded(stop, failures, read_models.name, runs))
     if "publisher" in roles:
         publisher = svc.status_publisher()
         threads.append(_guarded(stop, failures, "publisher", lambda: publisher.run(stop)))

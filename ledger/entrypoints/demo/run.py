@@ -136,8 +136,7 @@ def _run(svc: Services, settings: Settings, out: Console, err: Console) -> None:
     )
     err.print(f"[bold cyan]>[/bold cyan] northwind paid PF-northwind-0002: invoice {paid.number}")
     consumer.close()
-    for follower in svc.followers():
-        follower.catch_up()
+    svc.read_models().catch_up()
     svc.status_publisher().catch_up()
 
     reports = svc.reports()
