@@ -107,7 +107,7 @@ def _create_tables(database_url: str) -> None:
     """Before any serve starts: DDL while a sibling writes can deadlock
     (ledger.entrypoints.bootstrap.schema_lock), and the poller needs the tables."""
     svc = bootstrap(Settings(database_url=database_url), need_kafka=False)
-    svc.followers()
+    svc.read_models()
     svc.close()
 
 
