@@ -119,7 +119,8 @@ def main() -> None:
             )
     finally:
         services.stop()
-    print(f"help={median['help']:.3f} balance={median['balance']:.3f} python={median['python']:.3f}")
+    figures = " ".join(f"{name}={median[name]:.3f}" for name in ("help", "balance", "python"))
+    print(figures)
 
 
 if __name__ == "__main__":
