@@ -33,6 +33,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/contacts.py
+	$(BIN)/python bench/cli_startup.py
 
 schemas: $(STAMP)
 	$(BIN)/ledger schemas
