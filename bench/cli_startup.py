@@ -6,8 +6,8 @@ against ``python -c pass`` in the same run.
 A short command's time is almost all start-up (imports), which the shared host's
 load moves from run to run: each figure is the median of ``--runs`` runs, and the
 three commands are run in turn, so a slow spell costs each of them alike. The
-books (accounts opened, some emails billed) go through the consumer and the read
-models first, on embedded PostgreSQL and Tansu. Last line:
+books (the ingest benchmark's accounts, 20 emails each) go through the consumer
+and the read models first, on embedded PostgreSQL and Tansu. Last line:
 ``help=<s> balance=<s> python=<s>``.
 """
 
@@ -20,12 +20,11 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from harness import host_speed, publish_all, start
+from ingest import messages
 
-from consumers.upstream_publisher import Outgoing, Upstream
 from ledger.entrypoints.bootstrap import bootstrap
 from ledger.entrypoints.logs import configure
 from ledger.entrypoints.settings import Settings
@@ -33,40 +32,7 @@ from ledger.entrypoints.settings import Settings
 LEDGER = Path(sys.executable).with_name("ledger")
 
 
-def books(accounts: int) -> list[Outgoing]:
-    panel, mta = Upstream("urn:bench:panel"), Upstream("urn:bench:mta")
-    t0 = datetime(2026, 11, 1, tzinfo=UTC)
-    opened = [
-        panel.event(
-            "billing.accounts",
-            "account.opened",
-            t0,
-            {
-                "account_id": f"acct-{i:04d}",
-                "plan": "email-starter",
-                "payment_mode": "postpaid",
-                "currency": "EUR",
-            },
-        )
-        for i in range(accounts)
-    ]
-    emails = [
-        mta.event(
-            "billing.email-sent",
-            "email.sent",
-            t0 + timedelta(minutes=i),
-            {
-                "account_id": f"acct-{i % accounts:04d}",
-                "message_id": f"<{i}@bench>",
-                "route": "platform",
-            },
-        )
-        for i in range(accounts * 20)
-    ]
-    return opened + emails
-
-
-def fill(settings: Settings, accounts: int) -> None:
+def fill(settings: Settings) -> None:
     """Bill the books and bring the read models up to date, as ``serve`` would."""
     services = bootstrap(settings)
     try:
@@ -96,8 +62,9 @@ def main() -> None:
     configure(json_lines=False, level=logging.WARNING)  # the consumer's batch lines are noise here
     services = start()
     try:
-        publish_all(services, books(args.accounts))
-        fill(services.settings, args.accounts)
+        opened, emails = messages(args.accounts * 20, args.accounts)
+        publish_all(services, opened + emails)
+        fill(services.settings)
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
         env["LEDGER_DATABASE_URL"] = services.postgres.url
         commands = {

@@ -15,9 +15,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
+from ledger.entrypoints.embedded import free_port
 from ledger.entrypoints.settings import Settings
-from tests.conftest import MakeServices
-from tests.support import Upstreams, catch_up, ledger_env, utc
+from tests.support import ledger_env
 
 #: Runs ``ledger ARGS`` as the console script does; at exit, writes sys.modules to a file.
 WRAPPER = """
@@ -83,26 +83,6 @@ def test_help_imports_no_library_it_does_not_show(tmp_path: Path, args: list[str
     assert loaded(modules, *SERVICE_ONLY, *READS) == []
 
 
-@pytest.fixture
-def books(make_services: MakeServices) -> dict[str, str]:
-    services = make_services()
-    up = Upstreams(services)
-    up.publish(
-        [
-            up.opened("acme", utc(2026, 10, 2), payment_mode="prepaid"),
-            up.credit("acme", "25.00", utc(2026, 10, 2, 1)),
-            *up.emails("acme", 20, utc(2026, 10, 15)),
-        ]
-    )
-    consumer = services.consumer()
-    consumer.drain(timeout=60)
-    consumer.close()
-    up.close()
-    services.close_periods(utc(2026, 11, 1, 7))
-    catch_up(services)
-    return ledger_env(services.settings)
-
-
 @pytest.mark.parametrize(
     "args",
     [
@@ -132,13 +112,13 @@ def test_a_history_reads_through_the_application_without_the_service(
 
 def test_reads_answer_from_a_read_only_database(tmp_path: Path, books: dict[str, str]) -> None:
     """A standby serves reads: they create no tables (the writes still refuse).
-    25.00 credited, the October and November fees of 10.00 (20 emails are included)."""
+    The balance worked out in test_cli.py: 2.29."""
     read_only = make_conninfo(
         books["LEDGER_DATABASE_URL"], options="-c default_transaction_read_only=on"
     )
     env = {**books, "LEDGER_DATABASE_URL": read_only}
     _, shown = imported(tmp_path, "balance", "acme", "--json", env=env)
-    assert '"balance": "5.00"' in shown
+    assert '"balance": "2.29"' in shown
 
 
 def test_a_read_on_a_new_database_sets_the_ledger_up_and_finds_nothing(
@@ -160,3 +140,16 @@ def test_a_read_on_a_new_database_sets_the_ledger_up_and_finds_nothing(
             )
         }
     assert {"ledger_events", "balances", "balances_tracking", "documents"} <= tables
+
+
+def test_a_read_of_a_database_that_does_not_answer_says_why(tmp_path: Path) -> None:
+    """Asked on a connection of its own, not through a pool that retries until it times out."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env["LEDGER_DATABASE_URL"] = f"postgresql://nobody@127.0.0.1:{free_port()}/ledger"
+    executable = Path(sys.executable).with_name("ledger")
+    result = subprocess.run(
+        [str(executable), "balance", "acme"], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: database unavailable: connection failed:"), line

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+import psycopg
 from eventsourcing.postgres import PostgresDatastore, PostgresFactory
 from eventsourcing.utils import Environment
 from psycopg.sql import SQL, Composed, Identifier
@@ -50,6 +51,7 @@ def tracking_table(read_model: str) -> str:
 @dataclass
 class ReadSide:
     settings: Settings
+    database_url: str
     env: dict[str, str]
     datastore: PostgresDatastore
 
@@ -61,22 +63,25 @@ class ReadSide:
         # One connection: a read runs its few queries one after the other.
         env = postgres_env(database_url, settings.database_schema, 1, create_tables=False)
         datastore = PostgresFactory(Environment(LEDGER, env)).datastore
-        return cls(settings, env, datastore)
+        return cls(settings, database_url, env, datastore)
 
     def table(self, name: str) -> Composed:
         return SQL("{}.{}").format(Identifier(self.datastore.schema), Identifier(name))
 
     def set_up(self) -> bool:
         """Whether the ledger's events table and every read model's tables exist (a
-        read model's tables are created with its tracking table, in one transaction)."""
+        read model's tables are created with its tracking table, in one transaction).
+
+        Asked first, on a connection of its own: the pool would retry a server that
+        cannot be reached until its timeout (30 s), then say only that it timed out.
+        """
         names = [f"{LEDGER}_events", *map(tracking_table, READ_MODELS)]
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                "SELECT count(*) AS n FROM pg_tables WHERE schemaname = %s AND tablename = ANY(%s)",
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = %s AND tablename = ANY(%s)",
                 (self.datastore.schema, names),
-            )
-            row = curs.fetchone()
-        return row is not None and row["n"] == len(names)
+            ).fetchone()
+        return row is not None and row[0] == len(names)
 
     @cached_property
     def reports(self) -> Reports:
