@@ -27,7 +27,7 @@ from eventsourcing.postgres import PostgresDatastore, PostgresFactory
 from eventsourcing.utils import Environment
 from psycopg.sql import SQL, Composed, Identifier
 
-from ledger.entrypoints.cli.app import READ_MODELS, quiet_library_logs
+from ledger.entrypoints.cli.app import READ_MODELS, loading_modules, quiet_library_logs
 from ledger.entrypoints.embedded import configured_or_embedded_postgres
 from ledger.entrypoints.settings import Settings, postgres_env
 from projections.queries import Reports
@@ -114,7 +114,8 @@ class ReadSide:
         """The account's stored events, decoded by the ledger application. With the
         stock recorder: the consumer's (``commands.store``) adds the write side's
         tables and statements, which reading events never uses."""
-        from ledger.application import Ledger
+        with loading_modules():
+            from ledger.application import Ledger
 
         ledger = Ledger(env={**self.env, "PROCESS_RECORDER_TOPIC": ""})
         try:

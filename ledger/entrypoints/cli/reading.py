@@ -18,6 +18,7 @@ from ledger.entrypoints.cli.app import (
     UserError,
     announce,
     app,
+    loading_modules,
     out,
     parse_time,
     print_json,
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
 @contextmanager
 def _books() -> Iterator[ReadSide]:
     # psycopg, eventsourcing and the queries: imported when a read runs, not for --help.
-    from ledger.entrypoints.cli.read_side import read_side
+    with loading_modules():
+        from ledger.entrypoints.cli.read_side import read_side
 
     with read_side(announce) as books:
         yield books
