@@ -22,7 +22,7 @@ from ledger.entrypoints.logs import LazyLogger, configure
 
 # The wiring, the settings and what they import (psycopg, kafka-python, pydantic,
 # eventsourcing) are imported by the commands that use them: ``ledger --help``
-# and the reads never import what they do not run (tests/unit/test_cli_imports.py).
+# and the reads never import what they do not run (tests/e2e/test_cli_imports.py).
 if TYPE_CHECKING:
     from ledger.entrypoints import status_file
     from ledger.entrypoints.bootstrap import Services

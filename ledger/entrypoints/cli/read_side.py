@@ -8,7 +8,7 @@ of that. The reporting queries run over the read models' tables, how far a read
 model is behind is one count over the stored events, and a history is read with
 the stock recorder. So a read imports psycopg, eventsourcing's PostgreSQL
 recorders and the queries (and the ledger application for a history), never
-Kafka, the consumers or the command side (tests/unit/test_cli_imports.py).
+Kafka, the consumers or the command side (tests/e2e/test_cli_imports.py).
 
 It creates no tables, so it also reads a standby. On a database the ledger has
 not set up yet, the full wiring creates the tables first, as every command did.
