@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/contacts.py
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/rebuild.py
+	$(BIN)/python bench/cli_startup.py
 
 schemas: $(STAMP)
 	$(BIN)/ledger schemas

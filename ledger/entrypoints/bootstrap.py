@@ -11,32 +11,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import structlog
 from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import Environment
-from kafka import KafkaProducer, TopicPartition
-from psycopg.conninfo import conninfo_to_dict
 
-from commands.closing import Progress, check_close, close_periods, pay_proforma
-from commands.models import ClosePeriods, PayProforma
-from consumers.batch import TopicRoles
-from consumers.log_probe import LogProbe
-from consumers.messages import TOPIC_TYPES
-from consumers.positions import Positions, load_partition_log
-from consumers.runner import LedgerConsumer
-from consumers.topics import ensure_topics
 from ledger.application import Ledger
-from ledger.documents import Document
 from ledger.entrypoints.embedded import (
     EmbeddedBroker,
     EmbeddedPostgres,
+    configured_or_embedded_postgres,
     start_broker,
-    start_postgres,
 )
-from ledger.entrypoints.settings import Settings
+from ledger.entrypoints.settings import Settings, postgres_env
 from ledger.plans import Catalogue
 from projections.balances import BalancesProjection
 from projections.base import TableProjection
@@ -45,8 +34,17 @@ from projections.documents import DocumentsProjection
 from projections.queries import Reports
 from projections.read_models import ReadModels
 from projections.runner import Follower
-from projections.status_publisher import STATUS_TOPICS, AccountStatusPublisher, StatusTracking
 from projections.usage import UsageProjection
+
+# Kafka, the consumers and the command side are imported by the parts that use
+# them: a command that reads or closes does not pay for the consumer's imports.
+if TYPE_CHECKING:
+    from kafka import TopicPartition
+
+    from commands.closing import Progress
+    from consumers.positions import Positions
+    from consumers.runner import LedgerConsumer
+    from ledger.documents import Document
 
 log = structlog.get_logger(__name__)
 
@@ -57,29 +55,6 @@ PROJECTIONS: tuple[type[TableProjection[Any]], ...] = (
     DocumentsProjection,
     ContactsProjection,
 )
-
-
-def postgres_env(
-    database_url: str, schema: str, pool_size: int, *, create_tables: bool = True
-) -> dict[str, str]:
-    info = conninfo_to_dict(database_url)
-    return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_DBNAME": str(info.get("dbname", "postgres")),
-        "POSTGRES_HOST": str(info.get("host", "localhost")),
-        "POSTGRES_PORT": str(info.get("port", "5432")),
-        "POSTGRES_USER": str(info.get("user", "postgres")),
-        "POSTGRES_PASSWORD": str(info.get("password", "")),
-        "POSTGRES_SCHEMA": schema,
-        "POSTGRES_POOL_SIZE": str(pool_size),
-        "POSTGRES_MAX_OVERFLOW": str(pool_size),
-        # Never wait forever for the events table lock; a timed-out batch is redone.
-        "POSTGRES_LOCK_TIMEOUT": "10",
-        # Off on purpose: with DB functions on, a process recorder drops Tracking.
-        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
-        "PROCESS_RECORDER_TOPIC": "commands.store:LedgerRecorder",
-        "CREATE_TABLE": "y" if create_tables else "n",
-    }
 
 
 #: Any constant shared by every ledger process (pg_advisory_lock takes a bigint).
@@ -129,9 +104,15 @@ class Services:
         return self.settings.kafka_config(self.kafka_bootstrap)
 
     def ensure_topics(self) -> None:
+        from consumers.topics import ensure_topics
+
         ensure_topics(self.kafka_config, self.settings.all_topics(), self.settings.topic_partitions)
 
     def consumer(self, **kwargs: Any) -> LedgerConsumer:
+        from consumers.batch import TopicRoles
+        from consumers.messages import TOPIC_TYPES
+        from consumers.runner import LedgerConsumer
+
         topics = self.settings.input_topics()
         roles = TopicRoles(
             by_topic={topic: TOPIC_TYPES[role] for role, topic in topics.items()},
@@ -182,6 +163,14 @@ class Services:
         return ReadModels(self.ledger, [self.projection(cls) for cls in PROJECTIONS])
 
     def status_publisher(self) -> Follower:
+        from kafka import KafkaProducer
+
+        from projections.status_publisher import (
+            STATUS_TOPICS,
+            AccountStatusPublisher,
+            StatusTracking,
+        )
+
         factory = PostgresFactory(Environment(AccountStatusPublisher.name, self.env))
         with schema_lock(self.database_url, self.env):
             tracking = factory.tracking_recorder(StatusTracking)
@@ -205,11 +194,17 @@ class Services:
         dry_run: bool = False,
         progress: Progress | None = None,
     ) -> list[Document]:
+        from commands.closing import close_periods
+        from commands.models import ClosePeriods
+
         command = ClosePeriods(as_of=as_of or self.clock(), grace=self.settings.close_grace)
         return close_periods(self.ledger, command, dry_run=dry_run, progress=progress)
 
     def check_close(self, as_of: datetime) -> None:
         """Refuse a requested close time later than the clock (plus the skew) allows."""
+        from commands.closing import check_close
+        from commands.models import ClosePeriods
+
         command = ClosePeriods(as_of=as_of, grace=self.settings.close_grace)
         check_close(command, self.clock(), self.settings.max_future_skew)
 
@@ -222,11 +217,17 @@ class Services:
     def pay_proforma(
         self, account_id: str, proforma_id: str, at: datetime | None = None
     ) -> Document:
+        from commands.closing import pay_proforma
+        from commands.models import PayProforma
+
         command = PayProforma(account_id=account_id, proforma_id=proforma_id, at=at or self.clock())
         return pay_proforma(self.ledger, command)
 
     def positions(self) -> Positions:
         """Stored Kafka positions checked against the broker's logs (``ledger positions``)."""
+        from consumers.log_probe import LogProbe
+        from consumers.positions import Positions
+
         return Positions(self.ledger, LogProbe(self.kafka_config), self.clock)
 
     def input_partitions(self, positions: Positions) -> list[TopicPartition]:
@@ -237,6 +238,8 @@ class Services:
         partition, how many records it held that were not consumed. Returns the total."""
         if self.embedded_broker is None:
             return 0
+        from consumers.positions import load_partition_log
+
         positions = self.positions()
         lost = 0
         try:
@@ -288,15 +291,9 @@ def bootstrap(
     (consumer processes): ``CREATE INDEX IF NOT EXISTS`` takes a share lock even
     when the index exists, and with a sibling's batch writing, that deadlocks."""
     settings = settings or Settings()
-    embedded_postgres = None
-    database_url = settings.database_url
-    if database_url is None:
-        embedded_postgres = start_postgres(settings.home / "pg")
-        database_url = embedded_postgres.url
-        if announce:
-            announce(
-                f"LEDGER_DATABASE_URL is unset: using embedded PostgreSQL in {settings.home / 'pg'}"
-            )
+    database_url, embedded_postgres = configured_or_embedded_postgres(
+        settings.database_url, settings.home, announce
+    )
     embedded_broker = None
     kafka_bootstrap = settings.kafka_bootstrap
     if need_kafka and kafka_bootstrap is None:

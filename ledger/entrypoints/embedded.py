@@ -67,6 +67,19 @@ def start_postgres(datadir: Path, *, persistent: bool = True) -> EmbeddedPostgre
     return EmbeddedPostgres(datadir, server)
 
 
+def configured_or_embedded_postgres(
+    database_url: str | None, home: Path, announce: Callable[[str], None] | None = None
+) -> tuple[str, EmbeddedPostgres | None]:
+    """The configured database, else the embedded PostgreSQL under ``home`` (started,
+    or the running one reused), said with ``announce``."""
+    if database_url is not None:
+        return database_url, None
+    embedded = start_postgres(home / "pg")
+    if announce:
+        announce(f"LEDGER_DATABASE_URL is unset: using embedded PostgreSQL in {home / 'pg'}")
+    return embedded.url, embedded
+
+
 def postgres_pid(datadir: Path) -> int | None:
     """The pid of the embedded PostgreSQL serving ``datadir``, if one is running."""
     try:

@@ -7,6 +7,9 @@ meets a plain-text line. kafka-python logs connection chatter at INFO: it is
 kept at WARNING unless ``kafka_level`` says otherwise; ``LEDGER_KAFKA_LOG_LEVEL``
 (e.g. ``DEBUG``) overrides both, to diagnose group membership with the client's
 own account of it.
+
+structlog is imported when logs are configured or first written, not when
+this module is: a short CLI command that logs nothing does not pay for it.
 """
 
 from __future__ import annotations
@@ -16,9 +19,27 @@ import os
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import structlog
+if TYPE_CHECKING:
+    import structlog
+
+
+class LazyLogger:
+    """``structlog.get_logger(name)``, with structlog imported at the first line logged.
+
+    For the modules the CLI imports to register its commands (``serve``'s
+    supervisor): importing structlog and rich's traceback support is a good part
+    of a short command's start-up, for a logger it never uses.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __getattr__(self, method: str) -> Any:
+        import structlog
+
+        return getattr(structlog.get_logger(self.name), method)
 
 
 def configure(
@@ -30,6 +51,8 @@ def configure(
 ) -> None:
     """``fields`` go on every line of this process, whatever thread logs it
     (context variables would not reach kafka-python's thread)."""
+    import structlog
+
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if json_lines
@@ -74,6 +97,8 @@ def configure(
 
 def _log_thread_crash(args: threading.ExceptHookArgs) -> None:
     """A library thread that dies says so in the same format as everything else."""
+    import structlog
+
     if args.exc_type is SystemExit:
         return
     structlog.get_logger("ledger").error(

@@ -4,23 +4,29 @@ behind, and how they parse times and durations."""
 
 from __future__ import annotations
 
+import gc
 import json
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import structlog
 import typer
 from rich.console import Console
 
-from ledger.entrypoints import status_file
-from ledger.entrypoints.bootstrap import Services, bootstrap
 from ledger.entrypoints.cli.escaping import safe
-from ledger.entrypoints.settings import Settings
-from projections.writer_lock import ProjectionsBusy, projections_writer
+from ledger.entrypoints.logs import LazyLogger, configure
+
+# The wiring, the settings and what they import (psycopg, kafka-python, pydantic,
+# eventsourcing) are imported by the commands that use them: ``ledger --help``
+# and the reads never import what they do not run (tests/e2e/test_cli_imports.py).
+if TYPE_CHECKING:
+    from ledger.entrypoints import status_file
+    from ledger.entrypoints.bootstrap import Services
+    from ledger.entrypoints.settings import Settings
 
 #: The top-level help (``ledger --help``).
 HELP = """ledger: run the service, close periods, and read the books.
@@ -65,7 +71,7 @@ out = Console(emoji=False)
 err = Console(stderr=True, emoji=False)
 
 
-log = structlog.get_logger("ledger.entrypoints.cli")
+log = LazyLogger("ledger.entrypoints.cli")
 
 
 JsonFlag = Annotated[bool, typer.Option("--json", is_flag=True, help="Machine-readable output.")]
@@ -84,9 +90,42 @@ def note(message: str) -> None:
 
 
 @contextmanager
+def loading_modules() -> Iterator[None]:
+    """Import without the cyclic collector, then keep what was loaded out of its sight.
+
+    Modules live as long as the process: the collector would scan the hundreds of
+    thousands of objects psycopg, pydantic and eventsourcing create while they
+    load, and all of them again at exit, to find nothing (a fifth of a read's
+    time, bench/cli_startup.py). ``gc.freeze`` moves them to the permanent
+    generation; what the command allocates afterwards is collected as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
+
+
+def quiet_library_logs() -> None:
+    """Readable log lines, and a broker problem surfaces as the command's one-line
+    error: kafka-python's own lines (a metadata refresh cancelled at close, a
+    reconnect) are noise here."""
+    configure(json_lines=False, kafka_level=logging.CRITICAL)
+
+
+@contextmanager
 def services(
     *, need_kafka: bool = False, write: bool = False, settings: Settings | None = None
 ) -> Iterator[Services]:
+    """The whole wiring (``bootstrap``): for the commands that write, trace or run."""
+    with loading_modules():
+        from ledger.entrypoints.bootstrap import bootstrap
+        from ledger.entrypoints.settings import Settings
+
+    quiet_library_logs()
     svc = bootstrap(settings or Settings(), need_kafka=need_kafka, announce=announce)
     try:
         if write and svc.database_read_only():
@@ -120,18 +159,23 @@ READ_MODELS = {
 }
 
 
+def say_behind(settings: Settings, behind: Mapping[str, int]) -> None:
+    """One line on stderr per read model (name -> events it has not applied) that has
+    not applied every stored event."""
+    late = {name: count for name, count in behind.items() if count}
+    running = serve_running(settings) if late else None
+    remedy = (
+        f"ledger serve (pid {running.pid}) is applying them"
+        if running and "projections" in running.roles
+        else "run ledger serve, or ledger projections catch-up"
+    )
+    for name, count in late.items():
+        note(f"{READ_MODELS[name]} are {count:,} event(s) behind the ledger; {remedy}")
+
+
 def say_if_behind(svc: Services, *names: str) -> None:
-    """One line on stderr per read model that has not applied every stored event."""
-    running = serve_running(svc.settings)
-    for name, behind in svc.read_models().behind_by_name().items():
-        if name not in names or not behind:
-            continue
-        remedy = (
-            f"ledger serve (pid {running.pid}) is applying them"
-            if running and "projections" in running.roles
-            else "run ledger serve, or ledger projections catch-up"
-        )
-        note(f"{READ_MODELS[name]} are {behind:,} event(s) behind the ledger; {remedy}")
+    behind = svc.read_models().behind_by_name()
+    say_behind(svc.settings, {name: count for name, count in behind.items() if name in names})
 
 
 def bring_read_models_up_to_date(svc: Services, timeout: float = 10.0) -> None:
@@ -140,6 +184,8 @@ def bring_read_models_up_to_date(svc: Services, timeout: float = 10.0) -> None:
     In this process when no one else writes them; else (``serve`` does) wait,
     with a deadline, until that writer has applied everything stored so far.
     """
+    from projections.writer_lock import ProjectionsBusy, projections_writer
+
     read_models = svc.read_models()
     try:
         with projections_writer(svc.database_url, svc.settings.database_schema):
@@ -155,6 +201,8 @@ def bring_read_models_up_to_date(svc: Services, timeout: float = 10.0) -> None:
 
 def serve_running(settings: Settings) -> status_file.ServeStatus | None:
     """The serve named by LEDGER_HOME/serve.json, if that process is alive."""
+    from ledger.entrypoints import status_file
+
     try:
         current = status_file.read(settings.home)
     except (ValueError, TypeError):
@@ -188,6 +236,8 @@ PROJECTIONS_BUSY = (
 
 @contextmanager
 def sole_writer(svc: Services, advice: str) -> Iterator[None]:
+    from projections.writer_lock import ProjectionsBusy, projections_writer
+
     schema = svc.settings.database_schema
     try:
         with projections_writer(svc.database_url, schema):

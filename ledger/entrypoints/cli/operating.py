@@ -9,16 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from kafka import TopicPartition
-from rich.console import Group
 
-from consumers.assignment import POSITION_CHECK_SECONDS
-from consumers.positions import Positions, load_partition_log
-from ledger.entrypoints import status_file
-from ledger.entrypoints.bootstrap import Services
 from ledger.entrypoints.cli import render
 from ledger.entrypoints.cli.app import (
     JsonFlag,
@@ -35,7 +29,13 @@ from ledger.entrypoints.cli.app import (
 )
 from ledger.entrypoints.cli.escaping import safe
 from ledger.entrypoints.logs import configure
-from ledger.entrypoints.settings import Settings
+
+if TYPE_CHECKING:
+    from rich.console import Group
+
+    from consumers.positions import Positions
+    from ledger.entrypoints import status_file
+    from ledger.entrypoints.bootstrap import Services
 
 
 @projections_app.command("rebuild")
@@ -87,6 +87,8 @@ def schemas(
 
 @contextmanager
 def _positions_services() -> Iterator[tuple[Services, Positions]]:
+    from ledger.entrypoints.settings import Settings
+
     settings = Settings()
     if settings.kafka_bootstrap is None:
         running = serve_running(settings)
@@ -174,6 +176,11 @@ def positions_reset(
     within its log skips records (forward) or re-reads them (backward; their
     dedupe keys refuse them).
     """
+    from kafka import TopicPartition
+
+    from consumers.assignment import POSITION_CHECK_SECONDS
+    from consumers.positions import load_partition_log
+
     with _positions_services() as (svc, positions):
         tp = TopicPartition(topic, partition)
         if tp not in svc.input_partitions(positions):
@@ -222,7 +229,9 @@ def positions_reset(
 def status(as_json: JsonFlag = False) -> None:
     """Whether ledger serve runs here (LEDGER_HOME), and its endpoints: database,
     Kafka bootstrap (publish to it), metrics. Exit code 1 when it does not run."""
+    from ledger.entrypoints import status_file
     from ledger.entrypoints.embedded import postgres_pid
+    from ledger.entrypoints.settings import Settings
 
     settings = Settings()
     path = status_file.path(settings.home)
@@ -283,6 +292,7 @@ def stop_embedded() -> None:
     """Stop the embedded PostgreSQL servers under LEDGER_HOME (they outlive commands
     so the next one starts fast); make clean runs this before deleting the folder."""
     from ledger.entrypoints.embedded import stop_postgres
+    from ledger.entrypoints.settings import Settings
 
     settings = Settings()
     running = serve_running(settings)
@@ -304,6 +314,7 @@ def demo() -> None:
     """A generated month on embedded PostgreSQL and Kafka, end to end, printed."""
 
     from ledger.entrypoints.demo import run_demo
+    from ledger.entrypoints.settings import Settings
 
     # The demo's own lines say what happens; a broker stopping at its end is not news
     # (kafka-python warns "No node available for metadata refresh").

@@ -1,42 +1,65 @@
-"""Reading the books: balances, usage, contacts, documents, history and traces."""
+"""Reading the books: balances, usage, contacts, documents, history and traces.
+
+The reads of the read models and of a history go the short way
+(:mod:`ledger.entrypoints.cli.read_side`); contacts and traces, which read the
+write side's own tables, open the whole wiring."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ledger.contacts.account import contacts_as_of
-from ledger.emails.account import Account
 from ledger.entrypoints.cli import render, render_history
 from ledger.entrypoints.cli.app import (
     JsonFlag,
     UserError,
+    announce,
     app,
+    loading_modules,
     out,
     parse_time,
     print_json,
-    say_if_behind,
+    say_behind,
     services,
 )
 from ledger.entrypoints.cli.escaping import safe
+
+if TYPE_CHECKING:
+    from ledger.entrypoints.cli.read_side import ReadSide
+
+
+@contextmanager
+def _books() -> Iterator[ReadSide]:
+    # psycopg, eventsourcing and the queries: imported when a read runs, not for --help.
+    with loading_modules():
+        from ledger.entrypoints.cli.read_side import read_side
+
+    with read_side(announce) as books:
+        yield books
+
+
+def _say_if_behind(books: ReadSide, *read_models: str) -> None:
+    say_behind(books.settings, books.behind(*read_models))
 
 
 @app.command()
 def balance(account: str, as_json: JsonFlag = False) -> None:
     """Current balance of an account (negative: owed), and whether sending is blocked."""
-    with services() as svc:
-        say_if_behind(svc, "balances")
-        row = svc.reports().balance(account)
+    with _books() as books:
+        _say_if_behind(books, "balances")
+        row = books.reports.balance(account)
     print_json(row) if as_json else out.print(render.balance_table([row]))
 
 
 @app.command()
 def balances(as_json: JsonFlag = False) -> None:
     """Balances of all accounts."""
-    with services() as svc:
-        say_if_behind(svc, "balances")
-        rows = svc.reports().all_balances()
+    with _books() as books:
+        _say_if_behind(books, "balances")
+        rows = books.reports.all_balances()
     print_json(rows) if as_json else out.print(render.balance_table(rows))
 
 
@@ -56,14 +79,14 @@ def usage(
         from ledger.periods import Month
 
         month = str(Month.parse(month))
-    with services() as svc:
-        reports = svc.reports()
+    with _books() as books:
+        reports = books.reports
         if reports.is_contacts_account(account):
-            say_if_behind(svc, "balances", "contacts")
+            _say_if_behind(books, "balances", "contacts")
             rows = reports.allowance_usage(account, month)
             print_json(rows) if as_json else out.print(render.allowance_table(rows))
             return
-        say_if_behind(svc, "balances", "monthly_usage")
+        _say_if_behind(books, "balances", "monthly_usage")
         rows = reports.usage(account, month)
     print_json(rows) if as_json else out.print(render.usage_table(rows))
 
@@ -81,7 +104,7 @@ def contacts(
     Rebuilt from the account's stored history (every applied contact change),
     checked against the contact versions the renewals count from.
     """
-    from ledger.contacts.account import ContactsAccount
+    from ledger.contacts.account import ContactsAccount, contacts_as_of
 
     with services() as svc:
         current = svc.ledger.get_account(account)
@@ -133,26 +156,26 @@ INCONSISTENT_CONTACTS = (
 @app.command()
 def invoices(account: str, as_json: JsonFlag = False) -> None:
     """Receipts, invoices and proformas of an account, with their status."""
-    with services() as svc:
-        say_if_behind(svc, "balances", "documents")
-        rows = svc.reports().documents_of(account)
+    with _books() as books:
+        _say_if_behind(books, "balances", "documents")
+        rows = books.reports.documents_of(account)
     print_json(rows) if as_json else out.print(render.documents_table(rows))
 
 
 @app.command()
 def invoice(number: str, as_json: JsonFlag = False) -> None:
     """One receipt, invoice or proforma (by number or proforma id) with its lines."""
-    with services() as svc:
-        say_if_behind(svc, "documents")
-        document = svc.reports().document(number)
+    with _books() as books:
+        _say_if_behind(books, "documents")
+        document = books.reports.document(number)
     print_json(document) if as_json else out.print(render.document_panel(document))
 
 
 @app.command()
 def history(account: str, as_json: JsonFlag = False) -> None:
     """Every stored event of an account: business time, recording time, what happened."""
-    with services() as svc:
-        events = [render_history.event_summary(e) for e in svc.ledger.history(account)]
+    with _books() as books:
+        events = [render_history.event_summary(e) for e in books.history(account)]
     print_json(events) if as_json else out.print(render_history.history_table(account, events))
 
 
@@ -160,6 +183,8 @@ def history(account: str, as_json: JsonFlag = False) -> None:
 def trace(account: str, message_id: str, as_json: JsonFlag = False) -> None:
     """Which ledger event billed an upstream message (email message id, CloudEvent id)
     or recorded a contact (contact id)."""
+    from ledger.emails.account import Account
+
     with services() as svc:
         recorder = svc.ledger.process_recorder
         rows = recorder.trace_message(account, message_id)  # type: ignore[attr-defined]

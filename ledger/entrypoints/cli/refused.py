@@ -19,7 +19,6 @@ from ledger.entrypoints.cli.app import (
     print_json,
     services,
 )
-from ledger.periods import iso_duration
 
 
 @dead_letters_app.callback(invoke_without_command=True)
@@ -110,6 +109,8 @@ def parked(
 ) -> None:
     """Facts waiting for their account to open (and replayed dead letters queued),
     per account: how many, the oldest event time, since when."""
+    from ledger.periods import iso_duration
+
     with services() as svc:
         rows = svc.ledger.process_recorder.parked_by_account(account)  # type: ignore[attr-defined]
         bound = svc.settings.park_max_age

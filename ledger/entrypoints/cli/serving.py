@@ -10,13 +10,10 @@ import threading
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from consumers.process_tuning import tune_consumer_process
-from ledger.entrypoints import shutdown, status_file
-from ledger.entrypoints.bootstrap import Services, bootstrap
 from ledger.entrypoints.cli.app import (
     READ_ONLY,
     UserError,
@@ -25,9 +22,12 @@ from ledger.entrypoints.cli.app import (
     serve_running,
     sole_writer,
 )
-from ledger.entrypoints.consumer_processes import Endpoints, run_consumer_processes
 from ledger.entrypoints.logs import configure
-from ledger.entrypoints.settings import Settings
+
+# The service's wiring is imported when it runs, not when the CLI starts.
+if TYPE_CHECKING:
+    from ledger.entrypoints.bootstrap import Services
+    from ledger.entrypoints.settings import Settings
 
 
 def _guarded(
@@ -83,6 +83,10 @@ def serve(
     Writes its endpoints to LEDGER_HOME/serve.json while it runs (ledger status).
     After a stop it exits within LEDGER_SHUTDOWN_TIMEOUT, stuck threads or not.
     """
+    from ledger.entrypoints import shutdown, status_file
+    from ledger.entrypoints.bootstrap import bootstrap
+    from ledger.entrypoints.settings import Settings
+
     configure(json_lines=True)
     roles = set(role or ROLES)
     unknown = roles - set(ROLES)
@@ -154,6 +158,8 @@ def _publish_endpoints(
     svc: Services, roles: list[str], metrics: str | None, stack: ExitStack
 ) -> None:
     """serve.json for ``ledger status``; left alone if another live serve wrote it."""
+    from ledger.entrypoints import status_file
+
     home = svc.settings.home
     current = serve_running(svc.settings)
     if current is not None and current.pid != os.getpid():
@@ -183,6 +189,9 @@ def _start_roles(
     stop: threading.Event,
     failures: list[BaseException],
 ) -> list[threading.Thread]:
+    from consumers.process_tuning import tune_consumer_process
+    from ledger.entrypoints.consumer_processes import Endpoints, run_consumer_processes
+
     threads = []
     processes = consumers or svc.settings.consumer_processes
     # The embedded broker's log dies with this process: consume what it holds first.
