@@ -39,7 +39,7 @@ from projections.usage import UsageProjection
 # Kafka, the consumers and the command side are imported by the parts that use
 # them: a command that reads or closes does not pay for the consumer's imports.
 if TYPE_CHECKING:
-    from kafka import TopicPartition
+    from kafka import KafkaProducer, TopicPartition
 
     from commands.closing import Progress
     from consumers.positions import Positions
@@ -96,6 +96,9 @@ class Services:
     embedded_broker: EmbeddedBroker | None = None
     projections: dict[str, TableProjection[Any]] = field(default_factory=dict)
     projections_factory: PostgresFactory | None = None
+    #: The producers the parts made (the status outbox's), closed with the services:
+    #: one left open reconnects, and logs each failure, once the broker has stopped.
+    producers: list[KafkaProducer] = field(default_factory=list)
 
     @property
     def kafka_config(self) -> dict[str, Any]:
@@ -176,6 +179,7 @@ class Services:
             tracking = factory.tracking_recorder(StatusTracking)
         assert isinstance(tracking, StatusTracking)
         producer = KafkaProducer(**self.kafka_config, acks="all", linger_ms=5)
+        self.producers.append(producer)
         publisher = AccountStatusPublisher(producer, self.settings.topic_account_status, tracking)
         return Follower(self.ledger, publisher, tracking, topics=STATUS_TOPICS)
 
@@ -268,6 +272,8 @@ class Services:
         return lost
 
     def close(self) -> None:
+        for producer in self.producers:
+            producer.close(timeout=5)
         self.ledger.close()
         if self.projections_factory is not None:
             self.projections_factory.close()
