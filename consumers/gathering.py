@@ -6,8 +6,10 @@ per account touched, and the read side would decode and write as many: the
 history would be cut by the poll, not by time. So usage records wait in the
 gathering until the oldest of their partition has waited ``seconds`` (a
 latency bound well inside the read side's budget) or ``max_records`` are
-gathered, whichever comes first; a backlog fills a batch at once and waits for
-nothing. Account facts are never gathered: they go first (``hold_back.py``).
+gathered, whichever comes first. A partition whose log holds more than was
+read (a backlog) waits for nothing: its records are applied as they come, in
+batches as large as a poll gives. Account facts are never gathered: they go
+first (``hold_back.py``).
 
 Nothing gathered is acknowledged: a partition's stored position moves only
 with the transaction that applies its records. Whatever the consumer drops
@@ -20,7 +22,7 @@ seek, so records are never applied out of their order.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from kafka import TopicPartition
@@ -56,14 +58,18 @@ class Gathering:
         gathered = self._held.setdefault(tp, _Gathered(self.clock()))
         gathered.records.extend(records)
 
-    def due(self, *, everything: bool = False) -> list[tuple[TopicPartition, list[RecordLike]]]:
-        """The partitions whose records are to be applied now (all with ``everything``),
-        taken out of the gathering, each with its records in offset order."""
+    def due(
+        self, *, everything: bool = False, behind: Collection[TopicPartition] = ()
+    ) -> list[tuple[TopicPartition, list[RecordLike]]]:
+        """The partitions whose records are to be applied now (all with ``everything``,
+        and those ``behind`` their log's end at once), taken out of the gathering,
+        each with its records in offset order."""
         now = self.clock()
         ready = [
             tp
             for tp, gathered in self._held.items()
             if everything
+            or tp in behind
             or len(gathered.records) >= self.max_records
             or now - gathered.since >= self.seconds
         ]

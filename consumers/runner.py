@@ -231,21 +231,31 @@ class LedgerConsumer:
         ordered = sorted(
             polled, key=lambda tp: (tp.topic not in self.roles.priority, tp.topic, tp.partition)
         )
+        behind = []
         for tp in ordered:
             if not self.assignment.readable(tp):
                 continue
             # kafka-python's records have the attributes a Record has: not copied.
             if tp.topic in self.roles.priority:
                 self.pipeline.push(self.batches.prepare(tp, polled[tp]))  # overlaps the save
-            else:
-                self.gathering.add(tp, polled[tp])
-        for tp, records in self.gathering.due(everything=not gather):
+                continue
+            self.gathering.add(tp, polled[tp])
+            if self._more_in_log(tp, polled[tp][-1].offset):
+                behind.append(tp)
+        for tp, records in self.gathering.due(everything=not gather, behind=behind):
             self.pipeline.push(self.batches.prepare(tp, records))
         if not polled:
             self.pipeline.settle()  # nothing to overlap with: finish the save in flight
         self.assignment.maybe_release()
         self.parking.maybe_sweep(idle=not polled)
         return self.pipeline.take_outcomes()
+
+    def _more_in_log(self, tp: TopicPartition, last_read: int) -> bool:
+        """Whether ``tp``'s log held records past ``last_read`` at the last fetch: a
+        backlog, in which records are applied as they come (the fetch's own figure,
+        no broker call)."""
+        highwater: int | None = self.consumer.highwater(tp)
+        return highwater is not None and last_read + 1 < highwater
 
     def caught_up(self) -> bool:
         """No save in flight, nothing held or unchecked, and every assigned

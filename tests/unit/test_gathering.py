@@ -94,3 +94,12 @@ def test_nothing_added_holds_nothing() -> None:
     gathering.add(P0, [])
     assert gathering.wait_seconds() is None
     assert gathering.due(everything=True) == []
+
+
+def test_a_partition_behind_its_log_waits_for_nothing() -> None:
+    """A backlog: its records are applied as they come, the others keep gathering."""
+    gathering = Gathering(2.0, max_records=100, clock=Clock())
+    gathering.add(P0, recs(0, 1))
+    gathering.add(P1, recs(5))
+    assert offsets(gathering.due(behind=[P0])) == {0: [0, 1]}
+    assert len(gathering) == 1
