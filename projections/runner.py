@@ -25,6 +25,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from ledger.application import Ledger
+from projections.view import count_stored_after
 
 log = structlog.get_logger(__name__)
 
@@ -74,21 +75,10 @@ def select_notifications(
 
 
 def count_after(ledger: Ledger, position: int, topics: Sequence[str] = ()) -> int:
-    """Stored events (of ``topics``, if given) after ``position``: counted rather than
-    inferred from ids (a sequence may skip ids, and a topic filter skips events)."""
+    """Stored events of the ledger (of ``topics``, if given) after ``position``."""
     recorder = ledger.recorder
     assert isinstance(recorder, PostgresApplicationRecorder)
-    query = SQL("SELECT count(*) AS n FROM {}.{} WHERE notification_id > %s").format(
-        Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
-    )
-    params: list[Any] = [position]
-    if topics:
-        query += SQL(" AND topic = ANY(%s)")
-        params.append(list(topics))
-    with recorder.datastore.transaction(commit=False) as curs:
-        curs.execute(query, params)
-        row = curs.fetchone()
-    return int(row["n"]) if row else 0
+    return count_stored_after(recorder.datastore, recorder.events_table_name, position, topics)
 
 
 class LogFollower(ABC):

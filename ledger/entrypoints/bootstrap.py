@@ -35,6 +35,7 @@ from projections.queries import Reports
 from projections.read_models import ReadModels
 from projections.runner import Follower
 from projections.usage import UsageProjection
+from projections.view import tracking_table
 
 # Kafka, the consumers and the command side are imported by the parts that use
 # them: a command that reads or closes does not pay for the consumer's imports.
@@ -153,7 +154,7 @@ class Services:
                 self.projections_factory = PostgresFactory(Environment("projections", self.env))
             factory = self.projections_factory
             view = cls.view_class(
-                datastore=factory.datastore, tracking_table_name=f"{cls.name}_tracking"
+                datastore=factory.datastore, tracking_table_name=tracking_table(cls.name)
             )
             if factory.env_create_table():
                 with schema_lock(self.database_url, self.env):

@@ -31,7 +31,7 @@ from ledger.entrypoints.cli.app import READ_MODELS, loading_modules, quiet_libra
 from ledger.entrypoints.embedded import configured_or_embedded_postgres
 from ledger.entrypoints.settings import Settings, postgres_env
 from projections.queries import Reports
-from projections.view import TableView
+from projections.view import TableView, count_stored_after, tracking_table
 
 if TYPE_CHECKING:
     from eventsourcing.domain import DomainEvent
@@ -40,12 +40,6 @@ if TYPE_CHECKING:
 #: events are in ``ledger_events``, and the read models track their position in
 #: its notification log under this name.
 LEDGER = "ledger"
-
-
-def tracking_table(read_model: str) -> str:
-    """Where a read model (a projection's name) keeps its position: the library names
-    a tracking table after the projection's environment name."""
-    return f"{read_model}_tracking"
 
 
 @dataclass
@@ -90,24 +84,13 @@ class ReadSide:
         return Reports(view, view, view, view)
 
     def behind(self, *read_models: str) -> dict[str, int]:
-        """Stored events each read model has not applied: counted, as the followers
-        count them (a sequence may skip ids)."""
-        query = SQL(
-            "SELECT count(*) AS n FROM {events} WHERE notification_id > coalesce("
-            "(SELECT max(notification_id) FROM {tracking} WHERE application_name = %s), 0)"
-        )
+        """Stored events each read model has not applied, counted as the read models'
+        pass counts them (``projections.view.count_stored_after``)."""
         counts = {}
-        with self.datastore.transaction(commit=False) as curs:
-            for name in read_models:
-                curs.execute(
-                    query.format(
-                        events=self.table(f"{LEDGER}_events"),
-                        tracking=self.table(tracking_table(name)),
-                    ),
-                    (LEDGER,),
-                )
-                row = curs.fetchone()
-                counts[name] = int(row["n"]) if row else 0
+        for name in read_models:
+            view = TableView(self.datastore, tracking_table_name=tracking_table(name))
+            position = view.max_tracking_id(LEDGER) or 0
+            counts[name] = count_stored_after(self.datastore, f"{LEDGER}_events", position)
         return counts
 
     def history(self, account_id: str) -> list[DomainEvent]:
