@@ -27,7 +27,7 @@ from eventsourcing.dispatch import singledispatchmethod
 
 from ledger.emails.account import Account
 from ledger.emails.pricing import Charge, total
-from ledger.emails.usage import MonthUsage
+from ledger.emails.usage import MonthStanding
 from ledger.periods import Month
 from projections.base import TableProjection
 from projections.view import Change, Columns, TableView
@@ -76,17 +76,16 @@ class LateFigures:
     tiers: tuple[Charge, ...]
 
 
-def open_month_figures(usage: MonthUsage) -> OpenMonthFigures:
-    priced = usage.priced
+def open_month_figures(month: MonthStanding) -> OpenMonthFigures:
     return OpenMonthFigures(
-        month=usage.month,
-        platform=usage.platform,
-        included=usage.included,
-        charged=usage.platform - usage.included,
-        custom_smtp=usage.custom_smtp,
-        amount=total(priced),
-        fee=usage.fee.amount if usage.fee is not None else Decimal(0),
-        tiers=priced,
+        month=month.month,
+        platform=month.platform,
+        included=month.included,
+        charged=month.platform - month.included,
+        custom_smtp=month.custom_smtp,
+        amount=total(month.priced),
+        fee=month.fee.amount if month.fee is not None else Decimal(0),
+        tiers=month.priced,
     )
 
 
@@ -97,14 +96,13 @@ def usage_figures(event: Any) -> list[OpenMonthFigures | LateFigures]:
     ``EmailsRecorded`` carries every open month it changed, as it then stood.
     """
     if isinstance(event, Account.MonthOpened):
-        return [open_month_figures(event.usage)]  # type: ignore[attr-defined]
+        return [open_month_figures(event.usage.standing())]  # type: ignore[attr-defined]
     if not isinstance(event, Account.EmailsRecorded):
         return []
     figures: list[OpenMonthFigures | LateFigures] = [
-        open_month_figures(usage)
-        for usage in event.months  # type: ignore[attr-defined]
+        open_month_figures(standing) for standing in event.standings
     ]
-    for entry in event.entries:  # type: ignore[attr-defined]
+    for entry in event.entries:
         if entry.late:
             figures.append(
                 LateFigures(

@@ -17,7 +17,15 @@ from ledger.contacts.renewal import RenewalPeriod
 from ledger.contacts.subscriptions import AllowanceMonth, Subscription
 from ledger.documents import Document, Line
 from ledger.emails.pricing import Charge
-from ledger.emails.usage import ClosedMonth, LateUsage, MonthUsage, Segment, UsageEntry
+from ledger.emails.usage import (
+    ClosedMonth,
+    LateUsage,
+    MonthStanding,
+    MonthUsage,
+    Segment,
+    UsageEntry,
+    WholeUsage,
+)
 from ledger.money import Money
 from ledger.periods import Month
 from ledger.plans import ContactsPlan, ContactTier, EmailPlan, Tier
@@ -82,6 +90,82 @@ class ContactChangeAsList(Transcoding):
             tuple(reasons),
             deleted,
             datetime.fromisoformat(late[0]) if late else None,
+        )
+
+
+class ChargeAsList(Transcoding):
+    """A charge as ``[plan_id, tier, unit_price, count]``.
+
+    Every usage event carries a few (what its emails were charged, what the
+    month costs so far): flat, each is one decoding callback instead of three,
+    and a tenth of the bytes. Charges stored before as ``Charge`` objects still
+    decode (:data:`DATACLASSES`).
+    """
+
+    type = Charge
+    name = "charge"
+
+    def encode(self, obj: Charge) -> list[Any]:
+        return [obj.plan_id, obj.tier, str(obj.unit_price), obj.count]
+
+    def decode(self, data: list[Any]) -> Charge:
+        plan_id, tier, unit_price, count = data
+        return Charge(plan_id, tier, Decimal(unit_price), count)
+
+
+class UsageEntryAsList(Transcoding):
+    """An entry as ``[month, late, platform, custom_smtp, included, charges, plan_index]``
+    (version-2 usage events carry one per batch and plan; stored before as objects)."""
+
+    type = UsageEntry
+    name = "usage_entry"
+
+    def encode(self, obj: UsageEntry) -> list[Any]:
+        return [
+            str(obj.month),
+            obj.late,
+            obj.platform,
+            obj.custom_smtp,
+            obj.included,
+            obj.charges,
+            obj.plan_index,
+        ]
+
+    def decode(self, data: list[Any]) -> UsageEntry:
+        month, late, platform, custom_smtp, included, charges, plan_index = data
+        return UsageEntry(
+            Month.parse(month), late, platform, custom_smtp, included, tuple(charges), plan_index
+        )
+
+
+class MonthStandingAsList(Transcoding):
+    """A month's standing as ``[month, platform, included, custom_smtp, fee, currency,
+    priced]`` (fee and currency null before the month's fee is known)."""
+
+    type = MonthStanding
+    name = "month_standing"
+
+    def encode(self, obj: MonthStanding) -> list[Any]:
+        fee = obj.fee
+        return [
+            str(obj.month),
+            obj.platform,
+            obj.included,
+            obj.custom_smtp,
+            None if fee is None else str(fee.amount),
+            None if fee is None else fee.currency,
+            obj.priced,
+        ]
+
+    def decode(self, data: list[Any]) -> MonthStanding:
+        month, platform, included, custom_smtp, fee, currency, priced = data
+        return MonthStanding(
+            Month.parse(month),
+            platform,
+            included,
+            custom_smtp,
+            None if fee is None else Money.of(fee, currency),
+            tuple(priced),
         )
 
 
@@ -174,6 +258,7 @@ DATACLASSES = (
     ClosedMonth,
     LateUsage,
     UsageEntry,
+    WholeUsage,
     Line,
     Document,
     RenewalPeriod,
@@ -191,5 +276,8 @@ def register_ledger_transcodings(transcoder: JSONTranscoder) -> None:
     transcoder.register(ContactChangeAsList())
     for cls in DATACLASSES:
         transcoder.register(DataclassAsDict(cls))
+    # After the dataclasses: these encode their types; the objects stored before decode.
+    for flat in (ChargeAsList(), UsageEntryAsList(), MonthStandingAsList()):
+        transcoder.register(flat)
     for model in MODELS:
         transcoder.register(ModelAsDict(model, transcoder))

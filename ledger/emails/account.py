@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from eventsourcing.domain import Aggregate, event
 
@@ -33,8 +33,10 @@ from ledger.emails.billing_months import BillingMonths
 from ledger.emails.usage import (
     ClosedMonth,
     LateUsage,
+    MonthStanding,
     MonthUsage,
     UsageEntry,
+    WholeUsage,
     add_late,
     record_late,
 )
@@ -50,7 +52,6 @@ class Account(BillingMonths, Aggregate):
         Opened: ClassVar[type[Aggregate.Created]]
         MonthOpened: ClassVar[type[Aggregate.Event]]
         CreditPurchased: ClassVar[type[Aggregate.Event]]
-        EmailsRecorded: ClassVar[type[Aggregate.Event]]
         SendingBlocked: ClassVar[type[Aggregate.Event]]
         SendingUnblocked: ClassVar[type[Aggregate.Event]]
         PlanChanged: ClassVar[type[Aggregate.Event]]
@@ -171,14 +172,10 @@ class Account(BillingMonths, Aggregate):
         return list(zip(versions, parts, strict=True))
 
     def _record_month(self, month: Month, group: MonthCount) -> None:
-        late = self.pending_late
-        months: tuple[MonthUsage, ...] = ()
-        closed: tuple[ClosedMonth, ...] = ()
+        standings: tuple[MonthStanding, ...] = ()
         if month < self.current:
             platform, smtp = group.platform, group.custom_smtp
-            after, charges = record_late(self.closed_months[str(month)], platform)
-            closed = (after,)
-            late = add_late(late, month, platform, charges) if platform else late
+            _, charges = record_late(self.closed_months[str(month)], platform)
             entries = [UsageEntry(month, True, platform, smtp, 0, charges)]
         else:
             usage = self.months.get(str(month), MonthUsage(month))
@@ -187,33 +184,74 @@ class Account(BillingMonths, Aggregate):
                 terms = self._terms(month, self.plans[plan_index][1])
                 updated, charges = usage.record(terms, platform, smtp)
                 included = updated.included - usage.included
-                entries.append(UsageEntry(month, False, platform, smtp, included, charges))
+                entries.append(
+                    UsageEntry(month, False, platform, smtp, included, charges, plan_index)
+                )
                 usage = updated
-            months = (usage,)
+            standings = (usage.standing(),)
         charged = Money(sum((e.amount for e in entries), Decimal(0)), self.currency)
         self._emails_recorded(
-            effective_at=group.at,
-            entries=tuple(entries),
-            charged=charged,
-            months=months,
-            closed_months=closed,
-            pending_late=late,
+            effective_at=group.at, entries=tuple(entries), charged=charged, standings=standings
         )
 
-    @event("EmailsRecorded")
+    class EmailsRecorded(Aggregate.Event):
+        """A batch's emails of one month, as priced when sent.
+
+        Version 2 records what the batch did (its entries, with the terms each
+        was priced with) and the month's figures for the read models; replaying
+        it extends the month from the entries, pricing nothing. Version 1
+        stored the changed months whole, with every documented month and the
+        late usage (~2 KB a batch): upcast, it is replayed as it stood.
+        """
+
+        class_version = 2
+
+        effective_at: datetime
+        entries: tuple[UsageEntry, ...]
+        charged: Money
+        standings: tuple[MonthStanding, ...]
+        whole: WholeUsage | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            months = state.pop("months")
+            state["standings"] = tuple(usage.standing() for usage in months)
+            closed, late = state.pop("closed_months"), state.pop("pending_late")
+            state["whole"] = WholeUsage(months, closed, late)
+
+    @event(EmailsRecorded)
     def _emails_recorded(
         self,
         effective_at: datetime,
         entries: tuple[UsageEntry, ...],
         charged: Money,
-        months: tuple[MonthUsage, ...],
-        closed_months: tuple[ClosedMonth, ...],
-        pending_late: tuple[LateUsage, ...],
+        standings: tuple[MonthStanding, ...],
+        whole: WholeUsage | None = None,
     ) -> None:
-        self.months.update({str(u.month): u for u in months})
-        self.closed_months.update({str(c.month): c for c in closed_months})
-        self.pending_late = pending_late
+        if whole is not None:
+            self.months.update({str(u.month): u for u in whole.months})
+            self.closed_months.update({str(c.month): c for c in whole.closed_months})
+            self.pending_late = whole.pending_late
+        else:
+            for entry in entries:
+                self._add_entry(entry)
         self.debited = self.debited + charged
+
+    def _add_entry(self, entry: UsageEntry) -> None:
+        """Bookkeeping of what an entry recorded (run by the event, on every replay)."""
+        key = str(entry.month)
+        if entry.late:
+            self.closed_months[key] = self.closed_months[key].with_late(entry.platform)
+            if entry.platform:
+                self.pending_late = add_late(
+                    self.pending_late, entry.month, entry.platform, entry.charges
+                )
+        else:
+            terms = self._terms(entry.month, self.plans[entry.plan_index][1])
+            usage = self.months.get(key, MonthUsage(entry.month))
+            self.months[key] = usage.extended(
+                terms, entry.platform, entry.custom_smtp, entry.charges
+            )
 
     # ------------------------------------------------------------------ sending status
 

@@ -87,8 +87,15 @@ class MonthUsage:
         self, plan: EmailPlan, platform: int, custom_smtp: int
     ) -> tuple[MonthUsage, tuple[Charge, ...]]:
         """Add a batch; return the new month and what the batch is charged now (as sent)."""
+        charges = charges_as_sent(plan, self.platform, self.platform + platform)
+        return self.extended(plan, platform, custom_smtp, charges), charges
+
+    def extended(
+        self, plan: EmailPlan, platform: int, custom_smtp: int, charges: tuple[Charge, ...]
+    ) -> MonthUsage:
+        """The month with a batch added that was charged ``charges`` as sent: bookkeeping
+        only, so an event can replay it from what it recorded, without pricing."""
         start, end = self.platform, self.platform + platform
-        charges = charges_as_sent(plan, start, end)
         segments = self.segments
         if platform:
             if segments and segments[-1].plan == plan:
@@ -99,13 +106,32 @@ class MonthUsage:
                 )
             else:
                 segments = (*segments, Segment(plan, start, end, charges))
-        updated = replace(
+        return replace(
             self,
             platform=end,
             custom_smtp=self.custom_smtp + custom_smtp,
             segments=segments,
         )
-        return updated, charges
+
+    def standing(self) -> MonthStanding:
+        return MonthStanding(
+            self.month, self.platform, self.included, self.custom_smtp, self.fee, self.priced
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MonthStanding:
+    """An open month's figures as they now stand: its emails, those within the
+    allowance, its fee and what its emails cost at its volume so far
+    (:attr:`MonthUsage.priced`). What a usage event tells the read models about the
+    month, without the segments and plan terms the aggregate keeps to price it."""
+
+    month: Month
+    platform: int
+    included: int
+    custom_smtp: int
+    fee: Money | None
+    priced: tuple[Charge, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +141,9 @@ class ClosedMonth:
     month: Month
     volume: int
     plan: EmailPlan
+
+    def with_late(self, count: int) -> ClosedMonth:
+        return replace(self, volume=self.volume + count)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +161,8 @@ class LateUsage:
 
 def record_late(closed: ClosedMonth, count: int) -> tuple[ClosedMonth, tuple[Charge, ...]]:
     """Late emails continue the closed month's positions; issued documents are never re-priced."""
-    end = closed.volume + count
-    charges = charges_as_sent(closed.plan, closed.volume, end)
-    return replace(closed, volume=end), charges
+    charges = charges_as_sent(closed.plan, closed.volume, closed.volume + count)
+    return closed.with_late(count), charges
 
 
 def add_late(
@@ -160,7 +188,11 @@ def terms_after_closing(plan: EmailPlan) -> EmailPlan:
 
 @dataclass(frozen=True, slots=True)
 class UsageEntry:
-    """What one batch did to one month: the audit line behind a ledger event."""
+    """What one batch did to one month: the audit line behind a ledger event.
+
+    ``plan_index`` is which of the account's terms by business time the emails
+    were priced with (0 in events stored before it was recorded).
+    """
 
     month: Month
     late: bool
@@ -168,7 +200,19 @@ class UsageEntry:
     custom_smtp: int
     included: int
     charges: tuple[Charge, ...]
+    plan_index: int = 0
 
     @property
     def amount(self) -> Decimal:
         return total(self.charges)
+
+
+@dataclass(frozen=True, slots=True)
+class WholeUsage:
+    """What an ``EmailsRecorded`` event stored before version 2: the months it changed,
+    whole (segments with their plan terms), with every documented month and the late
+    usage waiting for a document. Replayed as it stood."""
+
+    months: tuple[MonthUsage, ...]
+    closed_months: tuple[ClosedMonth, ...]
+    pending_late: tuple[LateUsage, ...]

@@ -38,7 +38,7 @@ from ledger.emails.account import Account
 from ledger.money import Money
 from ledger.periods import Month
 from ledger.plans import Catalogue, ContactsPlan, ContactTier, EmailPlan, Tier
-from projections.usage import LateFigures, OpenMonthFigures, usage_figures
+from projections.usage import LateFigures, OpenMonthFigures, open_month_figures, usage_figures
 
 EMAILS, ACCOUNTS = "billing.email-sent", "billing.accounts"
 TOPIC_KIND = {EMAILS: "email_sent", ACCOUNTS: "accounts"}
@@ -332,6 +332,21 @@ def usage_rows(ledger: Ledger, account_id: str) -> dict[str, dict[str, Any]]:
     return rows
 
 
+def replayed(ledger: Ledger, account: Account) -> Account:
+    """The account rebuilt from its stored events (encoded and decoded), not the one
+    the repository caches: what each event's body does on a replay must be what
+    the command did."""
+    aggregate: Any = None
+    for event in ledger.repository.event_store.get(account.id):
+        aggregate = event.mutate(aggregate)
+    assert isinstance(aggregate, Account)
+    return aggregate
+
+
+def _state(account: Account) -> dict[str, Any]:
+    return {k: v for k, v in vars(account).items() if k != "_pending_events"}
+
+
 def at_rest(books: Books) -> dict[str, Any]:
     """Everything a user can read, for comparison across splits."""
     ledger = books.ledger
@@ -340,11 +355,16 @@ def at_rest(books: Books) -> dict[str, Any]:
         account = ledger.get_account(account_id)
         assert isinstance(account, Account)
         account.check_invariants()
+        assert _state(replayed(ledger, account)) == _state(account)
+        usage = usage_rows(ledger, account_id)
+        # What the events told the read model of each open month is that month as held.
+        for key, month in account.months.items():
+            assert usage[key]["figures"] == open_month_figures(month.standing())
         view[account_id] = {
             "credited": account.credited,
             "debited": account.debited,
             "blocked": account.blocked,
-            "usage": usage_rows(ledger, account_id),
+            "usage": usage,
         }
     contacts = ledger.get_account("c")
     assert isinstance(contacts, ContactsAccount)
