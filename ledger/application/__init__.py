@@ -16,7 +16,7 @@ from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.persistence import JSONTranscoder, ProcessRecorder, Transcoder
 from eventsourcing.utils import register_topic
 
-from ledger.application.transcodings import register_ledger_transcodings
+from ledger.application.transcodings import LedgerTranscoder, register_ledger_transcodings
 from ledger.contacts import account as contacts_account
 from ledger.contacts.account import ContactsAccount
 from ledger.emails import account as email_account
@@ -56,7 +56,7 @@ class Ledger(Application[UUID]):
         return self.factory.process_recorder()
 
     def construct_transcoder(self) -> Transcoder:
-        transcoder = JSONTranscoder()
+        transcoder = LedgerTranscoder()
         self.register_transcodings(transcoder)
         return transcoder
 

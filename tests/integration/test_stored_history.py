@@ -72,7 +72,11 @@ def test_a_history_stored_before_today_loads_into_the_same_accounts(
     for uuid, expected in FIXTURE["accounts"].items():
         account: Any = services.ledger.repository.get(UUID(uuid))
         state = {k: v for k, v in vars(account).items() if k != "_pending_events"}
-        assert json.loads(transcoder.encode(state)) == expected, account.account_id
+        # Compared as today's ledger stores them: values stored in an older form
+        # (money, plans) decode to the same values, encoded the same way today.
+        written_then = transcoder.decode(json.dumps(expected).encode())
+        today = json.loads(transcoder.encode(state))
+        assert today == json.loads(transcoder.encode(written_then)), account.account_id
 
 
 def test_a_history_stored_before_today_projects_to_the_same_read_models(

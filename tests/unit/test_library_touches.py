@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import Snapshot
+from eventsourcing.persistence import JSONTranscoder
 from eventsourcing.postgres import (
     PostgresAggregateRecorder,
     PostgresApplicationRecorder,
@@ -204,6 +205,25 @@ PINNED = [
         BaseCoordinator.close,
         "40bd0496eb43caf5",
         "closing must still leave the group through maybe_leave_group",
+    ),
+    Pinned(
+        "eventsourcing",
+        JSONTranscoder._decode_obj,
+        "6d686e9f01aa0c5a",
+        "LedgerTranscoder._decode_obj must still decode what the library's decodes, and"
+        " hand it what it does not know (ledger/application/transcodings.py)",
+    ),
+    Pinned(
+        "eventsourcing",
+        JSONTranscoder.__init__,
+        "da6099b612960575",
+        "the decoder must still call self._decode_obj for each JSON object",
+    ),
+    Pinned(
+        "eventsourcing",
+        JSONTranscoder.register,
+        "224f4aa09fe98eec",
+        "LedgerTranscoder.register keeps its decoders by the name the library keys by",
     ),
 ]
 
