@@ -24,7 +24,7 @@ from eventsourcing.utils import resolve_topic
 
 from ledger.application import Ledger
 from projections.base import TableProjection
-from projections.runner import LogFollower, count_after
+from projections.runner import LogFollower, count_after, select_notifications
 
 
 class ReadModels(LogFollower):
@@ -71,8 +71,21 @@ class ReadModels(LogFollower):
             )
         return found
 
-    def apply(self, notifications: Sequence[Notification]) -> None:
+    def run_once(self) -> int:
+        # The positions read once a batch: where it starts, and what each read model takes.
         positions = self.positions()
+        notifications = select_notifications(
+            self.ledger, min(positions, default=0), self.batch_size
+        )
+        if notifications:
+            self.apply(notifications, positions)
+        return len(notifications)
+
+    def apply(
+        self, notifications: Sequence[Notification], positions: list[int] | None = None
+    ) -> None:
+        if positions is None:
+            positions = self.positions()
         batches: list[list[Any]] = [[] for _ in self.projections]
         decode = self.ledger.mapper.to_domain_event
         for notification in notifications:
