@@ -131,7 +131,7 @@ def build(svc: Services, emails: int, accounts: int, batch: int) -> int:
 
 def rebuild(svc: Services) -> int:
     """What ``ledger projections rebuild`` does, without its progress bar."""
-    return svc.read_models().rebuild()
+    return svc.read_models(sole_work=True).rebuild()
 
 
 def main() -> None:

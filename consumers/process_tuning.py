@@ -23,7 +23,8 @@ The knobs:
   alive until it commits; the collector would scan them again and again
   (measured: ~15% of the consumer's time) only to find almost nothing, since
   nearly everything here is freed by reference counting. Collection resumes
-  between batches, when the batch is garbage.
+  between batches, when the batch is garbage. The read models' batches run
+  paused too in a process with no consumer thread (``Services.read_models``).
 """
 
 from __future__ import annotations

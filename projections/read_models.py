@@ -17,6 +17,7 @@ only the events after its own position.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from eventsourcing.persistence import Notification, Tracking
@@ -35,9 +36,13 @@ class ReadModels(LogFollower):
         ledger: Ledger,
         projections: Sequence[TableProjection[Any]],
         batch_size: int = 1000,
+        batch_scope: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:
         super().__init__(ledger, batch_size)
         self.projections = tuple(projections)
+        #: What each batch runs in: the cyclic collector paused, in a process that
+        #: runs no consumer thread (ledger/entrypoints/bootstrap.py).
+        self.batch_scope = batch_scope
         datastores = {p.view.datastore for p in self.projections}
         if len(datastores) != 1:
             raise ValueError("the read models of one pass must share one datastore")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from eventsourcing.projection import ProjectionRunner
 from eventsourcing.utils import get_topic
 
+from consumers.process_tuning import collector_paused
 from ledger.application import Ledger
 from ledger.emails.account import Account
 from ledger.entrypoints.bootstrap import Services
@@ -211,3 +213,11 @@ def test_the_library_projection_runner_builds_the_same_rows(make_services: MakeS
     balances.reset()
     services.read_models().catch_up()
     assert balances.rows(TABLES["balances"]) == by_library
+
+
+def test_the_read_models_pause_the_collector_for_a_batch_only_where_no_consumer_runs(
+    make_services: MakeServices,
+) -> None:
+    services = make_services()
+    assert services.read_models().batch_scope is nullcontext
+    assert services.read_models(sole_work=True).batch_scope is collector_paused

@@ -47,7 +47,7 @@ def projections_rebuild() -> None:
     from rich.progress import Progress
 
     with services(write=True) as svc, sole_writer(svc, "stop it, then rebuild"):
-        read_models = svc.read_models()
+        read_models = svc.read_models(sole_work=True)
         head = svc.ledger.recorder.max_notification_id() or 0
         names = ", ".join(p.name for p in read_models.projections)
         with Progress(console=err) as progress:

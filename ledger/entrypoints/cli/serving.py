@@ -219,7 +219,8 @@ def _start_roles(
             _guarded(stop, failures, "consumer", lambda: consumer.run(stop, drain_seconds))
         )
     if "projections" in roles:
-        read_models = svc.read_models()
+        consumer_thread = "consumer" in roles and processes == 1
+        read_models = svc.read_models(sole_work=not consumer_thread)
         runs = functools.partial(read_models.run, stop)
         threads.append(_guarded(stop, failures, read_models.name, runs))
     if "publisher" in roles:
