@@ -6,7 +6,8 @@ with pydantic-settings. A read of the books reads them with
 messages, without importing pydantic-settings and its sources (dotenv, the cloud
 providers, its own CLI parser), ~18 ms of a command that answers in a quarter of a
 second (bench/cli_startup.py). Only pydantic, which typer already loads to parse a
-command's parameters.
+command's parameters. ``postgres_env`` is here for the same reason: a history read
+opens the ledger application with it.
 """
 
 from __future__ import annotations
@@ -142,3 +143,29 @@ class SettingsFields(BaseModel):
                 if prefix + field in variables
             }
         )
+
+
+def postgres_env(
+    database_url: str, schema: str, pool_size: int, *, create_tables: bool = True
+) -> dict[str, str]:
+    """The eventsourcing persistence environment of the ledger's PostgreSQL."""
+    from psycopg.conninfo import conninfo_to_dict  # psycopg: for the commands that connect
+
+    info = conninfo_to_dict(database_url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(info.get("dbname", "postgres")),
+        "POSTGRES_HOST": str(info.get("host", "localhost")),
+        "POSTGRES_PORT": str(info.get("port", "5432")),
+        "POSTGRES_USER": str(info.get("user", "postgres")),
+        "POSTGRES_PASSWORD": str(info.get("password", "")),
+        "POSTGRES_SCHEMA": schema,
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(pool_size),
+        # Never wait forever for the events table lock; a timed-out batch is redone.
+        "POSTGRES_LOCK_TIMEOUT": "10",
+        # Off on purpose: with DB functions on, a process recorder drops Tracking.
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+        "PROCESS_RECORDER_TOPIC": "commands.store:LedgerRecorder",
+        "CREATE_TABLE": "y" if create_tables else "n",
+    }

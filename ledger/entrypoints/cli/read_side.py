@@ -30,7 +30,7 @@ from psycopg.sql import Composed, Identifier
 from ledger.entrypoints.cli.app import READ_MODELS, quiet_library_logs
 from ledger.entrypoints.cli.loading import loading_modules
 from ledger.entrypoints.embedded import configured_or_embedded_postgres
-from ledger.entrypoints.settings_fields import SettingsFields
+from ledger.entrypoints.settings_fields import SettingsFields, postgres_env
 from projections.positions import position_query, stored_after_query, tracking_table
 from projections.queries import Reports
 
@@ -108,7 +108,6 @@ class ReadSide:
         tables and statements, which reading events never uses."""
         with loading_modules():
             from ledger.application import Ledger
-            from ledger.entrypoints.settings import postgres_env
 
         schema = self.settings.database_schema
         env = postgres_env(self.database_url, schema, 1, create_tables=False)
