@@ -96,9 +96,9 @@ class ReadSide:
         """Stored events each read model has not applied, counted as the read models'
         pass counts them (``projections.positions``)."""
         counts = {}
+        events = f"{LEDGER}_events"
         for name in read_models:
             position = self._count(*position_query(self.schema, name, LEDGER))
-            events = f"{LEDGER}_events"
             counts[name] = self._count(*stored_after_query(self.schema, events, position))
         return counts
 
