@@ -39,8 +39,7 @@ def fill(settings: Settings) -> None:
         consumer = services.consumer()
         consumer.drain(timeout=300)
         consumer.close()
-        for follower in services.followers():
-            follower.catch_up()
+        services.read_models().catch_up()
     finally:
         services.close()
 

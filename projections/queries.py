@@ -6,12 +6,22 @@ rounding rule for display.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ledger.errors import AccountNotFound, DocumentNotFound
 from ledger.money import Money
-from projections.view import TableView
+
+
+class Rows(Protocol):
+    """Runs a query over the read models' tables (``{schema}`` in it names their
+    schema): a view (projections.view.TableView), or the CLI's one connection, which
+    reads without importing eventsourcing."""
+
+    def rows(
+        self, query: str, params: Iterable[Any] | dict[str, Any] = ()
+    ) -> list[dict[str, Any]]: ...
 
 
 def rounded(amount: Any, currency: str) -> str:
@@ -20,10 +30,10 @@ def rounded(amount: Any, currency: str) -> str:
 
 @dataclass
 class Reports:
-    balances_view: TableView
-    usage_view: TableView
-    documents_view: TableView
-    contacts_view: TableView
+    balances_view: Rows
+    usage_view: Rows
+    documents_view: Rows
+    contacts_view: Rows
 
     def balance(self, account_id: str) -> dict[str, Any]:
         rows = self.balances_view.rows(

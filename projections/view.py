@@ -20,25 +20,14 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Identifier
 
-
-def tracking_table(read_model: str) -> str:
-    """Where a read model (a projection's name) keeps its position: a table of its
-    own, as the library's factory names one after its environment."""
-    return f"{read_model}_tracking"
+from projections.positions import stored_after_query
 
 
 def count_stored_after(
     datastore: PostgresDatastore, events_table: str, position: int, topics: Sequence[str] = ()
 ) -> int:
-    """Stored events (of ``topics``, if given) after ``position``: counted rather than
-    inferred from ids (a sequence may skip ids, and a topic filter skips events)."""
-    query = SQL("SELECT count(*) AS n FROM {}.{} WHERE notification_id > %s").format(
-        Identifier(datastore.schema), Identifier(events_table)
-    )
-    params: list[Any] = [position]
-    if topics:
-        query += SQL(" AND topic = ANY(%s)")
-        params.append(list(topics))
+    """Stored events (of ``topics``, if given) after ``position`` (projections.positions)."""
+    query, params = stored_after_query(datastore.schema, events_table, position, topics)
     with datastore.transaction(commit=False) as curs:
         curs.execute(query, params)
         row = curs.fetchone()

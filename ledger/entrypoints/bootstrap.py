@@ -31,11 +31,11 @@ from projections.balances import BalancesProjection
 from projections.base import TableProjection
 from projections.contacts import ContactsProjection
 from projections.documents import DocumentsProjection
+from projections.positions import tracking_table
 from projections.queries import Reports
 from projections.read_models import ReadModels
 from projections.runner import Follower
 from projections.usage import UsageProjection
-from projections.view import tracking_table
 
 # Kafka, the consumers and the command side are imported by the parts that use
 # them: a command that reads or closes does not pay for the consumer's imports.

@@ -1,6 +1,7 @@
 """A short command imports only what it runs: ``ledger --help`` and the reads answer
 at once because they never import Kafka, the consumers, the command side or the
-whole wiring (bench/cli_startup.py times them). Each command runs in its own
+whole wiring, and the reads of the read models not eventsourcing or pydantic-settings
+either (bench/cli_startup.py times them). Each command runs in its own
 process, which writes the modules it imported when it exits."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from psycopg.conninfo import make_conninfo
 
 from ledger.entrypoints.embedded import free_port
 from ledger.entrypoints.settings import Settings
-from tests.support import ledger_env
+from tests.support import ledger_command, ledger_env
 
 #: Runs ``ledger ARGS`` as the console script does; at exit, writes sys.modules to a file.
 WRAPPER = """
@@ -52,6 +53,18 @@ READS = (
     "pydantic_settings",
     "structlog",
     "projections",
+    "ledger.entrypoints.settings",
+    "ledger.entrypoints.settings_fields",
+)
+#: What a history and the service need, and a read of the read models does not: the
+#: application and eventsourcing (its PostgreSQL module and pool: the read asks on
+#: one psycopg connection), and pydantic-settings (the read validates the settings'
+#: fields with pydantic alone, which typer loads anyway).
+APPLICATION_AND_SETTINGS = (
+    "eventsourcing",
+    "psycopg_pool",
+    "pydantic_settings",
+    "ledger.application",
     "ledger.entrypoints.settings",
 )
 
@@ -98,7 +111,7 @@ def test_reads_of_the_read_models_import_neither_the_service_nor_the_application
 ) -> None:
     modules, shown = imported(tmp_path, *args, env=books)
     assert "acme" in shown or "2026-000001" in shown
-    assert loaded(modules, *SERVICE_ONLY, "eventsourcing.application", "ledger.application") == []
+    assert loaded(modules, *SERVICE_ONLY, *APPLICATION_AND_SETTINGS) == []
 
 
 def test_a_history_reads_through_the_application_without_the_service(
@@ -106,8 +119,8 @@ def test_a_history_reads_through_the_application_without_the_service(
 ) -> None:
     modules, shown = imported(tmp_path, "history", "acme", "--json", env=books)
     assert '"DocumentIssued"' in shown
-    assert loaded(modules, *SERVICE_ONLY) == []
-    assert "ledger.application" in modules
+    assert loaded(modules, *SERVICE_ONLY, "pydantic_settings", "ledger.entrypoints.settings") == []
+    assert {"ledger.application", "eventsourcing.postgres"} <= modules
 
 
 def test_reads_answer_from_a_read_only_database(tmp_path: Path, books: dict[str, str]) -> None:
@@ -153,3 +166,12 @@ def test_a_read_of_a_database_that_does_not_answer_says_why(tmp_path: Path) -> N
     assert result.returncode == 1
     [line] = result.stderr.splitlines()
     assert line.startswith("error: database unavailable: connection failed:"), line
+
+
+def test_a_read_refuses_a_bad_setting_as_every_command_does(books: dict[str, str]) -> None:
+    """The read validates the settings without pydantic-settings, with the same line."""
+    env = {**books, "LEDGER_TOPIC_PARTITIONS": "0"}
+    expected = "error: invalid setting topic_partitions: Input should be greater than or equal to 1"
+    for args in (["balance", "acme"], ["status"]):
+        result = ledger_command(*args, env=env)
+        assert (result.returncode, result.stderr.strip()) == (1, expected), args

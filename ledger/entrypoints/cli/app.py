@@ -4,7 +4,6 @@ behind, and how they parse times and durations."""
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import time
@@ -18,6 +17,7 @@ import typer
 from rich.console import Console
 
 from ledger.entrypoints.cli.escaping import safe
+from ledger.entrypoints.cli.loading import loading_modules
 from ledger.entrypoints.logs import LazyLogger, configure
 
 # The wiring, the settings and what they import (psycopg, kafka-python, pydantic,
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ledger.entrypoints import status_file
     from ledger.entrypoints.bootstrap import Services
     from ledger.entrypoints.settings import Settings
+    from ledger.entrypoints.settings_fields import SettingsFields
 
 #: The top-level help (``ledger --help``).
 HELP = """ledger: run the service, close periods, and read the books.
@@ -89,26 +90,6 @@ def note(message: str) -> None:
     err.print(f"note: {message}", highlight=False, soft_wrap=True)
 
 
-@contextmanager
-def loading_modules() -> Iterator[None]:
-    """Import without the cyclic collector, then keep what was loaded out of its sight.
-
-    Modules live as long as the process: the collector would scan the hundreds of
-    thousands of objects psycopg, pydantic and eventsourcing create while they
-    load, and all of them again at exit, to find nothing (a fifth of a read's
-    time, bench/cli_startup.py). ``gc.freeze`` moves them to the permanent
-    generation; what the command allocates afterwards is collected as usual.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if was_enabled:
-            gc.enable()
-
-
 def quiet_library_logs() -> None:
     """Readable log lines, and a broker problem surfaces as the command's one-line
     error: kafka-python's own lines (a metadata refresh cancelled at close, a
@@ -159,7 +140,7 @@ READ_MODELS = {
 }
 
 
-def say_behind(settings: Settings, behind: Mapping[str, int]) -> None:
+def say_behind(settings: SettingsFields, behind: Mapping[str, int]) -> None:
     """One line on stderr per read model (name -> events it has not applied) that has
     not applied every stored event."""
     late = {name: count for name, count in behind.items() if count}
@@ -199,7 +180,7 @@ def bring_read_models_up_to_date(svc: Services, timeout: float = 10.0) -> None:
     say_if_behind(svc, *READ_MODELS)
 
 
-def serve_running(settings: Settings) -> status_file.ServeStatus | None:
+def serve_running(settings: SettingsFields) -> status_file.ServeStatus | None:
     """The serve named by LEDGER_HOME/serve.json, if that process is alive."""
     from ledger.entrypoints import status_file
 

@@ -9,7 +9,6 @@ A library's errors are recognised only when a command imported that library
 
 from __future__ import annotations
 
-import gc
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
@@ -78,9 +77,6 @@ INVALID_SCHEMA_SQLSTATE = "3F000"
 
 
 def main() -> None:
-    # The CLI's modules, loaded before this runs, live as long as the process: out of
-    # the cyclic collector's sight (see ``loading_modules``).
-    gc.freeze()
     try:
         # Not standalone, a command's ``typer.Exit(code)`` comes back as the return value.
         code = app(standalone_mode=False)

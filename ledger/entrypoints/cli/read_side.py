@@ -4,11 +4,12 @@ the ledger's history, and an account's stored events, straight from PostgreSQL.
 A read is a short process whose time is mostly its imports. ``bootstrap`` wires
 the whole service: the ledger application with the consumer's recorder, every
 projection with its follower, Kafka; and creates their tables. A read needs none
-of that. The reporting queries run over the read models' tables, how far a read
-model is behind is one count over the stored events, and a history is read with
-the stock recorder. So a read imports psycopg, eventsourcing's PostgreSQL
-recorders and the queries (and the ledger application for a history), never
-Kafka, the consumers or the command side (tests/e2e/test_cli_imports.py).
+of that. The reporting queries run over the read models' tables and how far a
+read model is behind is two statements (projections.positions), all on one psycopg
+connection: a read of the read models imports psycopg, the settings' fields and
+the queries, never eventsourcing, pydantic-settings, Kafka, the consumers or the
+command side (tests/e2e/test_cli_imports.py). A history is decoded by the ledger
+application with the stock recorder, so that read imports eventsourcing too.
 
 It creates no tables, so it also reads a standby. On a database the ledger has
 not set up yet, the full wiring creates the tables first, as every command did.
@@ -16,22 +17,22 @@ not set up yet, the full wiring creates the tables first, as every command did.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
-from eventsourcing.postgres import PostgresDatastore, PostgresFactory
-from eventsourcing.utils import Environment
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.rows import DictRow, dict_row
+from psycopg.sql import Composed, Identifier
 
-from ledger.entrypoints.cli.app import READ_MODELS, loading_modules, quiet_library_logs
+from ledger.entrypoints.cli.app import READ_MODELS, quiet_library_logs
+from ledger.entrypoints.cli.loading import loading_modules
 from ledger.entrypoints.embedded import configured_or_embedded_postgres
-from ledger.entrypoints.settings import Settings, postgres_env
+from ledger.entrypoints.settings_fields import SettingsFields, postgres_env
+from projections.positions import position_query, stored_after_query, tracking_table
 from projections.queries import Reports
-from projections.view import TableView, count_stored_after, tracking_table
 
 if TYPE_CHECKING:
     from eventsourcing.domain import DomainEvent
@@ -44,53 +45,61 @@ LEDGER = "ledger"
 
 @dataclass
 class ReadSide:
-    settings: Settings
+    settings: SettingsFields
     database_url: str
-    env: dict[str, str]
-    datastore: PostgresDatastore
+    connection: psycopg.Connection[DictRow]
 
     @classmethod
-    def open(cls, settings: Settings, announce: Callable[[str], None] | None = None) -> ReadSide:
+    def open(
+        cls, settings: SettingsFields, announce: Callable[[str], None] | None = None
+    ) -> ReadSide:
         database_url, _ = configured_or_embedded_postgres(
             settings.database_url, settings.home, announce
         )
-        # One connection: a read runs its few queries one after the other.
-        env = postgres_env(database_url, settings.database_schema, 1, create_tables=False)
-        datastore = PostgresFactory(Environment(LEDGER, env)).datastore
-        return cls(settings, database_url, env, datastore)
+        # One connection: a read runs its few queries one after the other. Not a
+        # pool's: a pool would retry a server that cannot be reached until its
+        # timeout (30 s), then say only that it timed out.
+        connection = psycopg.connect(database_url, autocommit=True, row_factory=dict_row)
+        return cls(settings, database_url, connection)
 
-    def table(self, name: str) -> Composed:
-        return SQL("{}.{}").format(Identifier(self.datastore.schema), Identifier(name))
+    @cached_property
+    def schema(self) -> str:
+        """The schema as eventsourcing's datastore reads ``POSTGRES_SCHEMA``: where the
+        service made the tables."""
+        return self.settings.database_schema.strip() or "public"
+
+    def rows(self, query: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        """A reporting query (``projections.queries.Rows``) on this connection."""
+        sql = query.replace("{schema}", Identifier(self.schema).as_string())
+        return self.connection.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+    def _count(self, query: Composed, params: list[Any]) -> int:
+        row = self.connection.execute(query, params).fetchone()
+        return int(row["n"] or 0) if row else 0
 
     def set_up(self) -> bool:
         """Whether the ledger's events table and every read model's tables exist (a
-        read model's tables are created with its tracking table, in one transaction).
-
-        Asked first, on a connection of its own: the pool would retry a server that
-        cannot be reached until its timeout (30 s), then say only that it timed out.
-        """
+        read model's tables are created with its tracking table, in one transaction)."""
         names = [f"{LEDGER}_events", *map(tracking_table, READ_MODELS)]
-        with psycopg.connect(self.database_url, autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM pg_tables WHERE schemaname = %s AND tablename = ANY(%s)",
-                (self.datastore.schema, names),
-            ).fetchone()
-        return row is not None and row[0] == len(names)
+        row = self.connection.execute(
+            "SELECT count(*) AS n FROM pg_tables WHERE schemaname = %s AND tablename = ANY(%s)",
+            (self.schema, names),
+        ).fetchone()
+        return row is not None and row["n"] == len(names)
 
     @cached_property
     def reports(self) -> Reports:
-        # The queries name their tables; any view of this schema runs them.
-        view = TableView(self.datastore)
-        return Reports(view, view, view, view)
+        # The queries name their tables; this connection runs them all.
+        return Reports(self, self, self, self)
 
     def behind(self, *read_models: str) -> dict[str, int]:
         """Stored events each read model has not applied, counted as the read models'
-        pass counts them (``projections.view.count_stored_after``)."""
+        pass counts them (``projections.positions``)."""
         counts = {}
+        events = f"{LEDGER}_events"
         for name in read_models:
-            view = TableView(self.datastore, tracking_table_name=tracking_table(name))
-            position = view.max_tracking_id(LEDGER) or 0
-            counts[name] = count_stored_after(self.datastore, f"{LEDGER}_events", position)
+            position = self._count(*position_query(self.schema, name, LEDGER))
+            counts[name] = self._count(*stored_after_query(self.schema, events, position))
         return counts
 
     def history(self, account_id: str) -> list[DomainEvent]:
@@ -100,34 +109,36 @@ class ReadSide:
         with loading_modules():
             from ledger.application import Ledger
 
-        ledger = Ledger(env={**self.env, "PROCESS_RECORDER_TOPIC": ""})
+        schema = self.settings.database_schema
+        env = postgres_env(self.database_url, schema, 1, create_tables=False)
+        ledger = Ledger(env={**env, "PROCESS_RECORDER_TOPIC": ""})
         try:
             return list(ledger.history(account_id))
         finally:
             ledger.close()
 
     def close(self) -> None:
-        self.datastore.close()
+        self.connection.close()
 
 
 @contextmanager
 def read_side(announce: Callable[[str], None] | None = None) -> Iterator[ReadSide]:
-    settings = Settings()
-    reads = ReadSide.open(settings, announce)
+    reads = ReadSide.open(SettingsFields.from_environment(), announce)
     try:
         if not reads.set_up():
-            _set_up(settings)
+            _set_up()
         yield reads
     finally:
         reads.close()
 
 
-def _set_up(settings: Settings) -> None:
+def _set_up() -> None:
     """Create the ledger's and the read models' tables, as the service does."""
     from ledger.entrypoints.bootstrap import bootstrap
+    from ledger.entrypoints.settings import Settings
 
     quiet_library_logs()
-    svc = bootstrap(settings, need_kafka=False)
+    svc = bootstrap(Settings(), need_kafka=False)
     try:
         svc.reports()
     finally:

@@ -18,7 +18,6 @@ from ledger.entrypoints.cli.app import (
     UserError,
     announce,
     app,
-    loading_modules,
     out,
     parse_time,
     print_json,
@@ -26,6 +25,7 @@ from ledger.entrypoints.cli.app import (
     services,
 )
 from ledger.entrypoints.cli.escaping import safe
+from ledger.entrypoints.cli.loading import loading_modules
 
 if TYPE_CHECKING:
     from ledger.entrypoints.cli.read_side import ReadSide
