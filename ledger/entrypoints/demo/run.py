@@ -136,6 +136,9 @@ def _run(svc: Services, settings: Settings, out: Console, err: Console) -> None:
     )
     err.print(f"[bold cyan]>[/bold cyan] northwind paid PF-northwind-0002: invoice {paid.number}")
     consumer.close()
+    # The upstreams' producer too: left open, it refreshes its metadata from a broker
+    # that is stopping, and logs each failure as an error.
+    kafka.close()
     svc.read_models().catch_up()
     svc.status_publisher().catch_up()
 
