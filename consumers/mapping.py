@@ -17,7 +17,7 @@ from commands.models import (
     RecordEmailsSent,
     SentEmailItem,
 )
-from consumers.messages import Accepted, Fields, RecordLike
+from consumers.messages import Accepted, Fields, RecordLike, new_tuple
 from ledger.contacts.billable import ContactState
 
 
@@ -60,20 +60,18 @@ def to_commands(messages: Sequence[Accepted]) -> list[AccountCommand]:
             if items is None:
                 items = emails[account_id] = []
                 commands.append((account_id, True))
-            items.append(
-                SentEmailItem(
-                    event["time"],
-                    data["route"],
-                    Origin(
-                        event["source"],
-                        event["id"],
-                        record.topic,
-                        record.partition,
-                        record.offset,
-                        data["message_id"],
-                    ),
-                )
+            origin = new_tuple(
+                Origin,
+                (
+                    event["source"],
+                    event["id"],
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    data["message_id"],
+                ),
             )
+            items.append(new_tuple(SentEmailItem, (event["time"], data["route"], origin)))
         elif event_type in CONTACT_EVENTS:
             account_id = data["account_id"]
             items = contacts.get(account_id)

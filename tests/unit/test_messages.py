@@ -401,7 +401,11 @@ def test_plan_product_and_reference_ids_follow_the_identifier_rule(
 @pytest.mark.parametrize("value", ["acme", "a b", "Ünïcødé-账户", "<m1@mta.example>", "x" * 256])
 def test_identifiers_may_hold_inner_spaces_and_any_visible_character(value: str) -> None:
     event = accepted({**email(account_id=value, message_id=value), "id": value}, key=value)
-    assert (event["id"], event["data"]["account_id"], event["data"]["message_id"]) == (value, value, value)
+    assert (event["id"], event["data"]["account_id"], event["data"]["message_id"]) == (
+        value,
+        value,
+        value,
+    )
 
 
 @pytest.mark.parametrize(
