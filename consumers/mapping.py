@@ -20,6 +20,8 @@ from commands.models import (
 from consumers.messages import Accepted, Fields, RecordLike, new_tuple
 from ledger.contacts.billable import ContactState
 
+CONTACT_EVENTS = frozenset({"contact.changed", "contact.deleted"})
+
 
 def contact_state(event: Fields) -> ContactState:
     data = event["data"]
@@ -92,9 +94,6 @@ def to_commands(messages: Sequence[Accepted]) -> list[AccountCommand]:
     return [
         cmd if not isinstance(cmd, tuple) else _grouped(*cmd, emails, contacts) for cmd in commands
     ]
-
-
-CONTACT_EVENTS = frozenset({"contact.changed", "contact.deleted"})
 
 
 def _account_command(record: RecordLike, event: Fields) -> AccountCommand:
