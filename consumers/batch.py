@@ -82,7 +82,7 @@ class PartitionBatch:
                 self.refused.append(result)
                 continue
             event = result.event
-            key = (event.source, event.id)  # Accepted.dedupe_key, inlined
+            key = (event["source"], event["id"])  # Accepted.dedupe_key, inlined
             if key in seen:
                 self.duplicates += 1
             else:
