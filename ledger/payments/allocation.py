@@ -157,7 +157,9 @@ def _allocate_credit(
                 Allocation(left.payment_id, document.reference, applied, left.reason)
             )
             document = by_reference[document.reference] = document.with_paid(applied)
-            if not document.payable:
+            if document.payable:
+                open_documents[0] = document
+            else:
                 open_documents.pop(0)
             left = replace(left, amount=left.amount - applied)
         if not left.amount.is_zero:
