@@ -1,10 +1,10 @@
 """Plan terms: prices are data, validated once at the boundary.
 
 A plan catalogue is a folder of TOML files (``plans/*.toml``), each holding one
-or more ``[plans.<id>]`` tables; one of them may hold the ``[dunning]`` table,
-the collection and dunning policy (``ledger.payments.policy``). The models here are frozen: an account's
-events carry the terms they were priced with, so a catalogue edit never
-rewrites the past.
+or more ``[plans.<id>]`` tables; one file may hold the ``[dunning]`` table, the
+collection and dunning policy (``ledger.payments.policy``). The models here are
+frozen: an account's events carry the terms they were priced with, so a
+catalogue edit never rewrites the past.
 """
 
 from __future__ import annotations

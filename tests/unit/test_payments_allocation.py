@@ -205,7 +205,7 @@ def test_allocations_plus_credit_equal_payments_and_documents_are_paid_exactly_w
         held: dict[str, Decimal] = defaultdict(Decimal)
         for piece in credit:
             held[piece.amount.currency] += piece.amount.amount
-        for currency in {"EUR", "USD"}:
+        for currency in ("EUR", "USD"):
             out = held[currency] + (sum(allocated.values(), Decimal(0)) if currency == "EUR" else 0)
             assert out == paid_in[currency]
         for document in current:

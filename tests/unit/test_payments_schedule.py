@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from ledger.money import Money
 from ledger.payments.policy import DunningPolicy
+from ledger.payments.receivables import PaymentInvariantBroken
 from ledger.payments.schedule import (
     AttemptEnded,
     Collection,
@@ -25,7 +26,6 @@ from ledger.payments.schedule import (
     retry_at,
     start_collection,
 )
-from ledger.payments.receivables import PaymentInvariantBroken
 from ledger.plans import Catalogue, InvalidCatalogue
 
 POLICY = DunningPolicy(retry_after_days=(1, 3, 5, 7), suspend_after_days_overdue=14)
