@@ -296,6 +296,12 @@ class Year:
             self.answer(item[1], item[2], now)
         self.check(now)
 
+    def run(self) -> None:
+        now = datetime(2025, 12, 31, 23, tzinfo=UTC)  # 1 Jan 2026 00:00 in Amsterdam
+        while now < datetime(2027, 1, 1, tzinfo=UTC):
+            self.tick(now)
+            now += timedelta(hours=6)
+
     def check(self, now: datetime) -> None:
         assert len(self.requests) == len(set(self.requests)), "a request was made twice"
         for notice in self.book.notices:
@@ -318,10 +324,7 @@ def test_a_year_of_card_payments_never_shows_a_notice_before_a_failed_attempt(
     answers: list[str],
 ) -> None:
     year = Year(answers)
-    now = datetime(2025, 12, 31, 23, tzinfo=UTC)  # 1 Jan 2026 00:00 in Amsterdam
-    while now < datetime(2027, 1, 1, tzinfo=UTC):
-        year.tick(now)
-        now += timedelta(hours=6)
+    year.run()
     # Every proforma was asked for (payments are never more than is due: no credit to pay
     # one at its issue), and only what failed ever showed a notice.
     assert {r.split("/")[0] for r in year.requests} == set(year.receivables)
@@ -332,10 +335,7 @@ def test_a_year_of_card_payments_never_shows_a_notice_before_a_failed_attempt(
 
 def test_a_year_where_every_first_attempt_succeeds_shows_no_notice_at_all() -> None:
     year = Year(["pay"] * 12)
-    now = datetime(2025, 12, 31, 23, tzinfo=UTC)
-    while now < datetime(2027, 1, 1, tzinfo=UTC):
-        year.tick(now)
-        now += timedelta(hours=6)
+    year.run()
     assert year.book.notices == ()
     assert len(year.requests) == 12
     assert year.book.dunning == Dunning()
@@ -346,10 +346,7 @@ def test_a_year_whose_first_proforma_is_never_paid_ends_suspended_by_hand() -> N
     # first failure 15 Jan 05:00Z (06:00 CET), so retries 16, 18, 20 and 22 Jan at 05:00Z,
     # the fifth attempt fails 22 Jan 11:00Z: suspended. Every later proforma is paid.
     year = Year(["fail"] * 5)
-    now = datetime(2025, 12, 31, 23, tzinfo=UTC)
-    while now < datetime(2027, 1, 1, tzinfo=UTC):
-        year.tick(now)
-        now += timedelta(hours=6)
+    year.run()
     assert year.requests[:5] == [f"PF-a-0001/attempt-{n}" for n in range(1, 6)]
     assert year.unpaid_at["PF-a-0001"] == [
         datetime(2026, 1, day, hour, tzinfo=UTC)
