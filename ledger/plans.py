@@ -1,9 +1,10 @@
 """Plan terms: prices are data, validated once at the boundary.
 
 A plan catalogue is a folder of TOML files (``plans/*.toml``), each holding one
-or more ``[plans.<id>]`` tables. The models here are frozen: an account's
-events carry the terms they were priced with, so a catalogue edit never
-rewrites the past.
+or more ``[plans.<id>]`` tables; one file may hold the ``[dunning]`` table, the
+collection and dunning policy (``ledger.payments.policy``). The models here are
+frozen: an account's events carry the terms they were priced with, so a
+catalogue edit never rewrites the past.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from ledger.contacts.renewal import BillingPeriod
 from ledger.errors import LedgerError, PlanNotAllowed, UnknownPlan
 from ledger.money import MINOR_UNITS
+from ledger.payments.policy import DunningPolicy
 
 TierMode = Literal["graduated", "volume"]
 
@@ -127,7 +129,8 @@ Plan = Annotated[EmailPlan | ContactsPlan, Field(discriminator="kind")]
 
 class _CatalogueFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    plans: dict[str, dict[str, object]]
+    plans: dict[str, dict[str, object]] = Field(default_factory=dict)
+    dunning: DunningPolicy | None = None
 
 
 class InvalidCatalogue(LedgerError):
@@ -144,18 +147,27 @@ class Catalogue:
     000) or ``contacts`` (seed 002).
     """
 
-    def __init__(self, plans: dict[str, EmailPlan | ContactsPlan]) -> None:
+    def __init__(
+        self, plans: dict[str, EmailPlan | ContactsPlan], dunning: DunningPolicy | None = None
+    ) -> None:
         self._plans = dict(plans)
+        #: None when no file has a ``[dunning]`` table (a catalogue without payments).
+        self.dunning = dunning
 
     @classmethod
     def load(cls, folder: Path) -> Catalogue:
         plans: dict[str, EmailPlan | ContactsPlan] = {}
+        dunning: DunningPolicy | None = None
         files = sorted(folder.glob("*.toml"))
         if not files:
             raise InvalidCatalogue(f"no plan files (*.toml) in {folder}")
         for path in files:
             try:
                 raw = _CatalogueFile.model_validate(tomllib.loads(path.read_text()))
+                if raw.dunning is not None:
+                    if dunning is not None:
+                        raise InvalidCatalogue(f"{path.name}: a second [dunning] table")
+                    dunning = raw.dunning
                 for plan_id, table in raw.plans.items():
                     if plan_id in plans:
                         raise InvalidCatalogue(f"{path.name}: plan {plan_id!r} defined twice")
@@ -165,7 +177,7 @@ class Catalogue:
             except (tomllib.TOMLDecodeError, ValidationError) as exc:
                 first = str(exc).splitlines()
                 raise InvalidCatalogue(f"{path.name}: {' '.join(first[:3])}") from exc
-        return cls(plans)
+        return cls(plans, dunning)
 
     def get(self, plan_id: str) -> EmailPlan | ContactsPlan:
         try:
