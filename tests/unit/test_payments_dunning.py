@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from payments_builders import AMS, POLICY
 
 from ledger.money import Money
 from ledger.payments.dunning import (
@@ -20,12 +21,9 @@ from ledger.payments.dunning import (
     overdue_facts,
     step,
 )
-from ledger.payments.policy import DunningPolicy
 from ledger.payments.receivables import Receivable, SettledBy
 from ledger.payments.schedule import AttemptEnded, Collection, FinalWhy
 
-POLICY = DunningPolicy(retry_after_days=(1, 3, 5, 7), suspend_after_days_overdue=14)
-AMS = "Europe/Amsterdam"
 T = datetime(2026, 1, 15, 8, 0, tzinfo=UTC)
 DUE = Money.of("119.00", "EUR")
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from payments_builders import AMS, POLICY, REF
 
 from ledger.money import Money
 from ledger.payments.allocation import Credit, Payment, apply_credit, apply_payment
@@ -28,7 +29,6 @@ from ledger.payments.notices import (
     check_no_notice_before_failure,
     notice_changes,
 )
-from ledger.payments.policy import DunningPolicy
 from ledger.payments.receivables import Receivable
 from ledger.payments.schedule import (
     AttemptEnded,
@@ -42,9 +42,6 @@ from ledger.payments.schedule import (
 )
 from ledger.periods import zone
 
-POLICY = DunningPolicy(retry_after_days=(1, 3, 5, 7), suspend_after_days_overdue=14)
-AMS = "Europe/Amsterdam"
-REF = "PF-a-0001"
 AMS_ZONE = zone(AMS)
 
 

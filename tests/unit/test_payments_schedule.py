@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from payments_builders import AMS, POLICY, REF
 from pydantic import ValidationError
 
 from ledger.money import Money
@@ -28,9 +29,6 @@ from ledger.payments.schedule import (
 )
 from ledger.plans import Catalogue, InvalidCatalogue
 
-POLICY = DunningPolicy(retry_after_days=(1, 3, 5, 7), suspend_after_days_overdue=14)
-AMS = "Europe/Amsterdam"
-REF = "PF-a-0001"
 PLANS = Path(__file__).resolve().parents[2] / "plans"
 
 
