@@ -50,6 +50,7 @@ from ledger.errors import (
 )
 from ledger.money import Money
 from ledger.opening import account_uuid
+from ledger.payments.held import PaymentReport
 from ledger.plans import Catalogue, ContactsPlan
 
 
@@ -234,33 +235,26 @@ def close_account(cmd: CloseAccount, work: BatchWork) -> None:
 
 def receive_payment(cmd: ReceivePayment, work: BatchWork) -> None:
     account = work.account(cmd.account_id)
-    payment = _payment_fields(cmd)
+    report = payment_report(cmd)
     if isinstance(account, ContactsAccount):
         # A proforma paid in full gets its final invoice, numbered in this batch.
-        version, invoices = account.receive_payment(**payment, next_number=work.next_number)
+        version, invoices = account.receive_payment(report, work.next_number)
         work.invoices.extend(invoices)
     else:
-        version = account.receive_payment(**payment)
+        version = account.receive_payment(report)
     work.applied(cmd.origin, account, version)
 
 
 def record_payment_failure(cmd: RecordPaymentFailure, work: BatchWork) -> None:
     account = work.account(cmd.account_id)
-    version = account.record_payment_failure(
-        **_payment_fields(cmd), reason=cmd.reason, retryable=cmd.retryable
-    )
+    version = account.record_payment_failure(payment_report(cmd), cmd.reason, cmd.retryable)
     work.applied(cmd.origin, account, version)
 
 
-def _payment_fields(cmd: PaymentFact) -> dict[str, Any]:
-    return {
-        "payment_id": cmd.payment_id,
-        "amount": cmd.amount,
-        "currency": cmd.currency,
-        "reference": cmd.reference,
-        "request_id": cmd.request_id,
-        "at": cmd.at,
-    }
+def payment_report(cmd: PaymentFact) -> PaymentReport:
+    return PaymentReport.of(
+        cmd.payment_id, cmd.amount, cmd.currency, cmd.reference, cmd.request_id, cmd.at
+    )
 
 
 def record_emails_sent(cmd: RecordEmailsSent, work: BatchWork) -> None:

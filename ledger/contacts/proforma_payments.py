@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from ledger.contacts.proformas import OpenProforma, check_payable_on, final_invoice
 from ledger.documents import Document
 from ledger.payments.allocation import Settlement
-from ledger.payments.held import PaymentsHeld, owed
+from ledger.payments.held import PaymentReport, PaymentsHeld, owed
 from ledger.periods import check_aware, local_date
 
 #: The gapless number of a final invoice, by the year of its date.
@@ -44,35 +43,19 @@ class ProformaPayments(PaymentsHeld):
             state["receivables"][number] = owed(held.document, "collection")
 
     def receive_payment(
-        self,
-        *,
-        payment_id: str,
-        amount: Decimal,
-        currency: str,
-        reference: str | None,
-        request_id: str | None,
-        at: datetime,
-        next_number: NextNumber,
+        self, report: PaymentReport, next_number: NextNumber
     ) -> tuple[int, list[Document]]:
         """Money received: one event, then the final invoice of each proforma it paid
         in full (numbered by ``next_number``; the caller saves the sequence with
         this account). Returns the recording event's version (what the dedupe
         key points at) and the invoices issued. Nothing is recorded, and no
         number drawn, if a proforma would be paid before its issue date."""
-        settlement = self.settle_payment(payment_id, amount, currency, reference)
-        paid_on = local_date(check_aware(at), self.timezone)
+        settlement = self.settle_payment(report)
+        paid_on = local_date(report.at, self.timezone)
         for number in self._paid_proformas(settlement):
             check_payable_on(self.open_proformas[number].document, number, paid_on)
-        version = self._record_payment(
-            settlement,
-            payment_id=payment_id,
-            amount=amount,
-            currency=currency,
-            reference=reference,
-            request_id=request_id,
-            at=at,
-        )
-        return version, self._final_invoices(settlement, at, next_number)
+        version = self._record_payment(settlement, report)
+        return version, self._final_invoices(settlement, report.at, next_number)
 
     def pay(self, proforma_id: str, paid_at: datetime, next_number: NextNumber) -> Document:
         """The operator's ``ledger mark-paid``: what the proforma still owes is received
@@ -81,15 +64,9 @@ class ProformaPayments(PaymentsHeld):
         due = self.receivables[proforma_id].amount_due
         if due.is_zero:  # nothing to receive (a proforma of 0.00): only its invoice
             return self._final_invoice(proforma_id, paid_at, next_number)
-        _, invoices = self.receive_payment(
-            payment_id=f"mark-paid:{proforma_id}",
-            amount=due.amount,
-            currency=self.currency,
-            reference=proforma_id,
-            request_id=None,
-            at=paid_at,
-            next_number=next_number,
-        )
+        at = check_aware(paid_at)
+        report = PaymentReport(f"mark-paid:{proforma_id}", due, proforma_id, None, at)
+        _, invoices = self.receive_payment(report, next_number)
         return next(invoice for invoice in invoices if invoice.proforma == proforma_id)
 
     def _paid_proformas(self, settlement: Settlement) -> list[str]:

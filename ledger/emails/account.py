@@ -49,7 +49,7 @@ from ledger.errors import InvalidAmount
 from ledger.money import Money, check_minor_units
 from ledger.opening import account_uuid, check_opening, check_plan_currency
 from ledger.payments.allocation import Allocation, Credit
-from ledger.payments.held import PaymentsHeld, owed
+from ledger.payments.held import PaymentReport, PaymentsHeld, owed
 from ledger.periods import Month, check_aware, local_date
 from ledger.plans import EmailPlan
 
@@ -402,28 +402,10 @@ class Account(BillingMonths, PaymentsHeld, Aggregate):
 
     # ------------------------------------------------------------------ payments
 
-    def receive_payment(
-        self,
-        *,
-        payment_id: str,
-        amount: Decimal,
-        currency: str,
-        reference: str | None,
-        request_id: str | None,
-        at: datetime,
-    ) -> int:
+    def receive_payment(self, report: PaymentReport) -> int:
         """Money received (accepted from a closed account too: its last documents are
         owed). Returns the version of the recording event (what the dedupe key points at)."""
-        settlement = self.settle_payment(payment_id, amount, currency, reference)
-        return self._record_payment(
-            settlement,
-            payment_id=payment_id,
-            amount=amount,
-            currency=currency,
-            reference=reference,
-            request_id=request_id,
-            at=at,
-        )
+        return self._record_payment(self.settle_payment(report), report)
 
     @event("PaymentReceived")
     def _payment_received(

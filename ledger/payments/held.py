@@ -18,7 +18,7 @@ receivables' (docs/payments.md, "Prepaid accounts and payments").
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -52,12 +52,44 @@ def owed(document: Document, settled_by: SettledBy, *, paid: bool = False) -> Re
     )
 
 
-def payment_money(amount: Decimal, currency: str) -> Money:
-    """The rule of ``account.credit-purchased``'s amount: > 0, in the currency's minor units."""
-    money = check_minor_units(Money.of(amount, currency))
-    if money.amount <= 0:
-        raise InvalidAmount(f"a payment must be positive, got {money}")
-    return money
+@dataclass(frozen=True, slots=True)
+class PaymentReport:
+    """One payment (or failed attempt) as reported: by the payment bridge, or by an
+    operator (``ledger mark-paid``). ``payment_id`` is what every allocation of its
+    money names; ``request_id`` the collection request it answers, if any."""
+
+    payment_id: str
+    amount: Money
+    reference: str | None
+    request_id: str | None
+    at: datetime
+
+    @classmethod
+    def of(
+        cls,
+        payment_id: str,
+        amount: Decimal,
+        currency: str,
+        reference: str | None,
+        request_id: str | None,
+        at: datetime,
+    ) -> PaymentReport:
+        """The rule of ``account.credit-purchased``'s amount: > 0, in the minor units
+        of the payment's own currency (refused otherwise: a dead letter)."""
+        money = check_minor_units(Money.of(amount, currency))
+        if money.amount <= 0:
+            raise InvalidAmount(f"a payment must be positive, got {money}")
+        return cls(payment_id, money, reference, request_id, check_aware(at))
+
+    def event_fields(self) -> dict[str, Any]:
+        """What the aggregate's payment events record of it."""
+        return {
+            "effective_at": self.at,
+            "payment_id": self.payment_id,
+            "amount": self.amount,
+            "reference": self.reference,
+            "request_id": self.request_id,
+        }
 
 
 class PaymentsHeld:
@@ -101,31 +133,15 @@ class PaymentsHeld:
             self.currency,
         )
 
-    def settle_payment(
-        self, payment_id: str, amount: Decimal, currency: str, reference: str | None
-    ) -> Settlement:
+    def settle_payment(self, report: PaymentReport) -> Settlement:
         """Where a payment's money goes (:func:`apply_payment`); nothing is recorded."""
-        payment = Payment(payment_id, payment_money(amount, currency), reference)
+        payment = Payment(report.payment_id, report.amount, report.reference)
         return apply_payment(tuple(self.receivables.values()), self.credit, payment, self.currency)
 
-    def _record_payment(
-        self,
-        settlement: Settlement,
-        *,
-        payment_id: str,
-        amount: Decimal,
-        currency: str,
-        reference: str | None,
-        request_id: str | None,
-        at: datetime,
-    ) -> int:
+    def _record_payment(self, settlement: Settlement, report: PaymentReport) -> int:
         """One event for the payment, carrying what :meth:`settle_payment` decided."""
         self._payment_received(
-            effective_at=check_aware(at),
-            payment_id=payment_id,
-            amount=Money.of(amount, currency),
-            reference=reference,
-            request_id=request_id,
+            **report.event_fields(),
             allocations=settlement.allocations,
             unapplied=settlement.unapplied,
             credit=settlement.credit,
@@ -147,31 +163,11 @@ class PaymentsHeld:
         )
         return settlement
 
-    def record_payment_failure(
-        self,
-        *,
-        payment_id: str,
-        amount: Decimal,
-        currency: str,
-        reference: str | None,
-        request_id: str | None,
-        reason: str,
-        retryable: bool,
-        at: datetime,
-    ) -> int:
+    def record_payment_failure(self, report: PaymentReport, reason: str, retryable: bool) -> int:
         """A failed attempt, recorded as the fact it is. The collection schedule and
         dunning (``ledger.payments.schedule.record_failure``, ``dunning.step``) will
         read it from here: until they are wired it changes no state."""
-        payment_money(amount, currency)
-        self._payment_failed(
-            effective_at=check_aware(at),
-            payment_id=payment_id,
-            amount=Money.of(amount, currency),
-            reference=reference,
-            request_id=request_id,
-            reason=reason,
-            retryable=retryable,
-        )
+        self._payment_failed(**report.event_fields(), reason=reason, retryable=retryable)
         return self.version
 
     # ------------------------------------------------------------------ bookkeeping

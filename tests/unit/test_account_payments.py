@@ -26,6 +26,7 @@ from ledger.emails.account import Account
 from ledger.errors import InvalidAmount
 from ledger.money import Money, SubMinorUnit
 from ledger.payments.allocation import Allocation, Credit
+from ledger.payments.held import PaymentReport
 from ledger.payments.receivables import Receivable
 
 DAY = timedelta(days=1)
@@ -51,14 +52,9 @@ def email_account(mode: PaymentMode = "postpaid") -> Account:
 def pay(
     account: Account, amount: str, reference: str | None, payment_id: str = "bridge p-1", **kw: Any
 ) -> int:
-    return account.receive_payment(
-        payment_id=payment_id,
-        amount=Decimal(amount),
-        currency=kw.pop("currency", "EUR"),
-        reference=reference,
-        request_id=kw.pop("request_id", None),
-        at=kw.pop("at", utc(2026, 2, 3)),
-    )
+    currency, at = kw.pop("currency", "EUR"), kw.pop("at", utc(2026, 2, 3))
+    report = PaymentReport.of(payment_id, Decimal(amount), currency, reference, None, at)
+    return account.receive_payment(report)
 
 
 def replayed(events: list[Any]) -> Any:
@@ -179,16 +175,8 @@ def test_a_failed_payment_is_recorded_and_changes_nothing_yet() -> None:
     account.close_periods(utc(2026, 2, 2), DAY, numbers())
     before = payment_state(account)
     account.collect_events()
-    account.record_payment_failure(
-        payment_id="bridge f-1",
-        amount=D("10.00"),
-        currency="EUR",
-        reference="2026-000001",
-        request_id=None,
-        reason="insufficient funds",
-        retryable=True,
-        at=utc(2026, 2, 3),
-    )
+    report = PaymentReport.of("bridge f-1", D("10.00"), "EUR", "2026-000001", None, utc(2026, 2, 3))
+    account.record_payment_failure(report, "insufficient funds", retryable=True)
     [event] = account.collect_events()
     assert (type(event).__name__, event.reason, event.retryable) == (
         "PaymentFailed",
@@ -236,15 +224,9 @@ def contacts_with_proforma() -> ContactsAccount:
 def receive(
     account: ContactsAccount, amount: str, reference: str | None, at: datetime, **kw: Any
 ) -> tuple[int, list[Any]]:
-    return account.receive_payment(
-        payment_id=kw.pop("payment_id", "bridge p-1"),
-        amount=Decimal(amount),
-        currency="EUR",
-        reference=reference,
-        request_id=None,
-        at=at,
-        next_number=kw.pop("next_number", numbers()),
-    )
+    payment_id = kw.pop("payment_id", "bridge p-1")
+    report = PaymentReport.of(payment_id, Decimal(amount), "EUR", reference, None, at)
+    return account.receive_payment(report, kw.pop("next_number", numbers()))
 
 
 def test_a_proforma_paid_in_full_becomes_the_invoice_with_the_next_number() -> None:
