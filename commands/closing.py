@@ -12,7 +12,6 @@ number allocator spans its chunks, since no chunk's sequence is stored.
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
@@ -20,38 +19,16 @@ import structlog
 from eventsourcing.persistence import IntegrityError
 
 from commands.models import ClosePeriods, PayProforma
+from commands.numbers import NumberAllocator
 from commands.store import LedgerRecorder
 from ledger.application import Ledger
 from ledger.contacts.account import ContactsAccount
 from ledger.documents import Document
 from ledger.emails.account import Account
 from ledger.errors import CloseTimeInFuture, NegativeGrace, PlanNotAllowed
-from ledger.numbering import DocumentNumberSequence, format_number
 from ledger.opening import account_uuid
 
 log = structlog.get_logger(__name__)
-
-
-class NumberAllocator:
-    """Hands out numbers as documents are built; records them as one range per year."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-        self.sequences: dict[int, DocumentNumberSequence] = {}
-        self.taken: dict[int, int] = defaultdict(int)
-
-    def __call__(self, year: int) -> str:
-        sequence = self.sequences.get(year)
-        if sequence is None:
-            sequence = self.ledger.get_sequence(year) or DocumentNumberSequence(year)
-            self.sequences[year] = sequence
-        self.taken[year] += 1
-        return format_number(year, sequence.last + self.taken[year])
-
-    def commit(self) -> list[DocumentNumberSequence]:
-        for year, count in self.taken.items():
-            self.sequences[year].allocate(count)
-        return list(self.sequences.values())
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
@@ -158,9 +135,13 @@ def _close_chunk(
     for account_id in account_ids:
         account = ledger.get_account(account_id)
         if isinstance(account, ContactsAccount):
-            # Proformas take no number; contacts are counted as of each renewal instant.
+            # Proformas take no number (a final invoice does: one that held credit paid
+            # in full); contacts are counted as of each renewal instant.
             issued = account.close_periods(
-                cmd.as_of, cmd.grace, functools.partial(recorder.billable_count, account_id)
+                cmd.as_of,
+                cmd.grace,
+                functools.partial(recorder.billable_count, account_id),
+                allocator,
             )
         else:
             issued = account.close_periods(cmd.as_of, cmd.grace, allocator)
@@ -174,7 +155,12 @@ def _close_chunk(
 
 
 def pay_proforma(ledger: Ledger, cmd: PayProforma, attempts: int = 10) -> Document:
-    """The final invoice of a paid proforma, saved with its number in one transaction."""
+    """The final invoice of a paid proforma, saved with its number in one transaction.
+
+    ``ContactsAccount.pay`` receives what the proforma still owes through the
+    aggregate's one payment path (``receive_payment``, as a ``payment.succeeded``
+    does in a consumer batch), so an operator's payment is allocated and recorded
+    exactly like one from the payment bridge."""
     for attempt in range(1, attempts + 1):
         ledger.evict([account_uuid(cmd.account_id)])
         account = ledger.get_account(cmd.account_id)

@@ -27,14 +27,19 @@ from commands.models import (
     CloseAccount,
     OpenAccount,
     Origin,
+    PaymentFact,
     PurchaseCredit,
+    ReceivePayment,
     RecordContactChanges,
     RecordEmailsSent,
+    RecordPaymentFailure,
 )
+from commands.numbers import NumberAllocator
 from commands.parked import ParkedRow, Redriven
 from commands.store import LedgerRecorder
 from ledger.application import Ledger
 from ledger.contacts.account import ContactsAccount
+from ledger.documents import Document
 from ledger.emails.account import Account
 from ledger.errors import (
     AccountAlreadyOpen,
@@ -45,6 +50,7 @@ from ledger.errors import (
 )
 from ledger.money import Money
 from ledger.opening import account_uuid
+from ledger.payments.held import PaymentReport
 from ledger.plans import Catalogue, ContactsPlan
 
 
@@ -86,6 +92,18 @@ class BatchWork:
     absent: set[str] = field(default_factory=set)
     #: Stored (version, billable) of the batch's contacts, by account then contact id.
     known_contacts: dict[str, dict[str, tuple[int, bool]]] = field(default_factory=dict)
+    #: Gapless numbers drawn by the batch (final invoices of paid proformas), saved in
+    #: its transaction; None until one is drawn.
+    numbers: NumberAllocator | None = None
+    #: Final invoices the batch issued, in order.
+    invoices: list[Document] = field(default_factory=list)
+
+    def next_number(self, year: int) -> str:
+        if self.numbers is None:
+            # Read from the store, not the cache: a closer may have numbered documents
+            # since, and a batch that failed to commit may have left a copy advanced.
+            self.numbers = NumberAllocator(self.ledger, fresh=True)
+        return self.numbers(year)
 
     def account(self, account_id: str) -> Account | ContactsAccount:
         account = self.accounts.get(account_id)
@@ -215,6 +233,30 @@ def close_account(cmd: CloseAccount, work: BatchWork) -> None:
     work.applied(cmd.origin, account, account.version)
 
 
+def receive_payment(cmd: ReceivePayment, work: BatchWork) -> None:
+    account = work.account(cmd.account_id)
+    report = payment_report(cmd)
+    if isinstance(account, ContactsAccount):
+        # A proforma paid in full gets its final invoice, numbered in this batch.
+        version, invoices = account.receive_payment(report, work.next_number)
+        work.invoices.extend(invoices)
+    else:
+        version = account.receive_payment(report)
+    work.applied(cmd.origin, account, version)
+
+
+def record_payment_failure(cmd: RecordPaymentFailure, work: BatchWork) -> None:
+    account = work.account(cmd.account_id)
+    version = account.record_payment_failure(payment_report(cmd), cmd.reason, cmd.retryable)
+    work.applied(cmd.origin, account, version)
+
+
+def payment_report(cmd: PaymentFact) -> PaymentReport:
+    return PaymentReport.of(
+        cmd.payment_id, cmd.amount, cmd.currency, cmd.reference, cmd.request_id, cmd.at
+    )
+
+
 def record_emails_sent(cmd: RecordEmailsSent, work: BatchWork) -> None:
     account = work.account(cmd.account_id)
     # The items have the ``sent_at`` and ``route`` the aggregate reads. One event per
@@ -255,6 +297,8 @@ HANDLERS: dict[type[Any], Callable[[Any, BatchWork], None]] = {
     CloseAccount: close_account,
     RecordEmailsSent: record_emails_sent,
     RecordContactChanges: record_contact_changes,
+    ReceivePayment: receive_payment,
+    RecordPaymentFailure: record_payment_failure,
 }
 
 
@@ -333,16 +377,17 @@ def save_batch(
     parked: Sequence[ParkedRow] = (),
     redriven: Redriven | None = None,
 ) -> None:
-    """One transaction: new events of every touched account, position, dedupe keys,
-    dead letters, facts parked, and (a re-drive, with no position) the parked rows
-    it settled."""
+    """One transaction: new events of every touched account and of the number
+    sequences it drew from, position, dedupe keys, dead letters, facts parked, and
+    (a re-drive, with no position) the parked rows it settled."""
     processing = ProcessingEvent[Any](tracking=tracking)
     # What ``processing.collect_events(*accounts, **rows)`` does, without its two
     # runtime Protocol checks per aggregate (~70 us each: hundreds per batch); its
     # source is pinned by tests/unit/test_library_touches.py (docs/library-touches.md).
-    for account in work.accounts.values():
-        processing.events.extend(account.collect_events())
-        processing.aggregates[account.id] = account
+    sequences = work.numbers.commit() if work.numbers is not None else []
+    for aggregate in (*work.accounts.values(), *sequences):
+        processing.events.extend(aggregate.collect_events())
+        processing.aggregates[aggregate.id] = aggregate
     processing.saved_kwargs.update(
         dedupe=work.dedupe,
         contacts=work.contacts,

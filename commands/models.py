@@ -83,6 +83,35 @@ class CloseAccount(Command):
     origin: Origin | None = None
 
 
+class PaymentFact(Command):
+    """What the payment bridge reports of one payment (attempt).
+
+    ``payment_id`` is what every allocation of its money names: the CloudEvent's
+    ``source`` and ``id`` (the dedupe key), so an auditor follows the message to
+    each document it paid.
+    """
+
+    account_id: str
+    payment_id: str
+    amount: Decimal
+    currency: str
+    reference: str | None = None
+    request_id: str | None = None
+    at: AwareDatetime
+    origin: Origin | None = None
+
+
+class ReceivePayment(PaymentFact):
+    """Money received (``payment.succeeded``): settle the document it names."""
+
+
+class RecordPaymentFailure(PaymentFact):
+    """A failed collection attempt (``payment.failed``); ``retryable`` False: a hard decline."""
+
+    reason: str
+    retryable: bool = True
+
+
 class SentEmailItem(NamedTuple):
     """One email of a batch (a named tuple for the same reason as :class:`Origin`)."""
 
@@ -114,7 +143,8 @@ class RecordContactChanges(Command):
 
 
 class PayProforma(Command):
-    """A proforma was paid: issue its final invoice (until payment events exist, from the CLI)."""
+    """The operator says a proforma was paid (``ledger mark-paid``): what it still owes
+    is received, and its final invoice issued, as a ``payment.succeeded`` would."""
 
     account_id: str
     proforma_id: str
@@ -135,4 +165,6 @@ AccountCommand = (
     | CloseAccount
     | RecordEmailsSent
     | RecordContactChanges
+    | ReceivePayment
+    | RecordPaymentFailure
 )

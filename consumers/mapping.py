@@ -13,14 +13,22 @@ from commands.models import (
     OpenAccount,
     Origin,
     PurchaseCredit,
+    ReceivePayment,
     RecordContactChanges,
     RecordEmailsSent,
+    RecordPaymentFailure,
     SentEmailItem,
 )
 from consumers.messages import Accepted, Fields, RecordLike, new_tuple
 from ledger.contacts.billable import ContactState
 
 CONTACT_EVENTS = frozenset({"contact.changed", "contact.deleted"})
+PAYMENT_EVENTS = frozenset({"payment.succeeded", "payment.failed"})
+
+
+def payment_id(event: Fields) -> str:
+    """The CloudEvent's dedupe key as one string: what each allocation of the money names."""
+    return f"{event['source']} {event['id']}"
 
 
 def contact_state(event: Fields) -> ContactState:
@@ -132,6 +140,20 @@ def _account_command(record: RecordLike, event: Fields) -> AccountCommand:
         )
     if event_type == "account.closed":
         return CloseAccount(account_id=data["account_id"], at=at, origin=origin)
+    if event_type in PAYMENT_EVENTS:
+        payment = {
+            "account_id": data["account_id"],
+            "payment_id": payment_id(event),
+            "amount": data["amount"],
+            "currency": data["currency"],
+            "reference": data["reference"],
+            "request_id": data["request_id"],
+            "at": at,
+            "origin": origin,
+        }
+        if event_type == "payment.succeeded":
+            return ReceivePayment(**payment)
+        return RecordPaymentFailure(**payment, reason=data["reason"], retryable=data["retryable"])
     raise ValueError(f"no command for event type {event_type!r}")
 
 

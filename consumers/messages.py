@@ -106,6 +106,29 @@ class AccountClosed(Data):
     pass
 
 
+#: Why the payment bridge could not collect: its own words, shown on the notice.
+FailureReason = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class PaymentSucceeded(Data):
+    """Money received. ``amount`` follows ``account.credit-purchased``'s rule (> 0,
+    in the currency's minor units: checked where the currency is known).
+    ``reference`` names the invoice or proforma paid; unknown or absent, the money
+    is held as the account's unapplied credit, never dropped."""
+
+    amount: Amount
+    currency: Currency
+    reference: Identifier | None = None
+    request_id: Identifier | None = None
+
+
+class PaymentFailed(PaymentSucceeded):
+    """A collection attempt that failed; ``retryable: false`` is a hard decline."""
+
+    reason: FailureReason
+    retryable: StrictBool = True
+
+
 class Envelope(BaseModel):
     model_config = TOLERANT
 
@@ -150,6 +173,16 @@ class ContactDeletedEvent(Envelope):
     data: ContactDeleted
 
 
+class PaymentSucceededEvent(Envelope):
+    type: Literal["payment.succeeded"]
+    data: PaymentSucceeded
+
+
+class PaymentFailedEvent(Envelope):
+    type: Literal["payment.failed"]
+    data: PaymentFailed
+
+
 InputEvent = Annotated[
     EmailSentEvent
     | AccountOpenedEvent
@@ -157,7 +190,9 @@ InputEvent = Annotated[
     | PlanChangedEvent
     | AccountClosedEvent
     | ContactChangedEvent
-    | ContactDeletedEvent,
+    | ContactDeletedEvent
+    | PaymentSucceededEvent
+    | PaymentFailedEvent,
     Field(discriminator="type"),
 ]
 INPUT_EVENTS: dict[str, type[Envelope]] = {
@@ -168,6 +203,8 @@ INPUT_EVENTS: dict[str, type[Envelope]] = {
     "account.closed": AccountClosedEvent,
     "contact.changed": ContactChangedEvent,
     "contact.deleted": ContactDeletedEvent,
+    "payment.succeeded": PaymentSucceededEvent,
+    "payment.failed": PaymentFailedEvent,
 }
 _INPUT = TypeAdapter[Any](InputEvent)
 
@@ -216,6 +253,7 @@ TOPIC_TYPES: dict[str, frozenset[str]] = {
         {"account.opened", "account.credit-purchased", "account.plan-changed", "account.closed"}
     ),
     "contact_changed": frozenset({"contact.changed", "contact.deleted"}),
+    "payments": frozenset({"payment.succeeded", "payment.failed"}),
 }
 
 

@@ -37,14 +37,20 @@ class Reports:
 
     def balance(self, account_id: str) -> dict[str, Any]:
         rows = self.balances_view.rows(
-            "SELECT account_id, currency, payment_mode, plan_id, balance, credited, debited,"
-            " sending_blocked, status, updated_at FROM {schema}.balances WHERE account_id = %s",
+            "SELECT account_id, account_uuid, currency, payment_mode, plan_id, balance, credited,"
+            " debited, sending_blocked, status, updated_at, amount_owed, unapplied_credit"
+            " FROM {schema}.balances WHERE account_id = %s",
             (account_id,),
         )
         if not rows:
             raise AccountNotFound(account_id)
         row = rows[0]
         currency = row["currency"]
+        credit = self.balances_view.rows(
+            "SELECT payment_id, amount, currency, reason, reference"
+            " FROM {schema}.unapplied_credit WHERE account_uuid = %s ORDER BY position",
+            (row.pop("account_uuid"),),
+        )
         return {
             **row,
             "balance": rounded(row["balance"], currency),
@@ -52,14 +58,26 @@ class Reports:
             "credited": rounded(row["credited"], currency),
             "debited": rounded(row["debited"], currency),
             "owed": rounded(max(-row["balance"], 0), currency),
+            "amount_owed": rounded(row["amount_owed"], currency),
+            "unapplied_credit": rounded(row["unapplied_credit"], currency),
+            # Every piece held, in any currency, with the reason it was not applied.
+            "credit_held": [{**c, "amount": str(c["amount"])} for c in credit],
         }
 
     def all_balances(self) -> list[dict[str, Any]]:
         rows = self.balances_view.rows(
-            "SELECT account_id, currency, payment_mode, plan_id, balance, sending_blocked, status"
-            " FROM {schema}.balances ORDER BY account_id"
+            "SELECT account_id, currency, payment_mode, plan_id, balance, sending_blocked, status,"
+            " amount_owed, unapplied_credit FROM {schema}.balances ORDER BY account_id"
         )
-        return [{**r, "balance": rounded(r["balance"], r["currency"])} for r in rows]
+        return [
+            {
+                **r,
+                "balance": rounded(r["balance"], r["currency"]),
+                "amount_owed": rounded(r["amount_owed"], r["currency"]),
+                "unapplied_credit": rounded(r["unapplied_credit"], r["currency"]),
+            }
+            for r in rows
+        ]
 
     def _account_uuid(self, account_id: str) -> tuple[Any, str]:
         rows = self.balances_view.rows(
@@ -139,7 +157,7 @@ class Reports:
         self._account_uuid(account_id)
         return self.documents_view.rows(
             "SELECT number, kind, period, issued_on, due_on, currency, subtotal, tax, total,"
-            " status, proforma, billable_contacts, settled_by"
+            " status, paid, amount_due, proforma, billable_contacts, settled_by"
             " FROM {schema}.documents WHERE account_id = %s"
             " ORDER BY issued_on, kind = 'invoice', number",
             (account_id,),
@@ -148,8 +166,8 @@ class Reports:
     def document(self, number: str) -> dict[str, Any]:
         rows = self.documents_view.rows(
             "SELECT number, account_id, kind, period, issued_on, due_on, currency, subtotal,"
-            " tax_rate, tax, total, status, proforma, billable_contacts, settled_by, event_version"
-            " FROM {schema}.documents WHERE number = %s",
+            " tax_rate, tax, total, status, paid, amount_due, proforma, billable_contacts,"
+            " settled_by, event_version FROM {schema}.documents WHERE number = %s",
             (number,),
         )
         if not rows:
@@ -164,6 +182,6 @@ class Reports:
     def all_documents(self) -> list[dict[str, Any]]:
         return self.documents_view.rows(
             "SELECT number, account_id, kind, period, issued_on, due_on, currency, subtotal, tax,"
-            " total, status, proforma, settled_by FROM {schema}.documents"
+            " total, status, paid, amount_due, proforma, settled_by FROM {schema}.documents"
             " ORDER BY kind = 'proforma', number"
         )

@@ -62,6 +62,7 @@ class Upstreams:
         self.mta = Upstream("urn:test:mta")
         self.panel = Upstream("urn:test:panel")
         self.crm = Upstream("urn:test:crm")
+        self.bridge = Upstream("urn:test:payment-bridge")
         self.kafka = producer(services.kafka_config)
 
     def opened(self, account: str, at: datetime, **data: Any) -> Outgoing:
@@ -130,6 +131,37 @@ class Upstreams:
         self, account: str, count: int, at: datetime, route: str = "platform"
     ) -> list[Outgoing]:
         return [self.email(account, at, route) for _ in range(count)]
+
+    def payment(
+        self,
+        account: str,
+        amount: str,
+        at: datetime,
+        reference: str | None = None,
+        currency: str = "EUR",
+        **data: Any,
+    ) -> Outgoing:
+        """``payment.succeeded``; ``event_id`` reuses a CloudEvent id (a re-published one)."""
+        event_id = data.pop("event_id", None)
+        body = {"account_id": account, "amount": amount, "currency": currency, **data}
+        if reference is not None:
+            body["reference"] = reference
+        return self.bridge.event(
+            self.settings.topic_payments, "payment.succeeded", at, body, event_id
+        )
+
+    def payment_failed(
+        self, account: str, amount: str, at: datetime, reference: str, reason: str, **data: Any
+    ) -> Outgoing:
+        body = {
+            "account_id": account,
+            "amount": amount,
+            "currency": "EUR",
+            "reference": reference,
+            "reason": reason,
+            **data,
+        }
+        return self.bridge.event(self.settings.topic_payments, "payment.failed", at, body)
 
     def publish(self, messages: list[Outgoing]) -> int:
         return publish(self.kafka, messages)

@@ -29,6 +29,8 @@ from ledger.emails.usage import (
     WholeUsage,
 )
 from ledger.money import Money
+from ledger.payments.allocation import Allocation, Credit
+from ledger.payments.receivables import Receivable
 from ledger.periods import Month
 from ledger.plans import ContactsPlan, ContactTier, EmailPlan, Tier
 
@@ -168,6 +170,75 @@ class ChargeAsList(Transcoding):
     def decode(self, data: list[Any]) -> Charge:
         plan_id, tier, unit_price, count = data
         return Charge(plan_id, tier, Decimal(unit_price), count)
+
+
+class ReceivableAsList(Transcoding):
+    """A receivable as ``[reference, total, paid, currency, issued_on, due_on,
+    settled_by, replaced_by]``: an account holds one per document it issued (in
+    its snapshots), so each is one flat list, its amounts strings in one currency."""
+
+    type = Receivable
+    name = "receivable"
+
+    def encode(self, obj: Receivable) -> list[Any]:
+        return [
+            obj.reference,
+            str(obj.total.amount),
+            str(obj.paid.amount),
+            obj.currency,
+            obj.issued_on.isoformat(),
+            obj.due_on.isoformat(),
+            obj.settled_by,
+            obj.replaced_by,
+        ]
+
+    def decode(self, data: list[Any]) -> Receivable:
+        reference, total, paid, currency, issued_on, due_on, settled_by, replaced_by = data
+        return Receivable(
+            reference,
+            Money(Decimal(total), currency),
+            Money(Decimal(paid), currency),
+            date.fromisoformat(issued_on),
+            date.fromisoformat(due_on),
+            settled_by,
+            replaced_by,
+        )
+
+
+class CreditAsList(Transcoding):
+    """Held credit as ``[payment_id, amount, currency, reason, reference]`` (every
+    payment event carries what the account holds afterwards)."""
+
+    type = Credit
+    name = "credit"
+
+    def encode(self, obj: Credit) -> list[Any]:
+        return [
+            obj.payment_id,
+            str(obj.amount.amount),
+            obj.amount.currency,
+            obj.reason,
+            obj.reference,
+        ]
+
+    def decode(self, data: list[Any]) -> Credit:
+        payment_id, amount, currency, reason, reference = data
+        return Credit(payment_id, Money(Decimal(amount), currency), reason, reference)
+
+
+class AllocationAsList(Transcoding):
+    """An allocation as ``[payment_id, reference, amount, currency, from_credit]``."""
+
+    type = Allocation
+    name = "allocation"
+
+    def encode(self, obj: Allocation) -> list[Any]:
+        amount = obj.amount
+        return [obj.payment_id, obj.reference, str(amount.amount), amount.currency, obj.from_credit]
+
+    def decode(self, data: list[Any]) -> Allocation:
+        payment_id, reference, amount, currency, from_credit = data
+        return Allocation(payment_id, reference, Money(Decimal(amount), currency), from_credit)
 
 
 class UsageEntryAsList(Transcoding):
@@ -403,6 +474,8 @@ def register_ledger_transcodings(transcoder: JSONTranscoder) -> None:
     # After the dataclasses: these encode their types; the objects stored before decode.
     for flat in (ChargeAsList(), UsageEntryAsList(), MonthStandingAsList()):
         transcoder.register(flat)
+    for payments in (ReceivableAsList(), CreditAsList(), AllocationAsList()):
+        transcoder.register(payments)
     for model in MODELS:
         transcoder.register(ModelAsDict(model, transcoder))
     transcoder.register(EmailPlanAsList())  # encodes email plans from now on

@@ -7,8 +7,10 @@ months`` (month 0 starts at the opening itself; earlier emails count in it).
 Every boundary between allowance months is billed once, in order, by
 :meth:`ContactsAccount.close_periods`, as :mod:`ledger.contacts.billing_cycle` decides.
 
-A proforma has no number; paying it issues the final invoice with the next
-gapless number. The subscription's first period is priced at the opening:
+A proforma has no number; paying it in full issues the final invoice with
+the next gapless number, whether the money came as a ``payment.succeeded``,
+as held credit when it was issued, or from ``ledger mark-paid`` (all through
+:meth:`ContactsAccount.receive_payment`). The subscription's first period is priced at the opening:
 its amount is the floor under every later period of the same subscription
 (:mod:`ledger.contacts.proformas`). A plan change (plan, products or period) is a new
 subscription from the next renewal on, with a new floor. While unpaid, the
@@ -33,6 +35,7 @@ events in the same transaction (``commands/store.py``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, ClassVar
@@ -50,16 +53,16 @@ from ledger.contacts.billable import (
     apply_changes,
     billable_as_of,
 )
-from ledger.contacts.proformas import (
-    OpenProforma,
-    final_invoice,
-    overage_lines,
-)
+from ledger.contacts.proforma_payments import NextNumber, ProformaPayments
+from ledger.contacts.proformas import OpenProforma, overage_lines
 from ledger.contacts.renewal import BillingPeriod, months_in
 from ledger.contacts.subscriptions import AllowanceMonth, Subscription, product_prices
 from ledger.documents import Document, Line
 from ledger.email_counts import E, count_by_month, split_by_month
+from ledger.money import Money
 from ledger.opening import account_uuid, check_opening, check_plan_currency
+from ledger.payments.allocation import Allocation, Credit
+from ledger.payments.held import owed
 from ledger.periods import check_aware, local_date
 from ledger.plans import ContactsPlan
 
@@ -67,7 +70,9 @@ from ledger.plans import ContactsPlan
 ContactCounter = Callable[[datetime], int]
 
 
-class ContactsAccount(AllowanceMonths, Aggregate):
+class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
+    #: Version 2 holds receivables and unapplied credit (``ProformaPayments.upcast_v1_v2``).
+    class_version = 2
     if TYPE_CHECKING:  # the event classes the @event decorators below create
         Opened: ClassVar[type[Aggregate.Created]]
         ContactsChanged: ClassVar[type[Aggregate.Event]]
@@ -78,6 +83,9 @@ class ContactsAccount(AllowanceMonths, Aggregate):
         ProformaReplaced: ClassVar[type[Aggregate.Event]]
         ProformaPaid: ClassVar[type[Aggregate.Event]]
         Closed: ClassVar[type[Aggregate.Event]]
+        PaymentReceived: ClassVar[type[Aggregate.Event]]
+        CreditApplied: ClassVar[type[Aggregate.Event]]
+        PaymentFailed: ClassVar[type[Aggregate.Event]]
 
     @staticmethod
     def create_id(account_id: str, **_: object) -> UUID:
@@ -146,6 +154,8 @@ class ContactsAccount(AllowanceMonths, Aggregate):
         self.open_proformas: dict[str, OpenProforma] = {}
         self.invoices: list[str] = []
         self.closed_at: datetime | None = None
+        self.receivables = {}
+        self.credit = []
 
     # ------------------------------------------------------------------ contacts
 
@@ -258,14 +268,19 @@ class ContactsAccount(AllowanceMonths, Aggregate):
     # ------------------------------------------------------------------ billing
 
     def close_periods(
-        self, as_of: datetime, grace: timedelta, count_contacts: ContactCounter
+        self,
+        as_of: datetime,
+        grace: timedelta,
+        count_contacts: ContactCounter,
+        next_number: NextNumber,
     ) -> list[Document]:
         """Bill every allowance-month boundary that passed at least ``grace`` before ``as_of``
         (:mod:`ledger.contacts.billing_cycle` decides what each bills).
 
         Also prices the first period once the opening is ``grace`` old, and
-        re-prices the unpaid renewal a late plan change predates. Returns the
-        proformas issued.
+        re-prices the unpaid renewal a late plan change predates. Held credit
+        then pays what was issued; a proforma it pays in full gets its final
+        invoice (``next_number``). Returns the documents issued.
         """
         check_aware(as_of)
         issued: list[Document] = []
@@ -322,6 +337,10 @@ class ContactsAccount(AllowanceMonths, Aggregate):
                     documented_months=index + 1,
                     carried=billing_cycle.carried(unbilled),
                 )
+        if issued:
+            settlement = self.apply_held_credit(as_of)
+            if settlement is not None:
+                issued.extend(self._final_invoices(settlement, as_of, next_number))
         return issued
 
     def _renew(
@@ -357,6 +376,7 @@ class ContactsAccount(AllowanceMonths, Aggregate):
         # one: none, when no month is late yet), so the late ones are all billed now.
         self.proforma_count += 1
         self.open_proformas[proforma.document.number] = proforma
+        self.receivables[proforma.document.number] = owed(proforma.document, "collection")
         self.counted_through = proforma.counted_at or self.counted_through
         self.pending, self.pending_at = billing_cycle.pending_after(
             self.pending, self.pending_at, self.subscription, subscription
@@ -386,29 +406,60 @@ class ContactsAccount(AllowanceMonths, Aggregate):
         self.replaced[replaced] = proforma.document.number
         self.proforma_count += 1
         self.open_proformas[proforma.document.number] = proforma
+        old = self.receivables.get(replaced)
+        if old is not None:
+            self.receivables[replaced] = replace(old, replaced_by=proforma.document.number)
+        self.receivables[proforma.document.number] = owed(proforma.document, "collection")
         self.pending, self.pending_at = billing_cycle.pending_after(
             self.pending, self.pending_at, self.subscription, subscription
         )
         self.subscription = subscription
         self.months.update({str(m.index): m for m in months})
 
-    def pay(
-        self, proforma_id: str, paid_at: datetime, next_number: Callable[[int], str]
-    ) -> Document:
-        """Payment of a proforma: the final invoice, numbered now, with the proforma's lines."""
-        invoice = final_invoice(
-            self.open_proforma(proforma_id).document,
-            proforma_id,
-            local_date(check_aware(paid_at), self.timezone),
-            next_number,
-        )
-        self._proforma_paid(effective_at=paid_at, proforma=proforma_id, invoice=invoice)
-        return invoice
-
     @event("ProformaPaid")
     def _proforma_paid(self, effective_at: datetime, proforma: str, invoice: Document) -> None:
         del self.open_proformas[proforma]
         self.invoices.append(invoice.number)
+        # Paid by the payment recorded before it (or, in history from before payments
+        # were events, by this event alone); the invoice was paid by the proforma.
+        self._paid_in_full(proforma)
+        self.receivables[invoice.number] = owed(invoice, "collection", paid=True)
+
+    @event("PaymentReceived")
+    def _payment_received(
+        self,
+        effective_at: datetime,
+        payment_id: str,
+        amount: Money,
+        reference: str | None,
+        request_id: str | None,
+        allocations: tuple[Allocation, ...],
+        unapplied: tuple[Credit, ...],
+        credit: tuple[Credit, ...],
+    ) -> None:
+        self._settled(allocations, credit)
+
+    @event("CreditApplied")
+    def _credit_applied(
+        self,
+        effective_at: datetime,
+        allocations: tuple[Allocation, ...],
+        credit: tuple[Credit, ...],
+    ) -> None:
+        self._settled(allocations, credit)
+
+    @event("PaymentFailed")
+    def _payment_failed(
+        self,
+        effective_at: datetime,
+        payment_id: str,
+        amount: Money,
+        reference: str | None,
+        request_id: str | None,
+        reason: str,
+        retryable: bool,
+    ) -> None:
+        pass  # a fact for the collection schedule and dunning (later): no state yet
 
     # ------------------------------------------------------------------ closing
 

@@ -76,15 +76,20 @@ def proforma_document(
     )
 
 
+def check_payable_on(proforma: Document, proforma_id: str, paid_on: date) -> None:
+    """Its final invoice is dated the day it was paid: not before the proforma's own date."""
+    if paid_on < proforma.issued_on:
+        raise InvalidPayment(
+            f"{proforma_id} was issued on {proforma.issued_on}: it cannot be paid on {paid_on}"
+        )
+
+
 def final_invoice(
     proforma: Document, proforma_id: str, paid_on: date, next_number: Callable[[int], str]
 ) -> Document:
     """The numbered invoice a payment on the local date ``paid_on`` issues: the
     proforma's lines, dated the day it was paid (never before it was issued)."""
-    if paid_on < proforma.issued_on:
-        raise InvalidPayment(
-            f"{proforma_id} was issued on {proforma.issued_on}: it cannot be paid on {paid_on}"
-        )
+    check_payable_on(proforma, proforma_id, paid_on)
     invoice = replace(
         proforma,
         number=next_number(paid_on.year),

@@ -5,12 +5,17 @@ only record the decision, because their bodies re-run on every replay and a
 pricing rule inside one would silently rewrite the past.
 
 The balance is credits minus debits, both kept exactly (unrounded):
-credits are purchased credit (and later, payments); debits are the monthly fee
+credits are purchased credit; debits are the monthly fee
 when a month opens, each email's charge as sent (recorded per batch and
 month, the same whatever the batches), and at the close the document's
 ``total - accrued`` (rounding, tax and the volume true-up). A prepaid account
 may send while its balance covers the next email; a postpay account is never
-blocked and a negative balance is what it owes.
+blocked and a negative balance is what it has been charged.
+
+Payments are not credits: money received settles the account's documents
+(:class:`ledger.payments.held.PaymentsHeld`), never the prepaid balance, so
+one top-up reported both as ``account.credit-purchased`` and as a payment
+raises the balance once (the payment is held as credit, with its reason).
 """
 
 from __future__ import annotations
@@ -43,11 +48,16 @@ from ledger.emails.usage import (
 from ledger.errors import InvalidAmount
 from ledger.money import Money, check_minor_units
 from ledger.opening import account_uuid, check_opening, check_plan_currency
+from ledger.payments.allocation import Allocation, Credit
+from ledger.payments.held import PaymentReport, PaymentsHeld, owed
 from ledger.periods import Month, check_aware, local_date
 from ledger.plans import EmailPlan
 
 
-class Account(BillingMonths, Aggregate):
+class Account(BillingMonths, PaymentsHeld, Aggregate):
+    #: Version 2 holds receivables and unapplied credit (``PaymentsHeld.upcast_v1_v2``).
+    class_version = 2
+
     if TYPE_CHECKING:  # the event classes the @event decorators below create
         Opened: ClassVar[type[Aggregate.Created]]
         MonthOpened: ClassVar[type[Aggregate.Event]]
@@ -58,6 +68,9 @@ class Account(BillingMonths, Aggregate):
         DocumentIssued: ClassVar[type[Aggregate.Event]]
         MonthSkipped: ClassVar[type[Aggregate.Event]]
         Closed: ClassVar[type[Aggregate.Event]]
+        PaymentReceived: ClassVar[type[Aggregate.Event]]
+        CreditApplied: ClassVar[type[Aggregate.Event]]
+        PaymentFailed: ClassVar[type[Aggregate.Event]]
 
     @staticmethod
     def create_id(account_id: str, **_: object) -> uuid.UUID:
@@ -125,6 +138,8 @@ class Account(BillingMonths, Aggregate):
         self.blocked = False
         self.closed_at: datetime | None = None
         self.documents: list[str] = []
+        self.receivables = {}
+        self.credit = []
 
     # ------------------------------------------------------------------ credit
 
@@ -360,6 +375,7 @@ class Account(BillingMonths, Aggregate):
             if closed_month is None or month.next() <= closed_month:
                 self._open_month(month.next(), as_of)
         if issued:
+            self.apply_held_credit(as_of)
             self._update_sending(as_of)
         return issued
 
@@ -373,11 +389,59 @@ class Account(BillingMonths, Aggregate):
         self.current = closed.month.next()
         self.debited = self.debited + document.balance_adjustment
         self.documents.append(document.number)
+        # A receipt is settled from the prepaid balance as issued; an invoice is paid
+        # by the customer, by its due date.
+        self.receivables[document.number] = owed(
+            document, "transfer", paid=document.kind == "receipt"
+        )
 
     @event("MonthSkipped")
     def _month_skipped(self, effective_at: datetime, closed: ClosedMonth) -> None:
         self.closed_months[str(closed.month)] = closed
         self.current = closed.month.next()
+
+    # ------------------------------------------------------------------ payments
+
+    def receive_payment(self, report: PaymentReport) -> int:
+        """Money received (accepted from a closed account too: its last documents are
+        owed). Returns the version of the recording event (what the dedupe key points at)."""
+        return self._record_payment(self.settle_payment(report), report)
+
+    @event("PaymentReceived")
+    def _payment_received(
+        self,
+        effective_at: datetime,
+        payment_id: str,
+        amount: Money,
+        reference: str | None,
+        request_id: str | None,
+        allocations: tuple[Allocation, ...],
+        unapplied: tuple[Credit, ...],
+        credit: tuple[Credit, ...],
+    ) -> None:
+        self._settled(allocations, credit)
+
+    @event("CreditApplied")
+    def _credit_applied(
+        self,
+        effective_at: datetime,
+        allocations: tuple[Allocation, ...],
+        credit: tuple[Credit, ...],
+    ) -> None:
+        self._settled(allocations, credit)
+
+    @event("PaymentFailed")
+    def _payment_failed(
+        self,
+        effective_at: datetime,
+        payment_id: str,
+        amount: Money,
+        reference: str | None,
+        request_id: str | None,
+        reason: str,
+        retryable: bool,
+    ) -> None:
+        pass  # a fact for the collection schedule and dunning (later): no state yet
 
     # ------------------------------------------------------------------ closing
 

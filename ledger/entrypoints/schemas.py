@@ -49,6 +49,8 @@ def _models() -> dict[str, type[BaseModel]]:
         ContactDeletedEvent,
         CreditPurchasedEvent,
         EmailSentEvent,
+        PaymentFailedEvent,
+        PaymentSucceededEvent,
         PlanChangedEvent,
     )
     from projections.status_publisher import AccountStatusChanged
@@ -61,6 +63,8 @@ def _models() -> dict[str, type[BaseModel]]:
         "input.account.closed": AccountClosedEvent,
         "input.contact.changed": ContactChangedEvent,
         "input.contact.deleted": ContactDeletedEvent,
+        "input.payment.succeeded": PaymentSucceededEvent,
+        "input.payment.failed": PaymentFailedEvent,
         "outbound.account.status-changed": AccountStatusChanged,
         "outbound.dead-letter": DeadLetter,
     }

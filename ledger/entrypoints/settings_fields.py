@@ -111,6 +111,7 @@ class SettingsFields(BaseModel):
             "accounts": self.topic_accounts,
             "email_sent": self.topic_email_sent,
             "contact_changed": self.topic_contact_changed,
+            "payments": self.topic_payments,
         }
 
     def all_topics(self) -> list[str]:

@@ -307,7 +307,7 @@ class Fuzz:
     def unknown_type(self) -> Message:
         role, body, key = self._valid()
         body["type"] = self.rng.choice(
-            ["email.bounced", "payment.succeeded", "EMAIL.SENT", ["email.sent"]]
+            ["email.bounced", "payment.refunded", "EMAIL.SENT", ["email.sent"]]
         )
         return self._as(role, body, key)
 

@@ -85,7 +85,7 @@ def test_a_contacts_account_loads_from_a_snapshot_equal_to_a_full_replay(
     make_services: MakeServices,
 ) -> None:
     """Three years of monthly renewals, emails beyond the allowance every month, and
-    payments: 107 events, so the account is loaded from a snapshot."""
+    payments: 142 events, so the account is loaded from a snapshot."""
     from commands.closing import pay_proforma
     from commands.models import Origin, PayProforma, RecordEmailsSent, SentEmailItem
     from ledger.contacts.account import ContactsAccount
@@ -130,10 +130,12 @@ def test_a_contacts_account_loads_from_a_snapshot_equal_to_a_full_replay(
         assert isinstance(from_snapshot, ContactsAccount)
         assert isinstance(replayed, ContactsAccount)
         assert fresh.snapshots is not None
-        assert list(fresh.snapshots.get(from_snapshot.id)), "a 107-event account has a snapshot"
-        # Opened, 36 months of emails, 35 proformas (the closes of Feb 2026 to Dec 2028), 35 paid.
-        assert from_snapshot.version == replayed.version == 107
-        for name in ("invoices", "months", "subscription", "documented_months", "open_proformas"):
+        assert list(fresh.snapshots.get(from_snapshot.id)), "a 142-event account has a snapshot"
+        # Opened, 36 months of emails, 35 proformas (the closes of Feb 2026 to Dec 2028), 35
+        # paid: each a payment received (mark-paid's) and the final invoice.
+        assert from_snapshot.version == replayed.version == 142
+        names = ("invoices", "months", "subscription", "documented_months", "open_proformas")
+        for name in (*names, "receivables", "credit"):
             assert getattr(from_snapshot, name) == getattr(replayed, name), name
         assert len(from_snapshot.invoices) == 35 and not from_snapshot.open_proformas
         assert vars(from_snapshot) == vars(replayed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from decimal import Decimal
 from typing import Any
 
 from eventsourcing.projection import ProjectionRunner
@@ -26,6 +27,8 @@ TABLES = {
     "document_lines": "SELECT * FROM {schema}.document_lines ORDER BY number, line_no",
     "contact_counts": "SELECT * FROM {schema}.contact_counts ORDER BY account_id",
     "allowance_usage": "SELECT * FROM {schema}.allowance_usage ORDER BY 1, 2",
+    "owed_documents": "SELECT * FROM {schema}.owed_documents ORDER BY number",
+    "unapplied_credit": "SELECT * FROM {schema}.unapplied_credit ORDER BY 1, 2",
 }
 
 
@@ -65,9 +68,15 @@ def _history(services: Services, live: bool = False) -> None:
     services.close_periods(utc(2026, 11, 2, 7))
     follow()
     services.pay_proforma("c", "PF-c-0001", utc(2026, 11, 2, 8))
-    # Late October emails (billed on November's documents) and November's first.
+    # Late October emails (billed on November's documents) and November's first; "b"
+    # pays part of its October invoice, "a" (prepaid: nothing payable) sends money
+    # naming nothing, which is held, and "c" names no document of its own: the money
+    # goes to its open renewal.
     up.publish(
         [
+            up.payment("b", "5.00", utc(2026, 11, 3), "2026-000002"),
+            up.payment("a", "1.00", utc(2026, 11, 3)),
+            up.payment("c", "2.00", utc(2026, 11, 3), "X-1"),
             *up.emails("a", 40, utc(2026, 10, 31, 20)),
             *up.emails("a", 3, utc(2026, 10, 31, 21), route="custom_smtp"),
             *up.emails("b", 700, utc(2026, 10, 30)),
@@ -95,6 +104,8 @@ def _snapshot(services: Services) -> dict[str, list[dict[str, Any]]]:
         "document_lines": "documents",
         "contact_counts": "contacts",
         "allowance_usage": "contacts",
+        "owed_documents": "balances",
+        "unapplied_credit": "balances",
     }
     return {table: views[owner[table]].rows(query) for table, query in TABLES.items()}
 
@@ -107,6 +118,13 @@ def test_rebuilt_projections_equal_the_live_ones(make_services: MakeServices) ->
     # Two email invoices; for "c": the opening's proforma (paid, and its invoice) and the
     # Nov 2 renewal (2 contacts left); Oct 2 - Nov 2: 20 emails, 4 x 3 = 12 allowed, 8 over.
     assert len(live["documents"]) == 5 and len(live["document_lines"]) >= 10
+    # What payments did: b's October invoice 5.00 paid, c's renewal 2.00, a's 1.00 held.
+    paid = {(r["number"], r["status"], r["paid"]) for r in live["documents"] if r["paid"]}
+    assert ("2026-000002", "partially_paid", Decimal("5.00")) in paid
+    assert ("PF-c-0002", "partially_paid", Decimal("2.00")) in paid
+    assert [(r["amount"], r["reason"]) for r in live["unapplied_credit"]] == [
+        (Decimal("1.00"), "no_reference")
+    ]
     assert [(r["account_id"], r["billable_contacts"]) for r in live["contact_counts"]] == [("c", 2)]
     assert [
         (r["platform_emails"], r["allowance"], r["overage_emails"], r["billed_overage_emails"])
@@ -192,6 +210,8 @@ def test_balance_rows_hold_credits_minus_debits(make_services: MakeServices) -> 
         account = services.ledger.get_account(row["account_id"])
         # A contacts account has no prepaid balance: its row stays at zero.
         assert row["balance"] == getattr(account, "balance", Money.zero("EUR")).amount
+        assert row["amount_owed"] == account.amount_owed.amount
+        assert row["unapplied_credit"] == account.unapplied_credit.amount
 
 
 def test_the_library_projection_runner_builds_the_same_rows(make_services: MakeServices) -> None:

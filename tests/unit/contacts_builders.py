@@ -31,7 +31,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from unit_builders import utc
+from unit_builders import numbers, utc
 
 from commands.models import ContactChangeItem, Origin, SentEmailItem
 from ledger.contacts.account import (
@@ -133,7 +133,7 @@ def period(start: str, end: str) -> RenewalPeriod:
 
 def close(account: ContactsAccount, as_of: datetime, counter: Counter) -> list[Document]:
     """``close_periods`` with every document and the aggregate checked afterwards."""
-    documents = account.close_periods(as_of, GRACE, counter)
+    documents = account.close_periods(as_of, GRACE, counter, numbers())
     for document in documents:
         document.check_invariants()
         assert document.kind == "proforma"
@@ -168,6 +168,8 @@ def state(account: ContactsAccount) -> dict[str, Any]:
         "open_proformas": account.open_proformas,
         "invoices": account.invoices,
         "closed_at": account.closed_at,
+        "receivables": account.receivables,
+        "credit": account.credit,
     }
 
 

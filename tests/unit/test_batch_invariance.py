@@ -309,7 +309,9 @@ def close_all(books: Books, as_of: datetime) -> None:
         if account is None:
             continue
         if isinstance(account, ContactsAccount):
-            books.issued += account.close_periods(as_of, GRACE, lambda _: BILLABLE_CONTACTS)
+            books.issued += account.close_periods(
+                as_of, GRACE, lambda _: BILLABLE_CONTACTS, books.next_number
+            )
         else:
             books.issued += account.close_periods(as_of, GRACE, books.next_number)
         books.ledger.save(account)

@@ -11,7 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from commands.models import OpenAccount, RecordContactChanges, RecordEmailsSent
+from commands.models import (
+    OpenAccount,
+    ReceivePayment,
+    RecordContactChanges,
+    RecordEmailsSent,
+    RecordPaymentFailure,
+)
 from consumers.mapping import to_commands
 from consumers.messages import TOPIC_TYPES, Accepted, Record, Refused, decode
 from ledger.contacts.billable import ContactState
@@ -675,3 +681,71 @@ def test_decoding_accepts_and_converts_exactly_what_the_models_do(sample: dict[s
         except ValueError:
             fields = None
         assert fields == expected, body
+
+
+# ---------------------------------------------------------------- payments
+
+PAYMENTS = TOPIC_TYPES["payments"]
+
+
+def payment(event_type: str = "payment.succeeded", **data: Any) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": "p1",
+        "source": "urn:bridge",
+        "type": event_type,
+        "time": "2026-11-05T10:00:00Z",
+        "data": {"account_id": "acme", "amount": "12.10", "currency": "EUR", **data},
+    }
+
+
+def test_a_payment_maps_to_receive_payment_named_by_its_dedupe_key() -> None:
+    body = payment(reference="2026-000001", request_id="PF-acme-0001/attempt-1")
+    result = decode(record(body, topic="billing.payments"), PAYMENTS, latest_time=LATEST)
+    assert isinstance(result, Accepted)
+    [command] = to_commands([result])
+    assert isinstance(command, ReceivePayment)
+    assert (command.payment_id, command.amount, command.currency) == (
+        "urn:bridge p1",
+        Decimal("12.10"),
+        "EUR",
+    )
+    assert (command.reference, command.request_id) == ("2026-000001", "PF-acme-0001/attempt-1")
+    assert command.origin is not None and command.origin.dedupe_key == ("urn:bridge", "p1")
+
+
+def test_a_payment_without_reference_is_accepted_and_a_failure_defaults_to_retryable() -> None:
+    plain = decode(record(payment(), topic="billing.payments"), PAYMENTS, latest_time=LATEST)
+    assert isinstance(plain, Accepted)
+    [received] = to_commands([plain])
+    assert isinstance(received, ReceivePayment) and received.reference is None
+    body = payment("payment.failed", reference="2026-000001", reason="insufficient funds")
+    failed = decode(record(body, topic="billing.payments"), PAYMENTS, latest_time=LATEST)
+    assert isinstance(failed, Accepted)
+    [command] = to_commands([failed])
+    assert isinstance(command, RecordPaymentFailure)
+    assert (command.reason, command.retryable) == ("insufficient funds", True)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (payment(amount=12.1), "invalid payment.succeeded: payment.succeeded.data.amount: "),
+        (payment(currency="XYZ"), "invalid payment.succeeded: payment.succeeded.data.currency: "),
+        (payment("payment.failed"), "invalid payment.failed: payment.failed.data.reason: Field"),
+        (
+            payment("payment.failed", reason="no", retryable="false"),
+            "invalid payment.failed: payment.failed.data.retryable: Input should be a valid bool",
+        ),
+    ],
+)
+def test_bad_payments_are_refused_with_the_field(body: dict[str, Any], reason: str) -> None:
+    result = decode(record(body, topic="billing.payments"), PAYMENTS, latest_time=LATEST)
+    assert isinstance(result, Refused)
+    assert result.reason.startswith(reason), result.reason
+
+
+def test_a_payment_on_the_accounts_topic_is_refused() -> None:
+    result = decode(record(payment(), topic="billing.accounts"), ACCOUNTS, latest_time=LATEST)
+    assert isinstance(result, Refused)
+    assert "does not belong on topic 'billing.accounts'" in result.reason

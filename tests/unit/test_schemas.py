@@ -57,6 +57,8 @@ def test_every_message_type_has_a_schema() -> None:
         "input.account.closed.schema.json",
         "input.contact.changed.schema.json",
         "input.contact.deleted.schema.json",
+        "input.payment.succeeded.schema.json",
+        "input.payment.failed.schema.json",
         "outbound.account.status-changed.schema.json",
         "outbound.dead-letter.schema.json",
     }

@@ -66,6 +66,10 @@ def balance_table(rows: list[dict[str, Any]]) -> FitTable:
         Column("sending"),
         Column("status"),
     ]
+    # What payments left: documents still owed, and credit held (from the read model).
+    payments = bool(rows) and "amount_owed" in rows[0]
+    if payments:
+        columns += [Column("documents owed", justify="right"), Column("credit", justify="right")]
     cells = []
     for row in rows:
         amount = Decimal(row["balance"])
@@ -79,6 +83,7 @@ def balance_table(rows: list[dict[str, Any]]) -> FitTable:
                 safe(row["currency"]),
                 "[red]blocked[/red]" if row["sending_blocked"] else "allowed",
                 safe(row["status"]),
+                *([safe(row["amount_owed"]), safe(row["unapplied_credit"])] if payments else []),
             ]
         )
     return FitTable(columns, cells, title="Balances")
@@ -168,11 +173,17 @@ def documents_table(
         "total",
         "currency",
         "status",
+        "paid",
+        "amount_due",
         "settled_by",
     ]
     present = [k for k in keys if not rows or k in rows[0]]
+    amounts = {"subtotal", "tax", "total", "paid", "amount_due"}
     columns = [
-        Column(key.replace("_", " "), "right" if key in {"subtotal", "tax", "total"} else "left")
+        Column(
+            "due" if key == "amount_due" else key.replace("_", " "),
+            "right" if key in amounts else "left",
+        )
         for key in present
     ]
     return FitTable(columns, [[fmt(row[k]) for k in present] for row in rows], title=title)
@@ -224,6 +235,11 @@ def document_panel(document: dict[str, Any]) -> Panel:
             *([("billable contacts", f"{contacts:,}")] if contacts is not None else []),
             ("issued", f"{safe(document['issued_on'])}, {due}"),
             ("status", f"{safe(document['status'])}{settled}"),
+            *(
+                [("paid", f"{safe(document['paid'])}, due {safe(document['amount_due'])}")]
+                if "paid" in document
+                else []
+            ),
         ],
         title=f"{safe(document['kind'].capitalize())} {safe(document['number'])}",
     )

@@ -53,8 +53,22 @@ def event_summary(event: Any) -> dict[str, Any]:
         details = "cancelled" if event.cancelled else f"plan {event.plan.id} from next renewal"
     elif name in {"SendingBlocked", "SendingUnblocked"}:
         details = f"balance {event.balance}"
+    elif name == "PaymentReceived":
+        details = f"{event.amount} for {event.reference or 'no reference'}: {_settled(event)}"
+    elif name == "CreditApplied":
+        details = f"held credit: {_settled(event)}"
+    elif name == "PaymentFailed":
+        retry = "" if event.retryable else ", not retryable"
+        details = f"{event.amount} for {event.reference or '-'} failed: {event.reason}{retry}"
     summary["details"] = details
     return summary
+
+
+def _settled(event: Any) -> str:
+    """Where a payment's money went: each document it paid, then what is held."""
+    paid = [f"{a.amount} to {a.reference}" for a in event.allocations]
+    held = [f"{c.amount} held ({c.reason})" for c in event.credit]
+    return ", ".join(paid + held) or "nothing applied"
 
 
 def history_table(account: str, events: list[dict[str, Any]]) -> FitTable:
