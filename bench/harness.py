@@ -94,9 +94,10 @@ def raw_drain(bootstrap: str, topic: str, member: int, members: int) -> Span:
     started: float | None = None
     deadline = time.monotonic() + 600
     while any(consumer.position(tp) < end for tp, end in ends.items()):
+        polled_at = time.time()
         for records in consumer.poll(timeout_ms=500, max_records=5000).values():
-            if started is None:
-                started = time.time()
+            if started is None:  # as the consumer child times it: from before this poll
+                started = polled_at
             for record in records:
                 json.loads(record.value)
         if time.monotonic() > deadline:
@@ -117,10 +118,13 @@ def raw_drains(services: Services, topic: str, members: int) -> float:
     return max(s.ended for s in spans) - min(s.started for s in spans)
 
 
-def run_ledger_consumers(services: Services, members: int, timeout: float = 900) -> dict[str, Any]:
+def run_ledger_consumers(
+    services: Services, topic: str, members: int, timeout: float = 900
+) -> dict[str, Any]:
     """``members`` real consumer processes in one group, each until its partitions are
     caught up, on a fresh database; seconds from the first one's first poll that
-    returned records to the last one's end, and their own figures."""
+    returned records of ``topic`` (the messages the raw drain reads) to the last
+    one's end, the longest setup before it, and their own figures."""
     database_url = _fresh_database(services.postgres.url, f"bench_{members}")
     env = {
         **os.environ,
@@ -128,6 +132,7 @@ def run_ledger_consumers(services: Services, members: int, timeout: float = 900)
         "LEDGER_KAFKA_BOOTSTRAP": services.broker.bootstrap,
         "LEDGER_TOPIC_PARTITIONS": str(services.settings.topic_partitions),
         "LEDGER_CONSUMER_GROUP": f"bench-{members}",
+        "BENCH_TOPIC": topic,
     }
     from ledger.entrypoints.bootstrap import bootstrap
 
@@ -140,6 +145,8 @@ def run_ledger_consumers(services: Services, members: int, timeout: float = 900)
     working = [f for f in figures if f["started"] is not None]
     return {
         "seconds": max(f["ended"] for f in working) - min(f["started"] for f in working),
+        "setup_seconds": max(f["setup_seconds"] or 0 for f in working),
+        "cpu_seconds": sum(f["cpu_seconds"] for f in working),
         "batches": sum(f["batches"] for f in figures),
         "stored_events": figures[0]["stored_events"],
         "peak_rss_mb": max(f["peak_rss_mb"] for f in figures),
@@ -187,6 +194,12 @@ def report(name: str, events: int, members: int, raw_seconds: float, ledger: dic
         f"({ledger['seconds']:.1f}s, {ledger['stored_events']:,} stored events, "
         f"{ledger['batches']} batches)"
     )
+    print(
+        f"  before them, the setup messages (accounts): {ledger['setup_seconds']:.2f}s,"
+        " not in the rate"
+    )
+    cpu_us = ledger["cpu_seconds"] / events * 1e6
+    print(f"  consumer CPU, all threads and processes : {cpu_us:>10.1f} us per event")
     print(f"  consumer peak RSS: {ledger['peak_rss_mb']:.0f} MB (per process)")
     return f"raw={raw_rate:.0f} ledger={ledger_rate:.0f} ratio={ledger_rate / raw_rate:.2f}"
 
@@ -234,7 +247,7 @@ def run_benchmark(
         lines = []
         for members in args.consumers:
             raw_seconds = raw_drains(services, topic, members)
-            ledger = run_ledger_consumers(services, members)
+            ledger = run_ledger_consumers(services, topic, members)
             lines.append(report(name, len(measured), members, raw_seconds, ledger))
         for members, line in zip(args.consumers, lines, strict=True):
             print(f"consumers={members}: {line}")

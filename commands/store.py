@@ -44,6 +44,7 @@ from psycopg.sql import SQL, Composable, Composed, Identifier
 
 from commands.batch_rows import AccountRow, ContactRow, DeadLetterRow, DedupeKeys, dedupe_copy_text
 from commands.parked import ParkingRecorder, Redriven
+from ledger.opening import account_uuid
 
 
 class LibraryChanged(RuntimeError):
@@ -98,9 +99,18 @@ class LedgerRecorder(ParkingRecorder, PostgresProcessRecorder):
                     "recorded_at timestamptz NOT NULL DEFAULT now(), "
                     "PRIMARY KEY (source, event_id))"
                 ).format(self.dedupe_table),
+                # The rows of one ledger event, for ``ledger trace`` (an account's
+                # rows: its stream is its originator) and an invoice line's
+                # sources. Every row of an event has the same key, which a
+                # B-tree stores once (deduplication): ~0.7 us a row of server
+                # time, where (account_id, message_id) cost ~2 us, a third of
+                # the server's work per email. Made before: replaced.
+                SQL("DROP INDEX IF EXISTS {}").format(
+                    SQL("{}.{}").format(schema, Identifier("ledger_dedupe_message_idx"))
+                ),
                 SQL(
-                    "CREATE INDEX IF NOT EXISTS ledger_dedupe_message_idx "
-                    "ON {} (account_id, message_id)"
+                    "CREATE INDEX IF NOT EXISTS ledger_dedupe_originator_idx "
+                    "ON {} (originator_id, originator_version)"
                 ).format(self.dedupe_table),
                 SQL(
                     "CREATE TABLE IF NOT EXISTS {} ("
@@ -354,14 +364,19 @@ class LedgerRecorder(ParkingRecorder, PostgresProcessRecorder):
             return [dict(row) for row in curs.fetchall()]
 
     def trace_message(self, account_id: str, message_id: str) -> list[dict[str, Any]]:
-        """Which ledger event billed an upstream message (e.g. an email's message id)."""
+        """Which ledger event billed an upstream message (e.g. an email's message id).
+
+        Reads the account's rows through its stream's index: an audit read,
+        proportional to the account's messages, so that ingesting one costs
+        the server no index of message ids."""
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(
                 SQL(
                     "SELECT source, event_id, account_id, message_id, originator_id, "
                     "originator_version, recorded_at FROM {} "
-                    "WHERE account_id = %s AND (message_id = %s OR event_id = %s)"
+                    "WHERE originator_id = %s AND account_id = %s "
+                    "AND (message_id = %s OR event_id = %s)"
                 ).format(self.dedupe_table),
-                (account_id, message_id, message_id),
+                (account_uuid(account_id), account_id, message_id, message_id),
             )
             return [dict(row) for row in curs.fetchall()]
