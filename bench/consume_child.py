@@ -68,8 +68,17 @@ class FirstPolls:
         return polled
 
 
+def without_chain() -> None:
+    """The hash chain's cost, measured: links not written (never outside a benchmark)."""
+    from commands.store import LedgerRecorder
+
+    LedgerRecorder._insert_links = lambda *_args, **_kwargs: None  # type: ignore[method-assign]
+
+
 def main() -> None:
     configure(json_lines=True, level=logging.WARNING)
+    if os.environ.get("BENCH_WITHOUT_CHAIN"):
+        without_chain()
     batch_scope = tune_consumer_process()  # a consumer process, as serve's are
     services = bootstrap(create_tables=False)  # created by the benchmark, before
     consumer = services.consumer(batch_scope=batch_scope)

@@ -119,13 +119,13 @@ def raw_drains(services: Services, topic: str, members: int) -> float:
 
 
 def run_ledger_consumers(
-    services: Services, topic: str, members: int, timeout: float = 900
+    services: Services, topic: str, members: int, timeout: float = 900, *, chain: bool = True
 ) -> dict[str, Any]:
     """``members`` real consumer processes in one group, each until its partitions are
     caught up, on a fresh database; seconds from the first one's first poll that
     returned records of ``topic`` (the messages the raw drain reads) to the last
     one's end, the longest setup before it, and their own figures."""
-    database_url = _fresh_database(services.postgres.url, f"bench_{members}")
+    database_url = _fresh_database(services.postgres.url, f"bench_{members}_{int(chain)}")
     env = {
         **os.environ,
         "LEDGER_DATABASE_URL": database_url,
@@ -133,6 +133,7 @@ def run_ledger_consumers(
         "LEDGER_TOPIC_PARTITIONS": str(services.settings.topic_partitions),
         "LEDGER_CONSUMER_GROUP": f"bench-{members}",
         "BENCH_TOPIC": topic,
+        "BENCH_WITHOUT_CHAIN": "" if chain else "1",
     }
     from ledger.entrypoints.bootstrap import bootstrap
 
@@ -151,6 +152,20 @@ def run_ledger_consumers(
         "stored_events": figures[0]["stored_events"],
         "peak_rss_mb": max(f["peak_rss_mb"] for f in figures),
     }
+
+
+def chain_cost(services: Services, topic: str, events: int, rounds: int = 2) -> str:
+    """One consumer process with the hash chain and one without it, alternately
+    (``rounds`` each, best of each): the chain's share of the ingest rate."""
+    with_chain, without = [], []
+    for _ in range(rounds):
+        without.append(events / run_ledger_consumers(services, topic, 1, chain=False)["seconds"])
+        with_chain.append(events / run_ledger_consumers(services, topic, 1)["seconds"])
+    best_with, best_without = max(with_chain), max(without)
+    return (
+        f"chain: with={best_with:.0f} without={best_without:.0f} events/s"
+        f" cost={1 - best_with / best_without:.1%}"
+    )
 
 
 def _run_children(env: dict[str, str], logs: list[Any], timeout: float) -> list[dict[str, Any]]:
@@ -237,6 +252,12 @@ def run_benchmark(
         default=sorted({1, os.cpu_count() or 1}),
         help="process counts to measure (default: 1 and the number of cores)",
     )
+    parser.add_argument(
+        "--chain-cost",
+        action="store_true",
+        help="also run one consumer process without the hash chain (alternately with"
+        " one with it) and print what the chain costs",
+    )
     args = parser.parse_args()
     services = start()
     try:
@@ -251,6 +272,8 @@ def run_benchmark(
             lines.append(report(name, len(measured), members, raw_seconds, ledger))
         for members, line in zip(args.consumers, lines, strict=True):
             print(f"consumers={members}: {line}")
+        if args.chain_cost:
+            print(chain_cost(services, topic, len(measured)))
         print(lines[0])
     finally:
         services.stop()

@@ -14,6 +14,9 @@ tracking row (the consumer's Kafka position):
 - ``ledger_parked``: facts for an account that is not open yet, waiting to be
   re-driven (its rows, DDL and queries: ``commands/parked.py``).
 - ``ledger_accounts``: the account ids the ledger holds, for the closer.
+- ``ledger_chain``: one SHA-256 link per stored event, sealing it and every
+  event before it (``commands/chain.py``, ``commands/chain_store.py``),
+  written after the events, under the events table's lock.
 - ``ledger_contact_versions``: every contact change applied, by (account,
   contact, version), with its event time, billable reasons and the ledger
   event that recorded it. It decides whether an incoming change is newer,
@@ -43,6 +46,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Identifier
 
 from commands.batch_rows import AccountRow, ContactRow, DeadLetterRow, DedupeKeys, dedupe_copy_text
+from commands.chain_store import ChainRecorder
 from commands.parked import ParkingRecorder, Redriven
 from ledger.opening import account_uuid
 
@@ -76,7 +80,7 @@ def binary_events_array(statement: Composed) -> Composed:
     return Composed(parts)
 
 
-class LedgerRecorder(ParkingRecorder, PostgresProcessRecorder):
+class LedgerRecorder(ChainRecorder, ParkingRecorder, PostgresProcessRecorder):
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         schema = Identifier(self.datastore.schema)
@@ -133,6 +137,7 @@ class LedgerRecorder(ParkingRecorder, PostgresProcessRecorder):
                     "PRIMARY KEY (account_id, contact_id, version))"
                 ).format(self.contacts_table),
                 *self.parking_statements(),
+                *self.chain_statements(),
             ]
         )
 
@@ -151,7 +156,8 @@ class LedgerRecorder(ParkingRecorder, PostgresProcessRecorder):
         (psycopg 3.3.9, libpq 15 and 18, over a unix socket). Batching makes the
         pipeline's round-trip saving irrelevant anyway.
         Same steps, same order, same errors: tracking and side tables first
-        (``_insert_events``), then the table lock and the events.
+        (``_insert_events``), then the table lock and the events; then, still
+        under the lock, the events' links in the hash chain.
 
         Retry: not restored on purpose. Every caller redoes a failed save itself,
         from the store rather than from the events it decided before the failure:
@@ -172,7 +178,10 @@ class LedgerRecorder(ParkingRecorder, PostgresProcessRecorder):
             if not stored_events:
                 return None
             self._insert_stored_events(curs, stored_events, **kwargs)
-            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            assert ids, "the library returns the events' notification ids"
+            self._insert_links(curs, stored_events, ids)  # under the events table's lock
+            return ids
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

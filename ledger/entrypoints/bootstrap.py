@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from consumers.positions import Positions
     from consumers.runner import LedgerConsumer
     from ledger.documents import Document
+    from projections.chain_heads import ChainHeadPublisher
 
 log = structlog.get_logger(__name__)
 
@@ -197,6 +198,20 @@ class Services:
         self.producers.append(producer)
         publisher = AccountStatusPublisher(producer, self.settings.topic_account_status, tracking)
         return Follower(self.ledger, publisher, tracking, topics=STATUS_TOPICS)
+
+    def chain_head_publisher(self) -> ChainHeadPublisher:
+        from kafka import KafkaProducer
+
+        from projections.chain_heads import ChainHeadPublisher
+
+        producer = KafkaProducer(**self.kafka_config, acks="all", linger_ms=5)
+        self.producers.append(producer)
+        return ChainHeadPublisher(
+            producer,
+            self.settings.topic_audit,
+            self.ledger.recorder,  # type: ignore[arg-type]
+            self.settings.audit_head_interval.total_seconds(),
+        )
 
     def reports(self) -> Reports:
         return Reports(

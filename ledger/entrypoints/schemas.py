@@ -53,6 +53,7 @@ def _models() -> dict[str, type[BaseModel]]:
         PaymentSucceededEvent,
         PlanChangedEvent,
     )
+    from projections.chain_heads import ChainHeadPublished
     from projections.status_publisher import AccountStatusChanged
 
     return {
@@ -67,6 +68,7 @@ def _models() -> dict[str, type[BaseModel]]:
         "input.payment.failed": PaymentFailedEvent,
         "outbound.account.status-changed": AccountStatusChanged,
         "outbound.dead-letter": DeadLetter,
+        "outbound.audit.chain-head": ChainHeadPublished,
     }
 
 

@@ -47,6 +47,7 @@ class SettingsFields(BaseModel):
     topic_accounts: str = "billing.accounts"
     topic_account_status: str = "billing.account-status"
     topic_notices: str = "billing.notices"
+    topic_audit: str = "billing.audit"
     topic_dead_letter: str = "billing.dead-letter"
     topic_partitions: int = Field(default=4, ge=1)
 
@@ -65,6 +66,8 @@ class SettingsFields(BaseModel):
     # Never negative: a negative grace would document a month before it ended.
     close_grace: timedelta = Field(default=timedelta(hours=6), ge=timedelta(0))
     close_interval: timedelta = timedelta(minutes=5)
+    #: How often ``serve``'s publisher publishes the hash chain's head (when it moved).
+    audit_head_interval: timedelta = Field(default=timedelta(minutes=1), gt=timedelta(0))
     #: With the embedded broker (in memory), how long ``serve`` keeps consuming
     #: after SIGTERM, so that what was published before the stop is billed.
     stop_drain_timeout: timedelta = timedelta(seconds=10)
@@ -122,6 +125,7 @@ class SettingsFields(BaseModel):
             self.topic_accounts,
             self.topic_account_status,
             self.topic_notices,
+            self.topic_audit,
             self.topic_dead_letter,
         ]
 

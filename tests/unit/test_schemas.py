@@ -60,6 +60,7 @@ def test_every_message_type_has_a_schema() -> None:
         "input.payment.succeeded.schema.json",
         "input.payment.failed.schema.json",
         "outbound.account.status-changed.schema.json",
+        "outbound.audit.chain-head.schema.json",
         "outbound.dead-letter.schema.json",
     }
     assert set(schemas.SCHEMA_MODELS) == {

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from ledger.entrypoints.cli import operating, reading, refused, serving, writing
+from ledger.entrypoints.cli import auditing, operating, reading, refused, serving, writing
 from ledger.entrypoints.cli.app import (
     READ_ONLY,
     UserError,
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 # Importing a module registers its commands; the help lists them by what a user
 # comes for: reading the books first, running the service last.
-_BY_CONCERN = [m.__name__ for m in (reading, writing, refused, operating, serving)]
+_BY_CONCERN = [m.__name__ for m in (reading, writing, refused, auditing, operating, serving)]
 app.registered_commands.sort(key=lambda c: _BY_CONCERN.index(getattr(c.callback, "__module__", "")))
 
 

@@ -1,0 +1,115 @@
+"""``ledger audit``: what an auditor runs to check the books against their history.
+
+``chain`` recomputes the hash chain over every stored event and names the first
+link that is not as written (``commands/chain.py``); ``--against`` also proves
+that a head published earlier is still a prefix of today's chain. ``head`` prints
+today's head, as published on the audit topic. ``backfill`` links the history
+stored before the chain existed (the one-off after the upgrade).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from ledger.entrypoints.cli.app import JsonFlag, UserError, app, err, out, print_json, services
+
+audit_app = typer.Typer(
+    no_args_is_help=True,
+    help="Check the books against their history: the hash chain over stored events.",
+    rich_markup_mode=None,
+)
+app.add_typer(audit_app, name="audit")
+
+
+Against = Annotated[
+    str | None,
+    typer.Option(
+        "--against",
+        metavar="POSITION:HASH",
+        help="A head published earlier (ledger audit head): prove it is a prefix of today's chain.",
+    ),
+]
+
+
+@audit_app.command("chain")
+def audit_chain(against: Against = None, as_json: JsonFlag = False) -> None:
+    """Recompute the hash chain from the stored events; exit 1 at the first break."""
+    from commands.chain import Head
+
+    try:
+        published = Head.parse(against) if against is not None else None
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    with services() as svc:
+        recorder = svc.ledger.recorder
+        total = recorder.max_notification_id() or 0
+        started = time.perf_counter()
+        if err.is_terminal and not as_json:
+            from rich.progress import Progress
+
+            with Progress(console=err, transient=True) as bar:
+                task = bar.add_task("links", total=total)
+                walked = recorder.walk_chain(published, lambda n: bar.advance(task, n))  # type: ignore[attr-defined]
+        else:
+            walked = recorder.walk_chain(published)  # type: ignore[attr-defined]
+        seconds = time.perf_counter() - started
+    rate = walked.checked / seconds if seconds > 0 else 0.0
+    broken = walked.broken
+    if as_json:
+        print_json(
+            {
+                "intact": broken is None,
+                "checked": walked.checked,
+                "head": str(walked.head) if walked.head else None,
+                "broken_at": broken.position if broken else None,
+                "why": broken.why if broken else None,
+                "against": str(published) if published else None,
+                "links_per_s": round(rate),
+            }
+        )
+    elif broken is None:
+        proven = f"; {published.position} is a prefix of it" if published else ""
+        head = f", head {walked.head}" if walked.head else ""
+        out.print(f"chain intact: {walked.checked:,} events{head}{proven}", soft_wrap=True)
+        err.print(f"{rate:,.0f} links/s", highlight=False)
+    else:
+        out.print(
+            f"chain broken at position {broken.position}: {broken.why}"
+            f" ({walked.checked:,} events before it are intact)",
+            soft_wrap=True,
+            highlight=False,
+        )
+    if broken is not None:
+        raise typer.Exit(1)
+
+
+@audit_app.command("head")
+def audit_head(as_json: JsonFlag = False) -> None:
+    """Today's chain head, POSITION:HASH: what the ledger publishes on the audit topic."""
+    with services() as svc:
+        head = svc.ledger.recorder.chain_head()  # type: ignore[attr-defined]
+    if head is None:
+        raise UserError("the chain is empty: no event is stored yet")
+    if as_json:
+        print_json({"position": head.position, "hash": head.hash.hex()})
+    else:
+        out.print(str(head), soft_wrap=True, highlight=False)
+
+
+@audit_app.command("backfill")
+def audit_backfill() -> None:
+    """Link the events stored before the chain existed (once, after upgrading).
+
+    Holds the events table's lock while it runs: writers wait for it.
+    """
+    with services(write=True) as svc:
+        started = time.perf_counter()
+        linked = svc.ledger.recorder.backfill_chain()  # type: ignore[attr-defined]
+        seconds = time.perf_counter() - started
+    from ledger.entrypoints.cli.app import log
+
+    log.info("chain_backfilled", events=linked, seconds=round(seconds, 2))
+    out.print(f"linked {linked:,} events stored before the chain ({seconds:.1f}s)")
