@@ -181,6 +181,24 @@ class Services:
 
         return ReadModels(self.ledger, projections, batch_scope=collector_paused)
 
+    def replayed_read_models(self, schema: str) -> tuple[ReadModels, Callable[[], None]]:
+        """Every read model, empty, in ``schema`` (which exists): what ``ledger audit
+        verify`` replays the history into. The second value closes its pool."""
+        from consumers.process_tuning import collector_paused
+
+        factory = PostgresFactory(
+            Environment("projections", {**self.env, "POSTGRES_SCHEMA": schema})
+        )
+        projections = []
+        for cls in PROJECTIONS:
+            view = cls.view_class(
+                datastore=factory.datastore, tracking_table_name=tracking_table(cls.name)
+            )
+            view.create_table()
+            projections.append(cls(view=view))
+        read_models = ReadModels(self.ledger, projections, batch_scope=collector_paused)
+        return read_models, factory.datastore.close
+
     def status_publisher(self) -> Follower:
         from kafka import KafkaProducer
 

@@ -1,11 +1,17 @@
-"""What the CLI tests read: one account's books, billed through the broker and closed."""
+"""What the CLI tests read: books billed through the broker and closed."""
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator
+from dataclasses import dataclass
 
+import psycopg
+import pytest
+from psycopg.sql import SQL, Identifier
+
+from ledger.entrypoints.bootstrap import Services
 from tests.conftest import MakeServices
-from tests.support import Upstreams, catch_up, ledger_env, utc
+from tests.support import Upstreams, catch_up, ledger_command, ledger_env, utc
 
 
 @pytest.fixture
@@ -26,3 +32,54 @@ def books(make_services: MakeServices) -> dict[str, str]:
     services.close_periods(utc(2026, 11, 1, 7))
     catch_up(services)
     return ledger_env(services.settings)
+
+
+@dataclass
+class AuditedBooks:
+    services: Services
+    env: dict[str, str]
+    upstreams: Upstreams
+
+    def sql(self, statement: str, *params: object) -> list[tuple[object, ...]]:
+        """``statement`` with ``{events}`` / ``{chain}`` naming this test's tables."""
+        schema = self.services.settings.database_schema
+        tables = {
+            "events": SQL("{}.{}").format(Identifier(schema), Identifier("ledger_events")),
+            "chain": SQL("{}.{}").format(Identifier(schema), Identifier("ledger_chain")),
+        }
+        with psycopg.connect(self.services.database_url, autocommit=True) as conn:
+            cursor = conn.execute(SQL(statement).format(**tables), params)  # type: ignore[arg-type]
+            return cursor.fetchall() if cursor.description else []
+
+    def ids(self) -> list[int]:
+        return [int(r[0]) for r in self.sql("SELECT notification_id FROM {events} ORDER BY 1")]  # type: ignore[call-overload]
+
+    def audit(self, *args: str) -> tuple[int, str]:
+        result = ledger_command("audit", *args, env=self.env)
+        assert "Traceback" not in result.stderr, result.stderr
+        return result.returncode, result.stdout.strip()
+
+    def more(self, account: str, day: int) -> None:
+        """More history written by the ledger: an account opened and billed."""
+        up = self.upstreams
+        up.publish(
+            [
+                up.opened(account, utc(2026, 11, day)),
+                *up.emails(account, 3, utc(2026, 11, day, 1)),
+            ]
+        )
+        consumer = self.services.consumer()
+        consumer.drain(timeout=60)
+        consumer.close()
+
+
+@pytest.fixture
+def audited(make_services: MakeServices) -> Iterator[AuditedBooks]:
+    """Two accounts billed through the broker and a month closed, for the auditors' commands."""
+    services = make_services()
+    written = AuditedBooks(services, ledger_env(services.settings), Upstreams(services))
+    written.more("acme", 2)
+    written.more("globex", 3)
+    services.close_periods(utc(2026, 12, 1, 7))
+    yield written
+    written.upstreams.close()

@@ -1,16 +1,18 @@
 """``ledger audit``: what an auditor runs to check the books against their history.
 
-``chain`` recomputes the hash chain over every stored event and names the first
-link that is not as written (``commands/chain.py``); ``--against`` also proves
-that a head published earlier is still a prefix of today's chain. ``head`` prints
-today's head, as published on the audit topic. ``backfill`` links the history
-stored before the chain existed (the one-off after the upgrade).
+``verify`` replays the history into scratch read models and compares every row
+with the live ones (``projections/verify.py``). ``chain`` recomputes the hash
+chain over every stored event and names the first link that is not as written
+(``commands/chain.py``); ``--against`` also proves that a head published
+earlier is still a prefix of today's chain. ``head`` prints today's head, as
+published on the audit topic. ``backfill`` links the history stored before the
+chain existed (the one-off after the upgrade).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -113,3 +115,97 @@ def audit_backfill() -> None:
 
     log.info("chain_backfilled", events=linked, seconds=round(seconds, 2))
     out.print(f"linked {linked:,} events stored before the chain ({seconds:.1f}s)")
+
+
+AccountOption = Annotated[str | None, typer.Option("--account", help="Only this account's rows.")]
+
+
+@audit_app.command("verify")
+def audit_verify(account: AccountOption = None, as_json: JsonFlag = False) -> None:
+    """Replay the history into scratch read models and compare every row with the
+    live ones; exit 1 on any difference."""
+    from ledger.opening import account_uuid
+    from projections.verify import scratch, scratch_schema, verify
+
+    with services() as svc:
+        if account is not None and svc.ledger.find_account(account) is None:
+            raise UserError(f"unknown account {account!r}")
+        schema = scratch_schema()
+        total = svc.ledger.recorder.max_notification_id() or 0
+        started = time.perf_counter()
+        with scratch(svc.database_url, schema):
+            replay, close = svc.replayed_read_models(schema)
+            try:
+                live = svc.read_models().projections
+                key = str(account_uuid(account)) if account else None
+                if err.is_terminal and not as_json:
+                    from rich.progress import Progress
+
+                    with Progress(console=err, transient=True) as bar:
+                        task = bar.add_task("replaying", total=total)
+                        found = verify(
+                            svc.database_url,
+                            svc.ledger.name,
+                            live,
+                            replay,
+                            key,
+                            lambda n: bar.advance(task, n),
+                        )
+                else:
+                    found = verify(svc.database_url, svc.ledger.name, live, replay, key)
+            finally:
+                close()
+        seconds = time.perf_counter() - started
+    rate = found.replayed_events / seconds if seconds > 0 else 0.0
+    if as_json:
+        print_json(
+            {
+                "identical": not found.differences,
+                "replayed_events": found.replayed_events,
+                "events_per_s": round(rate),
+                "positions": [
+                    {"read_model": p.read_model, "live": p.live, "replayed": p.replayed}
+                    for p in found.positions
+                ],
+                "differences": [
+                    {"table": d.table, "key": d.key, "live": d.live, "replayed": d.replayed}
+                    for d in found.differences
+                ],
+            }
+        )
+    else:
+        _say_verified(found, rate)
+    if found.differences:
+        raise typer.Exit(1)
+
+
+def _say_verified(found: Any, rate: float) -> None:
+    for position in found.positions:
+        lag = f" ({position.behind:,} events behind)" if position.behind else ""
+        out.print(
+            f"{position.read_model}: live at {position.live:,}, replayed to"
+            f" {position.replayed:,}{lag}",
+            highlight=False,
+        )
+    for difference in found.differences:
+        key = ", ".join(f"{k}={v}" for k, v in difference.key.items())
+        # Rows hold upstream text: printed as text, never read as markup.
+        for line in (
+            f"differs: {difference.table} [{key}]",
+            f"  live:     {_row(difference.live)}",
+            f"  replayed: {_row(difference.replayed)}",
+        ):
+            out.print(line, highlight=False, soft_wrap=True, markup=False)
+    verdict = (
+        f"{len(found.differences)} difference(s)"
+        if found.differences
+        else f"identical: {found.tables} tables"
+    )
+    out.print(f"{verdict}; {found.replayed_events:,} events replayed", highlight=False)
+    err.print(f"{rate:,.0f} events/s", highlight=False)
+
+
+def _row(values: dict[str, Any] | None) -> str:
+    if values is None:
+        return "(no row)"
+    return ", ".join(f"{k}={v}" for k, v in values.items())
