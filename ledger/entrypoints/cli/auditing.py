@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from ledger.entrypoints.cli.app import JsonFlag, UserError, app, err, out, print_json, services
+from ledger.entrypoints.cli.escaping import safe
 
 audit_app = typer.Typer(
     no_args_is_help=True,
@@ -189,13 +190,13 @@ def _say_verified(found: Any, rate: float) -> None:
         )
     for difference in found.differences:
         key = ", ".join(f"{k}={v}" for k, v in difference.key.items())
-        # Rows hold upstream text: printed as text, never read as markup.
+        # Rows hold upstream text: shown as text (control characters as escapes).
         for line in (
             f"differs: {difference.table} [{key}]",
             f"  live:     {_row(difference.live)}",
             f"  replayed: {_row(difference.replayed)}",
         ):
-            out.print(line, highlight=False, soft_wrap=True, markup=False)
+            out.print(safe(line), highlight=False, soft_wrap=True)
     verdict = (
         f"{len(found.differences)} difference(s)"
         if found.differences
