@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/rebuild.py
 	$(BIN)/python bench/cli_startup.py
+	$(BIN)/python bench/audit.py
 
 schemas: $(STAMP)
 	$(BIN)/ledger schemas

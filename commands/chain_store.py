@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator, Sequence
 import structlog
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresDatastore
-from psycopg import Cursor, IsolationLevel
-from psycopg.rows import DictRow
+from psycopg import Cursor
+from psycopg.rows import DictRow, TupleRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from commands.chain import GENESIS, ChainedEvent, Head, Link, Walk, links, walk
@@ -152,37 +152,49 @@ class ChainRecorder:
     ) -> Walk:
         """Recompute the chain from the events and compare it with the stored links,
         both read in one snapshot (a repeatable-read transaction)."""
-        with self.datastore.get_connection() as conn:
-            conn.isolation_level = IsolationLevel.REPEATABLE_READ  # events and links of one moment
-            with conn.transaction(), conn.cursor() as events, conn.cursor() as stored:
-                return walk(self._all_events(events, progress), self._stored_links(stored), against)
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor(row_factory=tuple_row) as events,
+            conn.cursor(row_factory=tuple_row) as stored,
+        ):
+            # Only this transaction: the pooled connection keeps its default level.
+            events.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            return walk(self._all_events(events, progress), self._stored_links(stored), against)
 
     def _all_events(
-        self, curs: Cursor[DictRow], progress: Callable[[int], None] | None
+        self, curs: Cursor[TupleRow], progress: Callable[[int], None] | None
     ) -> Iterator[ChainedEvent]:
-        start = 1
-        while page := self._event_page(curs, start):
-            yield from page
-            if progress is not None:
-                progress(len(page))
-            start = page[-1].notification_id + 1
-
-    def _stored_links(self, curs: Cursor[DictRow]) -> Iterator[Link]:
-        start = 0
+        """Every event in notification order, a page a time (rows as tuples: a walk
+        reads millions)."""
+        statement = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+        ).format(self._events)
+        after = 0
         while True:
-            curs.execute(
-                SQL(
-                    "SELECT notification_id, hash FROM {} WHERE notification_id > %s "
-                    "ORDER BY notification_id LIMIT %s"
-                ).format(self.chain_table),
-                (start, PAGE),
-            )
+            curs.execute(statement, (after, PAGE))
             rows = curs.fetchall()
-            for row in rows:
-                yield Link(row["notification_id"], bytes(row["hash"]))
+            yield from (ChainedEvent._make(row) for row in rows)
+            if progress is not None:
+                progress(len(rows))
             if len(rows) < PAGE:
                 return
-            start = rows[-1]["notification_id"]
+            after = rows[-1][0]
+
+    def _stored_links(self, curs: Cursor[TupleRow]) -> Iterator[Link]:
+        statement = SQL(
+            "SELECT notification_id, hash FROM {} WHERE notification_id > %s "
+            "ORDER BY notification_id LIMIT %s"
+        ).format(self.chain_table)
+        after = 0
+        while True:
+            curs.execute(statement, (after, PAGE))
+            rows = curs.fetchall()
+            yield from (Link._make(row) for row in rows)
+            if len(rows) < PAGE:
+                return
+            after = rows[-1][0]
 
     def backfill_chain(self) -> int:
         """Link every event without a link after the last one, holding the events

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ class Verified:
     differences: list[Difference] = field(default_factory=list)
     replayed_events: int = 0
     tables: int = 0
+    replay_seconds: float = 0.0
+    compare_seconds: float = 0.0
 
 
 def scratch_schema() -> str:
@@ -84,7 +87,9 @@ def verify(
     schema), then compare each of its tables with ``live``'s (only one account's
     rows with ``account_uuid``)."""
     result = Verified()
+    started = time.perf_counter()
     result.replayed_events = replay.catch_up(progress)
+    result.replay_seconds = time.perf_counter() - started
     replayed_by_name = {p.name: p for p in replay.projections}
     with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
         for projection in live:
@@ -107,6 +112,7 @@ def verify(
                         account_uuid,
                     )
                 )
+    result.compare_seconds = time.perf_counter() - started - result.replay_seconds
     return result
 
 

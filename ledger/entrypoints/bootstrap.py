@@ -196,7 +196,10 @@ class Services:
             )
             view.create_table()
             projections.append(cls(view=view))
-        read_models = ReadModels(self.ledger, projections, batch_scope=collector_paused)
+        # A whole history, as a rebuild reads it: larger batches than a live follower's.
+        read_models = ReadModels(
+            self.ledger, projections, batch_size=5000, batch_scope=collector_paused
+        )
         return read_models, factory.datastore.close
 
     def status_publisher(self) -> Follower:
