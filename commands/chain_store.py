@@ -31,6 +31,9 @@ log = structlog.get_logger(__name__)
 
 #: Rows read per round trip when walking or backfilling the chain.
 PAGE = 5000
+#: The bounds of a notification id (``bigserial``): a walk starts at the lowest, so an
+#: event forged with an id of 0 or below is read, and found without a link.
+LOWEST, HIGHEST = -(2**63), 2**63 - 1
 
 
 class ChainRecorder:
@@ -100,11 +103,11 @@ class ChainRecorder:
         last, latest = row["notification_id"], row["latest"]
         previous = bytes(row["hash"]) if row["hash"] is not None else GENESIS
         if latest is not None and (last is None or latest > last):
-            return previous, (last or 0) + 1
+            return previous, LOWEST if last is None else last + 1
         return previous, None
 
     def _event_page(
-        self, curs: Cursor[DictRow], start: int, stop: int = 2**63 - 1
+        self, curs: Cursor[DictRow], start: int, stop: int = HIGHEST
     ) -> list[ChainedEvent]:
         """Up to a page of events from notification id ``start`` (below ``stop``), in order."""
         curs.execute(
@@ -158,8 +161,10 @@ class ChainRecorder:
             conn.cursor(row_factory=tuple_row) as events,
             conn.cursor(row_factory=tuple_row) as stored,
         ):
-            # Only this transaction: the pooled connection keeps its default level.
-            events.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            # This transaction only: a level set on the pooled connection would stay
+            # with it, and a writer's snapshot taken before its table lock would then
+            # chain onto a stale last link.
+            events.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             return walk(self._all_events(events, progress), self._stored_links(stored), against)
 
     def _all_events(
@@ -169,39 +174,39 @@ class ChainRecorder:
         reads millions)."""
         statement = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state "
-            "FROM {} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+            "FROM {} WHERE notification_id >= %s ORDER BY notification_id LIMIT %s"
         ).format(self._events)
-        after = 0
+        start = LOWEST
         while True:
-            curs.execute(statement, (after, PAGE))
+            curs.execute(statement, (start, PAGE))
             rows = curs.fetchall()
             yield from (ChainedEvent._make(row) for row in rows)
             if progress is not None:
                 progress(len(rows))
             if len(rows) < PAGE:
                 return
-            after = rows[-1][0]
+            start = rows[-1][0] + 1
 
     def _stored_links(self, curs: Cursor[TupleRow]) -> Iterator[Link]:
         statement = SQL(
-            "SELECT notification_id, hash FROM {} WHERE notification_id > %s "
+            "SELECT notification_id, hash FROM {} WHERE notification_id >= %s "
             "ORDER BY notification_id LIMIT %s"
         ).format(self.chain_table)
-        after = 0
+        start = LOWEST
         while True:
-            curs.execute(statement, (after, PAGE))
+            curs.execute(statement, (start, PAGE))
             rows = curs.fetchall()
             yield from (Link._make(row) for row in rows)
             if len(rows) < PAGE:
                 return
-            after = rows[-1][0]
+            start = rows[-1][0] + 1
 
     def backfill_chain(self) -> int:
         """Link every event without a link after the last one, holding the events
         table's lock (writers wait): the one-off after upgrading to a chained ledger."""
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             curs.execute(SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(self._events))
-            previous, unlinked_from = self._chain_end(curs, 2**63 - 1)
+            previous, unlinked_from = self._chain_end(curs, HIGHEST)
             if unlinked_from is None:
                 return 0
-            return self._link_from(curs, previous, unlinked_from, 2**63 - 1)[1]
+            return self._link_from(curs, previous, unlinked_from, HIGHEST)[1]

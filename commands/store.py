@@ -39,11 +39,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import ProgrammingError, StoredEvent
 from eventsourcing.postgres import PostgresProcessRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Identifier
+from psycopg.sql import Literal as SQLLiteral
 
 from commands.batch_rows import AccountRow, ContactRow, DeadLetterRow, DedupeKeys, dedupe_copy_text
 from commands.chain_store import ChainRecorder
@@ -108,14 +109,19 @@ class LedgerRecorder(ChainRecorder, ParkingRecorder, PostgresProcessRecorder):
                 # sources. Every row of an event has the same key, which a
                 # B-tree stores once (deduplication): ~0.7 us a row of server
                 # time, where (account_id, message_id) cost ~2 us, a third of
-                # the server's work per email. Made before: replaced.
-                SQL("DROP INDEX IF EXISTS {}").format(
-                    SQL("{}.{}").format(schema, Identifier("ledger_dedupe_message_idx"))
-                ),
+                # the server's work per email. Made here for a new table only:
+                # on a filled one (an upgrade) the build would block the
+                # consumers, so ``ledger upgrade`` builds it concurrently.
                 SQL(
-                    "CREATE INDEX IF NOT EXISTS ledger_dedupe_originator_idx "
-                    "ON {} (originator_id, originator_version)"
-                ).format(self.dedupe_table),
+                    "DO $$ BEGIN IF to_regclass(quote_ident({schema})"
+                    " || '.ledger_dedupe_originator_idx') IS NULL"
+                    " AND NOT EXISTS (SELECT 1 FROM {table} LIMIT 1) THEN"
+                    " CREATE INDEX ledger_dedupe_originator_idx"
+                    " ON {table} (originator_id, originator_version); END IF; END $$"
+                ).format(
+                    schema=SQLLiteral(self.datastore.schema),
+                    table=self.dedupe_table,
+                ),
                 SQL(
                     "CREATE TABLE IF NOT EXISTS {} ("
                     "id bigserial PRIMARY KEY, topic text NOT NULL, kafka_partition int NOT NULL, "
@@ -179,7 +185,8 @@ class LedgerRecorder(ChainRecorder, ParkingRecorder, PostgresProcessRecorder):
                 return None
             self._insert_stored_events(curs, stored_events, **kwargs)
             ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-            assert ids, "the library returns the events' notification ids"
+            if not ids:
+                raise ProgrammingError("the events were stored without notification ids")
             self._insert_links(curs, stored_events, ids)  # under the events table's lock
             return ids
 

@@ -23,6 +23,10 @@ from projections.status_publisher import SOURCE
 
 log = structlog.get_logger(__name__)
 
+#: Seconds to wait for the broker to acknowledge a head (the role crashes, and
+#: ``serve`` stops, rather than reporting a head published that was not).
+SEND_TIMEOUT = 30.0
+
 
 class ChainHeadData(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -72,10 +76,10 @@ class ChainHeadPublisher:
         if head is None or head == self.published:
             return None
         message = head_message(head, datetime.now(UTC))
-        self.producer.send(
+        sent = self.producer.send(
             self.topic, key=b"chain", value=message.model_dump_json().encode("utf-8")
         )
-        self.producer.flush()
+        sent.get(timeout=SEND_TIMEOUT)  # raises if the broker did not take it: not published
         self.published = head
         log.info("chain_head_published", position=head.position, hash=head.hash.hex())
         return head

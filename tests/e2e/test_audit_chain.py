@@ -142,3 +142,51 @@ def test_the_head_is_published_when_it_moved_and_proves_a_prefix_later(
     ]
     code, output = audited.audit("chain", "--against", f"{first.position}:{first.hash.hex()}")
     assert code == 0 and output.endswith(f"{first.position} is a prefix of it")
+
+
+def test_an_event_forged_below_the_first_id_is_found(audited: AuditedBooks) -> None:
+    first = audited.ids()[0]
+    audited.sql(
+        "INSERT INTO {events} (originator_id, originator_version, topic, state, notification_id)"
+        " SELECT originator_id, originator_version + 1000, topic, state, -1 FROM {events}"
+        " WHERE notification_id = %s",
+        first,
+    )
+    code, output = audited.audit("chain")
+    assert code == 1
+    assert output.startswith("chain broken at position -1: an event without a link")
+
+
+def test_upgrade_builds_the_new_index_drops_the_old_and_backfills_once(
+    audited: AuditedBooks,
+) -> None:
+    head = intact_head(audited)
+    schema = audited.services.settings.database_schema
+    # The database as the previous version left it: its index, no chain.
+    audited.sql(f'DROP INDEX "{schema}".ledger_dedupe_originator_idx')
+    audited.sql(
+        f'CREATE INDEX ledger_dedupe_message_idx ON "{schema}".ledger_dedupe'
+        " (account_id, message_id)"
+    )
+    audited.sql("DELETE FROM {chain}")
+    result = ledger_command("upgrade", env=audited.env)
+    assert result.returncode == 0, result.stderr
+    events = len(audited.ids())
+    assert result.stdout.splitlines() == [
+        "ledger_dedupe_originator_idx: built; ledger_dedupe_message_idx: absent",
+        f"hash chain: linked {events:,} events stored before it",
+    ]
+    indexes = {
+        str(row[0])
+        for row in audited.sql(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = 'ledger_dedupe'",
+            schema,
+        )
+    }
+    assert indexes == {"ledger_dedupe_pkey", "ledger_dedupe_originator_idx"}
+    assert intact_head(audited) == head
+    again = ledger_command("upgrade", env=audited.env)
+    assert again.stdout.splitlines() == [
+        "ledger_dedupe_originator_idx: present; ledger_dedupe_message_idx: absent",
+        "hash chain: linked 0 events stored before it",
+    ]

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from ledger.entrypoints.cli import auditing, operating, reading, refused, serving, writing
+from ledger.entrypoints.cli import (
+    auditing,
+    operating,
+    reading,
+    refused,
+    serving,
+    upgrading,
+    writing,
+)
 from ledger.entrypoints.cli.app import (
     READ_ONLY,
     UserError,
@@ -29,7 +37,9 @@ if TYPE_CHECKING:
 
 # Importing a module registers its commands; the help lists them by what a user
 # comes for: reading the books first, running the service last.
-_BY_CONCERN = [m.__name__ for m in (reading, writing, refused, auditing, operating, serving)]
+_BY_CONCERN = [
+    m.__name__ for m in (reading, writing, refused, auditing, operating, upgrading, serving)
+]
 app.registered_commands.sort(key=lambda c: _BY_CONCERN.index(getattr(c.callback, "__module__", "")))
 
 
