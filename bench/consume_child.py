@@ -100,7 +100,7 @@ def main() -> None:
     # A member that was given only partitions another had finished did no work.
     started = polls.measured
     elapsed = ended_at - started if started is not None else None
-    setup = started - polls.anything if started is not None and polls.anything else None
+    setup = started - polls.anything if started is not None and polls.anything is not None else None
     stored = services.ledger.recorder.max_notification_id() or 0
     consumer.close()
     services.close()
