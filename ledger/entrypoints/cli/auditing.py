@@ -74,15 +74,17 @@ def audit_chain(against: Against = None, as_json: JsonFlag = False) -> None:
             }
         )
     elif broken is None:
-        proven = f"; {published.position} is a prefix of it" if published else ""
-        head = f", head {walked.head}" if walked.head else ""
-        out.print(f"chain intact: {walked.checked:,} events{head}{proven}", soft_wrap=True)
+        # One fact a line: the head (69 characters and more) fits 80 columns alone.
+        out.print(f"chain intact: {walked.checked:,} events", highlight=False)
+        if walked.head:
+            out.print(f"head {walked.head}", highlight=False, soft_wrap=True)
+        if published:
+            out.print(f"the head published at {published.position} is a prefix of it")
         err.print(f"{rate:,.0f} links/s", highlight=False)
     else:
         out.print(
             f"chain broken at position {broken.position}: {broken.why}"
             f" ({walked.checked:,} events before it are intact)",
-            soft_wrap=True,
             highlight=False,
         )
     if broken is not None:
