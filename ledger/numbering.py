@@ -10,6 +10,8 @@ document that carries it or never handed out: no gaps, no duplicates.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from eventsourcing.domain import Aggregate, event
 
@@ -45,3 +47,45 @@ class DocumentNumberSequence(Aggregate):
     @event("Allocated")
     def _allocated(self, first: int, last: int) -> None:
         self.last = last
+
+
+@dataclass(frozen=True, slots=True)
+class NumberingFindings:
+    """What an auditor finds in one year's numbers: each a list, empty when sound."""
+
+    year: int
+    allocated: int
+    #: Numbers allocated (1..allocated) that no document carries.
+    gaps: list[str]
+    #: Numbers carried by more than one document, with the documents' owners.
+    duplicates: dict[str, list[str]]
+    #: Numbers on documents that the year's sequence never allocated.
+    unallocated: list[str]
+
+    @property
+    def sound(self) -> bool:
+        return not (self.gaps or self.duplicates or self.unallocated)
+
+
+def audit_numbers(
+    year: int, allocated: int, issued: Iterable[tuple[str, str]]
+) -> NumberingFindings:
+    """``issued``: (number, who issued it) for every numbered document in history.
+
+    Sound means each of the year's ``allocated`` numbers is on exactly one
+    document and no document of the year carries a number beyond them.
+    """
+    owners: dict[int, list[str]] = {}
+    prefix = f"{year:04d}-"
+    for number, owner in issued:
+        if number.startswith(prefix) and number[len(prefix) :].isdigit():
+            owners.setdefault(int(number[len(prefix) :]), []).append(owner)
+    return NumberingFindings(
+        year=year,
+        allocated=allocated,
+        gaps=[format_number(year, n) for n in range(1, allocated + 1) if n not in owners],
+        duplicates={
+            format_number(year, n): found for n, found in sorted(owners.items()) if len(found) > 1
+        },
+        unallocated=[format_number(year, n) for n in sorted(owners) if n > allocated],
+    )

@@ -212,3 +212,40 @@ def _row(values: dict[str, Any] | None) -> str:
     if values is None:
         return "(no row)"
     return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
+YearOption = Annotated[int, typer.Option("--year", help="The calendar year of the numbers.")]
+
+
+@audit_app.command("numbering")
+def audit_numbering(year: YearOption, as_json: JsonFlag = False) -> None:
+    """The year's document numbers from history: each allocated number on exactly one
+    document, none beyond; exit 1 on a gap, a duplicate or an unallocated number."""
+    from projections.numbering_audit import audit_year
+
+    if not 1970 <= year <= 9999:
+        raise UserError(f"not a year: {year}")
+    with services() as svc:
+        found = audit_year(svc.ledger, year)
+    if as_json:
+        print_json(
+            {
+                "year": found.year,
+                "allocated": found.allocated,
+                "sound": found.sound,
+                "gaps": found.gaps,
+                "duplicates": found.duplicates,
+                "unallocated": found.unallocated,
+            }
+        )
+    else:
+        verdict = "; every one on exactly one document" if found.sound else ""
+        out.print(f"{year}: {found.allocated:,} numbers allocated{verdict}", highlight=False)
+        for number in found.gaps:
+            out.print(f"gap: {number} is on no document", highlight=False)
+        for number, owners in found.duplicates.items():
+            out.print(safe(f"duplicate: {number} is on {', '.join(owners)}"), highlight=False)
+        for number in found.unallocated:
+            out.print(f"unallocated: {number} was never drawn from the sequence", highlight=False)
+    if not found.sound:
+        raise typer.Exit(1)
