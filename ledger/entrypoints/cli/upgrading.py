@@ -12,11 +12,12 @@ changed, each idempotent (run it again: it does what is left).
 from __future__ import annotations
 
 import time
-
-import psycopg
-from psycopg.sql import SQL, Identifier
+from typing import TYPE_CHECKING
 
 from ledger.entrypoints.cli.app import app, log, out, services
+
+if TYPE_CHECKING:
+    import psycopg
 
 NEW_INDEX = "ledger_dedupe_originator_idx"
 OLD_INDEX = "ledger_dedupe_message_idx"
@@ -26,6 +27,9 @@ OLD_INDEX = "ledger_dedupe_message_idx"
 def upgrade() -> None:
     """Run the one-off steps after an upgrade (indexes built concurrently, the chain's
     backfill); safe to run again."""
+    import psycopg
+    from psycopg.sql import SQL, Identifier
+
     with services(write=True) as svc:
         schema = svc.settings.database_schema.strip() or "public"
         with psycopg.connect(svc.database_url, autocommit=True) as conn:
@@ -56,6 +60,8 @@ def _build_index(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> b
     ).fetchone()
     if valid is not None and valid[0]:
         return False
+    from psycopg.sql import SQL, Identifier
+
     index = SQL("{}.{}").format(Identifier(schema), Identifier(NEW_INDEX))
     if valid is not None:  # a concurrent build that failed: invalid, never used
         conn.execute(SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(index))
