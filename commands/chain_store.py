@@ -76,12 +76,13 @@ class ChainRecorder:
     def _link_from(
         self, curs: Cursor[DictRow], previous: bytes, start: int, stop: int
     ) -> tuple[bytes, int]:
-        """Link the stored events from ``start`` to below ``stop``, a page a time."""
+        """Link the stored events from ``start`` to below ``stop``, a page a time (read
+        by a second cursor of the same transaction, while ``curs`` copies the links)."""
         count = 0
-        while page := self._event_page(curs, start, stop):
-            previous = self._write_links(curs, previous, page)
-            count += len(page)
-            start = page[-1].notification_id + 1
+        with curs.connection.cursor(row_factory=tuple_row) as reader:
+            for page in self._event_pages(reader, start, stop):
+                previous = self._write_links(curs, previous, page)
+                count += len(page)
         return previous, count
 
     def _chain_end(self, curs: Cursor[DictRow], before: int) -> tuple[bytes, int | None]:
@@ -106,28 +107,32 @@ class ChainRecorder:
             return previous, LOWEST if last is None else last + 1
         return previous, None
 
-    def _event_page(
-        self, curs: Cursor[DictRow], start: int, stop: int = HIGHEST
-    ) -> list[ChainedEvent]:
-        """Up to a page of events from notification id ``start`` (below ``stop``), in order."""
-        curs.execute(
-            SQL(
-                "SELECT notification_id, originator_id, originator_version, topic, state "
-                "FROM {} WHERE notification_id >= %s AND notification_id < %s "
-                "ORDER BY notification_id LIMIT %s"
-            ).format(self._events),
-            (start, stop, PAGE),
-        )
-        return [
-            ChainedEvent(
-                row["notification_id"],
-                row["originator_id"],
-                row["originator_version"],
-                row["topic"],
-                bytes(row["state"]),
-            )
-            for row in curs.fetchall()
-        ]
+    def _paged(
+        self, curs: Cursor[TupleRow], table: Composed, columns: str, start: int, stop: int
+    ) -> Iterator[list[TupleRow]]:
+        """``table``'s rows by notification id, from ``start`` to below ``stop``, a page a
+        time (``columns`` first names the id)."""
+        statement = SQL(
+            "SELECT {} FROM {} WHERE notification_id >= %s AND notification_id < %s "
+            "ORDER BY notification_id LIMIT %s"
+        ).format(SQL(columns), table)
+        while True:
+            curs.execute(statement, (start, stop, PAGE))
+            rows = curs.fetchall()
+            if rows:
+                yield rows
+            if len(rows) < PAGE:
+                return
+            start = rows[-1][0] + 1
+
+    def _event_pages(
+        self, curs: Cursor[TupleRow], start: int = LOWEST, stop: int = HIGHEST
+    ) -> Iterator[list[ChainedEvent]]:
+        """The events a link seals, in notification order (rows as tuples: a walk reads
+        millions)."""
+        columns = "notification_id, originator_id, originator_version, topic, state"
+        for rows in self._paged(curs, self._events, columns, start, stop):
+            yield [ChainedEvent._make(row) for row in rows]
 
     def _write_links(
         self, curs: Cursor[DictRow], previous: bytes, events: Sequence[ChainedEvent]
@@ -170,36 +175,14 @@ class ChainRecorder:
     def _all_events(
         self, curs: Cursor[TupleRow], progress: Callable[[int], None] | None
     ) -> Iterator[ChainedEvent]:
-        """Every event in notification order, a page a time (rows as tuples: a walk
-        reads millions)."""
-        statement = SQL(
-            "SELECT notification_id, originator_id, originator_version, topic, state "
-            "FROM {} WHERE notification_id >= %s ORDER BY notification_id LIMIT %s"
-        ).format(self._events)
-        start = LOWEST
-        while True:
-            curs.execute(statement, (start, PAGE))
-            rows = curs.fetchall()
-            yield from (ChainedEvent._make(row) for row in rows)
+        for page in self._event_pages(curs):
+            yield from page
             if progress is not None:
-                progress(len(rows))
-            if len(rows) < PAGE:
-                return
-            start = rows[-1][0] + 1
+                progress(len(page))
 
     def _stored_links(self, curs: Cursor[TupleRow]) -> Iterator[Link]:
-        statement = SQL(
-            "SELECT notification_id, hash FROM {} WHERE notification_id >= %s "
-            "ORDER BY notification_id LIMIT %s"
-        ).format(self.chain_table)
-        start = LOWEST
-        while True:
-            curs.execute(statement, (start, PAGE))
-            rows = curs.fetchall()
+        for rows in self._paged(curs, self.chain_table, "notification_id, hash", LOWEST, HIGHEST):
             yield from (Link._make(row) for row in rows)
-            if len(rows) < PAGE:
-                return
-            start = rows[-1][0] + 1
 
     def backfill_chain(self) -> int:
         """Link every event without a link after the last one, holding the events
