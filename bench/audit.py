@@ -15,9 +15,7 @@ commands as a user runs them (process start included). Targets (issue 12):
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import host_speed
+from harness import host_speed, time_ledger_command
 from rebuild import build
 
 from ledger.entrypoints.bootstrap import bootstrap
@@ -82,19 +80,8 @@ def main() -> None:
         print(f"chain: {walked.checked:,} links in {chain_seconds:.2f}s: {chain_rate:,.0f} links/s")
         svc.close()
 
-        env = {**os.environ, "LEDGER_DATABASE_URL": postgres.url, "LEDGER_HOME": str(datadir)}
         for command in (["audit", "verify"], ["audit", "chain"]):
-            started = time.perf_counter()
-            subprocess.run(
-                [str(Path(sys.executable).with_name("ledger")), *command],
-                env=env,
-                check=True,
-                capture_output=True,
-            )
-            seconds = time.perf_counter() - started
-            print(
-                f"ledger {' '.join(command)} (the command, process start included): {seconds:.2f}s"
-            )
+            time_ledger_command(postgres.url, datadir, *command)
         print(f"verify_events_per_s={verify_rate:.0f} chain_links_per_s={chain_rate:.0f}")
     finally:
         postgres.stop()

@@ -222,6 +222,20 @@ def report(name: str, events: int, members: int, raw_seconds: float, ledger: dic
     return f"raw={raw_rate:.0f} ledger={ledger_rate:.0f} ratio={ledger_rate / raw_rate:.2f}"
 
 
+def time_ledger_command(database_url: str, home: Path, *args: str) -> None:
+    """Run ``ledger ARGS`` as a user runs it (process start and imports included) on
+    that database, and print how long it took."""
+    started = time.perf_counter()
+    subprocess.run(
+        [str(Path(sys.executable).with_name("ledger")), *args],
+        env={**os.environ, "LEDGER_DATABASE_URL": database_url, "LEDGER_HOME": str(home)},
+        check=True,
+        capture_output=True,
+    )
+    seconds = time.perf_counter() - started
+    print(f"ledger {' '.join(args)} (the command, process start included): {seconds:.2f}s")
+
+
 def host_speed() -> float:
     """Seconds for a fixed amount of pure Python work: the shared host's speed varies
     by a factor of 2-4 from hour to hour, which moves both rates (not their ratio)."""

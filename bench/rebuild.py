@@ -16,9 +16,7 @@ the rebuild runs ``--runs`` times in this process (``ReadModels.rebuild``, what
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import host_speed
+from harness import host_speed, time_ledger_command
 
 from commands.handlers import BatchWork, apply_commands, save_batch
 from commands.models import (
@@ -164,15 +162,7 @@ def main() -> None:
                 f" {events / seconds:,.0f} events/s, {emails / seconds:,.0f} emails/s"
             )
         svc.close()
-        started = time.perf_counter()
-        subprocess.run(
-            [str(Path(sys.executable).with_name("ledger")), "projections", "rebuild"],
-            env={**os.environ, "LEDGER_DATABASE_URL": postgres.url, "LEDGER_HOME": str(datadir)},
-            check=True,
-            capture_output=True,
-        )
-        seconds = time.perf_counter() - started
-        print(f"ledger projections rebuild (the command, process start included): {seconds:.2f}s")
+        time_ledger_command(postgres.url, datadir, "projections", "rebuild")
         print(f"events_per_s={stored / best:.0f} emails_per_s={emails / best:.0f}")
     finally:
         postgres.stop()

@@ -12,6 +12,8 @@ chain existed (the one-off after the upgrade).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -25,6 +27,20 @@ audit_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(audit_app, name="audit")
+
+
+@contextmanager
+def _advancing(what: str, total: int, *, shown: bool) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr advanced by the count given, when ``shown`` and stderr is
+    a terminal (nothing in pipes, logs and JSON runs): ``None`` otherwise."""
+    if not (shown and err.is_terminal):
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda n: bar.advance(task, n)
 
 
 Against = Annotated[
@@ -50,14 +66,8 @@ def audit_chain(against: Against = None, as_json: JsonFlag = False) -> None:
         recorder = svc.ledger.recorder
         total = recorder.max_notification_id() or 0
         started = time.perf_counter()
-        if err.is_terminal and not as_json:
-            from rich.progress import Progress
-
-            with Progress(console=err, transient=True) as bar:
-                task = bar.add_task("links", total=total)
-                walked = recorder.walk_chain(published, lambda n: bar.advance(task, n))  # type: ignore[attr-defined]
-        else:
-            walked = recorder.walk_chain(published)  # type: ignore[attr-defined]
+        with _advancing("links", total, shown=not as_json) as advance:
+            walked = recorder.walk_chain(published, advance)  # type: ignore[attr-defined]
         seconds = time.perf_counter() - started
     rate = walked.checked / seconds if seconds > 0 else 0.0
     broken = walked.broken
@@ -141,21 +151,8 @@ def audit_verify(account: AccountOption = None, as_json: JsonFlag = False) -> No
             try:
                 live = svc.read_models().projections
                 key = str(account_uuid(account)) if account else None
-                if err.is_terminal and not as_json:
-                    from rich.progress import Progress
-
-                    with Progress(console=err, transient=True) as bar:
-                        task = bar.add_task("replaying", total=total)
-                        found = verify(
-                            svc.database_url,
-                            svc.ledger.name,
-                            live,
-                            replay,
-                            key,
-                            lambda n: bar.advance(task, n),
-                        )
-                else:
-                    found = verify(svc.database_url, svc.ledger.name, live, replay, key)
+                with _advancing("replaying", total, shown=not as_json) as advance:
+                    found = verify(svc.database_url, svc.ledger.name, live, replay, key, advance)
             finally:
                 close()
         seconds = time.perf_counter() - started
