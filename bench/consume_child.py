@@ -68,6 +68,23 @@ class FirstPolls:
         return polled
 
 
+def join_group(kafka: Any, members: int) -> None:
+    """Hold this member's share of the group's partitions before the clock starts.
+
+    Members start one after another (imports, bootstrap); one that joins after the
+    first generation formed makes the group rebalance mid-run, and the stall (the
+    early member rejoins only between its batches) was up to a second of a 2-3 s
+    measurement, in about half the runs. Joining through the coordinator fetches
+    nothing, so no record is consumed before the harness releases all members.
+    """
+    partitions = sum(len(kafka.partitions_for_topic(t) or ()) for t in kafka.subscription())
+    deadline = time.monotonic() + 120
+    while kafka._coordinator.need_rejoin() or len(kafka.assignment()) != partitions // members:
+        kafka._coordinator.poll(timeout_ms=200)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no share of {partitions} partitions among {members} members")
+
+
 def without_chain() -> None:
     """The hash chain's cost, measured: links not written (never outside a benchmark)."""
     from commands.store import LedgerRecorder
@@ -84,6 +101,9 @@ def main() -> None:
     consumer = services.consumer(batch_scope=batch_scope)
     polls = FirstPolls(consumer.consumer.poll, os.environ["BENCH_TOPIC"])
     consumer.consumer.poll = polls  # type: ignore[method-assign]
+    join_group(consumer.consumer, int(os.environ["BENCH_MEMBERS"]))
+    print("ready", flush=True)  # the harness releases every member at once
+    sys.stdin.readline()
     batches = 0
     deadline = time.monotonic() + 900
     while True:

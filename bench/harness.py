@@ -133,6 +133,7 @@ def run_ledger_consumers(
         "LEDGER_TOPIC_PARTITIONS": str(services.settings.topic_partitions),
         "LEDGER_CONSUMER_GROUP": f"bench-{members}",
         "BENCH_TOPIC": topic,
+        "BENCH_MEMBERS": str(members),
         "BENCH_WITHOUT_CHAIN": "" if chain else "1",
     }
     from ledger.entrypoints.bootstrap import bootstrap
@@ -176,12 +177,21 @@ def _run_children(env: dict[str, str], logs: list[Any], timeout: float) -> list[
         subprocess.Popen(
             [sys.executable, str(Path(__file__).with_name("consume_child.py"))],
             env=env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,  # a file: a pipe read after stdout could fill and block the child
             text=True,
         )
         for log in logs
     ]
+    # Each child bootstraps, then waits; all are released at once (consume_child.py).
+    for child in children:
+        assert child.stdout is not None
+        child.stdout.readline()
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
     figures: list[dict[str, Any]] = []
     for child, log in zip(children, logs, strict=True):
         stdout, _ = child.communicate(timeout=timeout)
