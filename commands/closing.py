@@ -80,6 +80,14 @@ def close_periods(
     return issued
 
 
+def preview_account(
+    ledger: Ledger, account_id: str, cmd: ClosePeriods, allocator: NumberAllocator
+) -> list[Document]:
+    """What a close would issue for one account (an audit's question, account by account:
+    one whose history cannot be replayed must not hide the others)."""
+    return _preview_accounts(ledger, [account_id], cmd, allocator)
+
+
 def _preview_accounts(
     ledger: Ledger, account_ids: list[str], cmd: ClosePeriods, allocator: NumberAllocator
 ) -> list[Document]:

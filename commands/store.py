@@ -359,6 +359,21 @@ class LedgerRecorder(ChainRecorder, ParkingRecorder, PostgresProcessRecorder):
             )
             return {row["originator_id"] for row in curs.fetchall()}
 
+    def message_keys_by_event(self) -> dict[tuple[UUID, int], int]:
+        """How many accepted messages (rows with a message id: emails) point at each
+        event, by (originator, version): ``ledger audit unbilled``'s count."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT originator_id, originator_version, count(*) AS n FROM {} "
+                    "WHERE message_id IS NOT NULL GROUP BY originator_id, originator_version"
+                ).format(self.dedupe_table)
+            )
+            return {
+                (row["originator_id"], row["originator_version"]): row["n"]
+                for row in curs.fetchall()
+            }
+
     def account_ids(self) -> list[str]:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(

@@ -246,3 +246,78 @@ def audit_numbering(year: YearOption, as_json: JsonFlag = False) -> None:
             out.print(f"unallocated: {number} was never drawn from the sequence", highlight=False)
     if not found.sound:
         raise typer.Exit(1)
+
+
+AsOfOption = Annotated[
+    str | None,
+    typer.Option("--as-of", help="RFC 3339; periods ended before it count (default: now)."),
+]
+GraceOption = Annotated[
+    str | None,
+    typer.Option(help="The close's grace, e.g. 6h (default LEDGER_CLOSE_GRACE)."),
+]
+
+
+@audit_app.command("unbilled")
+def audit_unbilled(
+    as_of: AsOfOption = None, grace: GraceOption = None, as_json: JsonFlag = False
+) -> None:
+    """Nothing accepted and never billed: every accepted email on exactly one document
+    line, every period past its close grace documented, gapless numbering; exit 1 on
+    any finding."""
+    from datetime import UTC, datetime
+
+    from ledger.entrypoints.cli.app import parse_duration, parse_time
+    from projections.unbilled_audit import audit_unbilled as audit
+
+    now = datetime.now(UTC)
+    when = parse_time(as_of) if as_of is not None else now
+    if when > now:
+        raise UserError(f"--as-of {as_of} is in the future: the books are audited up to now")
+    with services() as svc:
+        close_grace = parse_duration(grace) if grace is not None else svc.settings.close_grace
+        found = audit(svc.ledger, when, close_grace)
+    if as_json:
+        print_json(
+            {
+                "sound": found.sound,
+                "as_of": found.as_of.isoformat(),
+                "grace_seconds": found.grace.total_seconds(),
+                "email_accounts": found.accounts,
+                "emails": found.emails,
+                "on_lines": found.on_lines,
+                "waiting": found.waiting,
+                "late_custom_smtp": found.late_smtp,
+                "years": list(found.years),
+                "findings": [
+                    {"account_id": f.account_id, "kind": f.kind, "detail": f.detail}
+                    for f in found.findings
+                ],
+            }
+        )
+    else:
+        _say_unbilled(found)
+    if not found.sound:
+        raise typer.Exit(1)
+
+
+def _say_unbilled(found: Any) -> None:
+    lines = [
+        f"as of {found.as_of.isoformat(timespec='seconds')}, grace {found.grace}:",
+        f"{found.emails:,} emails accepted by {found.accounts:,} email accounts",
+        f"  {found.on_lines:,} on document lines",
+        f"  {found.waiting:,} waiting for their document (open months, late usage)",
+    ]
+    if found.late_smtp:
+        lines.append(f"  {found.late_smtp:,} late custom-SMTP emails (never charged, no line)")
+    years = ", ".join(str(y) for y in found.years) or "none"
+    lines.append(f"numbering checked for: {years}")
+    for finding in found.findings:
+        lines.append(f"{finding.kind}: {finding.account_id}: {finding.detail}")
+    lines.append(
+        "sound: nothing accepted and never billed"
+        if found.sound
+        else f"{len(found.findings)} finding(s)"
+    )
+    for line in lines:
+        out.print(safe(line), highlight=False)
