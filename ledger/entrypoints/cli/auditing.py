@@ -321,3 +321,93 @@ def _say_unbilled(found: Any) -> None:
     )
     for line in lines:
         out.print(safe(line), highlight=False)
+
+
+@app.command("export")
+def export(
+    directory: Annotated[str, typer.Argument(metavar="DIR", help="Made if needed; must be empty.")],
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="jsonl|csv|parquet", help="The files' format.")
+    ] = "jsonl",
+    account: AccountOption = None,
+    recorded_from: Annotated[
+        str | None, typer.Option("--from", help="Events recorded at or after (RFC 3339).")
+    ] = None,
+    recorded_to: Annotated[
+        str | None, typer.Option("--to", help="Events recorded before (RFC 3339).")
+    ] = None,
+) -> None:
+    """Take the books away: events (both times, chain links), documents with lines,
+    payments and allocations, dedupe keys, and a manifest (row counts, SHA-256, chain
+    head); check them with ledger audit check-export."""
+    from pathlib import Path
+
+    from ledger.entrypoints.cli.app import parse_time
+    from projections.export import Scope, export_books
+    from projections.export_files import FORMATS
+
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
+    target = Path(directory)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise UserError(f"{directory} is not an empty directory")
+    scope = Scope(
+        account,
+        parse_time(recorded_from) if recorded_from else None,
+        parse_time(recorded_to) if recorded_to else None,
+    )
+    with services() as svc:
+        if account is not None and svc.ledger.find_account(account) is None:
+            raise UserError(f"unknown account {account!r}")
+        total = svc.ledger.recorder.max_notification_id() or 0
+        started = time.perf_counter()
+        with _advancing("exporting", total, shown=True) as advance:
+            manifest = export_books(svc.ledger, target, fmt, scope, advance)
+        seconds = time.perf_counter() - started
+    for name, figures in manifest["files"].items():
+        out.print(f"{name:<24} {figures['rows']:>12,} rows", highlight=False)
+    out.print(f"chain head {manifest['chain_head']}", highlight=False, soft_wrap=True)
+    err.print(f"exported in {seconds:.1f}s", highlight=False)
+
+
+@audit_app.command("check-export")
+def audit_check_export(
+    directory: Annotated[str, typer.Argument(metavar="DIR", help="What ledger export wrote.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Check an export from its files alone (no database): the manifest's counts and
+    SHA-256, every document's totals from its lines, the chain's links; exit 1 on any
+    finding."""
+    from pathlib import Path
+
+    from projections.export_check import ExportUnreadable, check_export
+
+    try:
+        found = check_export(Path(directory))
+    except ExportUnreadable as exc:
+        raise UserError(str(exc)) from None
+    if as_json:
+        print_json(
+            {
+                "sound": found.sound,
+                "format": found.format,
+                "files": found.files,
+                "documents": found.documents,
+                "events": found.events,
+                "complete": found.complete,
+                "chain_head": found.head,
+                "findings": found.findings,
+            }
+        )
+    else:
+        chain = "link after link to the manifest's head" if found.complete else "each link alone"
+        for line in (
+            f"{found.files} files ({found.format}): rows and SHA-256 as the manifest lists",
+            f"{found.documents:,} documents: totals recomputed from their lines",
+            f"{found.events:,} events: chain checked, {chain}",
+            *found.findings,
+            "sound" if found.sound else f"{len(found.findings)} finding(s)",
+        ):
+            out.print(safe(line), highlight=False, soft_wrap=True)
+    if not found.sound:
+        raise typer.Exit(1)
