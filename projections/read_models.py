@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.utils import resolve_topic
@@ -50,6 +51,10 @@ class ReadModels(LogFollower):
         self._readers: dict[str, tuple[int, ...]] = {}
         #: Notifications each read model has applied through this object.
         self.applied = dict.fromkeys((p.name for p in self.projections), 0)
+        #: The books at a time (``ledger balance --as-of``): one aggregate's events,
+        #: and only those ``keep`` accepts. Neither is set for the live read models.
+        self.originator_id: UUID | None = None
+        self.keep: Callable[[Any], bool] | None = None
 
     def positions(self) -> list[int]:
         return [p.view.max_tracking_id(self.ledger.name) or 0 for p in self.projections]
@@ -80,7 +85,10 @@ class ReadModels(LogFollower):
         # The positions read once a batch: where it starts, and what each read model takes.
         positions = self.positions()
         notifications = select_notifications(
-            self.ledger, min(positions, default=0), self.batch_size
+            self.ledger,
+            min(positions, default=0),
+            self.batch_size,
+            originator_id=self.originator_id,
         )
         if notifications:
             self.apply(notifications, positions)
@@ -92,13 +100,15 @@ class ReadModels(LogFollower):
         if positions is None:
             positions = self.positions()
         batches: list[list[Any]] = [[] for _ in self.projections]
-        decode = self.ledger.mapper.to_domain_event
+        decode, keep = self.ledger.mapper.to_domain_event, self.keep
         for notification in notifications:
             event = None
             for index in self.readers(notification.topic):
                 if notification.id > positions[index]:
                     if event is None:
                         event = decode(notification)
+                        if keep is not None and not keep(event):
+                            break
                     batches[index].append(event)
         tracking = Tracking(self.ledger.name, notifications[-1].id)
         writes = [

@@ -16,6 +16,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
+from uuid import UUID
 
 import structlog
 from eventsourcing.persistence import Notification, Tracking, TrackingRecorder
@@ -41,7 +42,11 @@ class BatchProcessor(Protocol):
 
 
 def select_notifications(
-    ledger: Ledger, after: int, limit: int, topics: Sequence[str] = ()
+    ledger: Ledger,
+    after: int,
+    limit: int,
+    topics: Sequence[str] = (),
+    originator_id: UUID | None = None,
 ) -> list[Notification]:
     """The library's ``select_notifications`` in binary format: the stored state comes
     as bytes, not as hex text to decode (half the cost of a read model's select)."""
@@ -55,6 +60,9 @@ def select_notifications(
     if topics:
         query += SQL(" AND topic = ANY(%s)")
         params.append(list(topics))
+    if originator_id is not None:
+        query += SQL(" AND originator_id = %s")
+        params.append(originator_id)
     query += SQL(" ORDER BY notification_id LIMIT %s")
     params.append(limit)
     with (

@@ -48,6 +48,8 @@ class ReadSide:
     settings: SettingsFields
     database_url: str
     connection: psycopg.Connection[DictRow]
+    #: The read models replayed as of a time (``projections/books_at.py``), if not live.
+    scratch: str | None = None
 
     @classmethod
     def open(
@@ -65,8 +67,8 @@ class ReadSide:
     @cached_property
     def schema(self) -> str:
         """The schema as eventsourcing's datastore reads ``POSTGRES_SCHEMA``: where the
-        service made the tables."""
-        return self.settings.database_schema.strip() or "public"
+        service made the tables (or the scratch schema of the books at a time)."""
+        return self.scratch or self.settings.database_schema.strip() or "public"
 
     def rows(self, query: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         """A reporting query (``projections.queries.Rows``) on this connection."""

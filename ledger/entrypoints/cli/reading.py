@@ -42,13 +42,49 @@ def _books() -> Iterator[ReadSide]:
 
 
 def _say_if_behind(books: ReadSide, *read_models: str) -> None:
-    say_behind(books.settings, books.behind(*read_models))
+    if books.scratch is None:  # the books at a time are replayed whole
+        say_behind(books.settings, books.behind(*read_models))
+
+
+AsOf = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Business time (RFC 3339): what was true then, as known now."),
+]
+KnownAt = Annotated[
+    str | None,
+    typer.Option("--known-at", help="Recording time (RFC 3339): what the ledger knew then."),
+]
+
+
+@contextmanager
+def _books_for(account: str, as_of: str | None, known_at: str | None) -> Iterator[ReadSide]:
+    """The live read models, or the account's replayed at those times."""
+    if as_of is None and known_at is None:
+        with _books() as books:
+            yield books
+        return
+    business = parse_time(as_of) if as_of is not None else None
+    recorded = parse_time(known_at) if known_at is not None else None
+    from dataclasses import replace
+
+    with _books() as live, services() as svc:
+        if svc.ledger.find_account(account) is None:
+            raise UserError(f"unknown account {account!r}")
+        from projections.books_at import books_at
+
+        with books_at(
+            svc.database_url, svc.replayed_read_models, account, business, recorded
+        ) as schema:
+            yield replace(live, scratch=schema)
 
 
 @app.command()
-def balance(account: str, as_json: JsonFlag = False) -> None:
-    """Current balance of an account (negative: owed), and whether sending is blocked."""
-    with _books() as books:
+def balance(
+    account: str, as_of: AsOf = None, known_at: KnownAt = None, as_json: JsonFlag = False
+) -> None:
+    """Current balance of an account (negative: owed), and whether sending is blocked;
+    --as-of / --known-at: the balance at a past time, replayed from history."""
+    with _books_for(account, as_of, known_at) as books:
         _say_if_behind(books, "balances")
         row = books.reports.balance(account)
     print_json(row) if as_json else out.print(render.balance_table([row]))
@@ -67,9 +103,12 @@ def balances(as_json: JsonFlag = False) -> None:
 def usage(
     account: str,
     month: Annotated[str | None, typer.Option(help="YYYY-MM; all months if omitted.")] = None,
+    as_of: AsOf = None,
+    known_at: KnownAt = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Monthly usage: emails sent, included, charged, custom SMTP, late, per tier.
+    """Monthly usage: emails sent, included, charged, custom SMTP, late, per tier
+    (--as-of / --known-at: at a past time, replayed from history).
 
     For a contacts account: each allowance month (the subscription's monthly
     anniversaries; --month picks the one starting in that month) with its
@@ -79,7 +118,7 @@ def usage(
         from ledger.periods import Month
 
         month = str(Month.parse(month))
-    with _books() as books:
+    with _books_for(account, as_of, known_at) as books:
         reports = books.reports
         if reports.is_contacts_account(account):
             _say_if_behind(books, "balances", "contacts")
@@ -154,9 +193,12 @@ INCONSISTENT_CONTACTS = (
 
 
 @app.command()
-def invoices(account: str, as_json: JsonFlag = False) -> None:
-    """Receipts, invoices and proformas of an account, with their status."""
-    with _books() as books:
+def invoices(
+    account: str, as_of: AsOf = None, known_at: KnownAt = None, as_json: JsonFlag = False
+) -> None:
+    """Receipts, invoices and proformas of an account, with their status (--as-of /
+    --known-at: as they stood at a past time, replayed from history)."""
+    with _books_for(account, as_of, known_at) as books:
         _say_if_behind(books, "balances", "documents")
         rows = books.reports.documents_of(account)
     print_json(rows) if as_json else out.print(render.documents_table(rows))
