@@ -25,6 +25,8 @@ class DedupeKeys(NamedTuple):
     originator_id: UUID
     originator_version: int
     origins: Sequence[Origin]
+    #: Each email's route, in the order of ``origins`` (empty: not emails).
+    routes: Sequence[str | None] = ()
 
 
 class ContactRow(NamedTuple):
@@ -72,18 +74,32 @@ def dedupe_copy_text(dedupe: Sequence[DedupeKeys]) -> str:
     line; instead, counting tabs, newlines, carriage returns and backslashes in
     the result proves that none of them held a character COPY would read
     differently. If one did, the text is built again with every value escaped.
+
+    Besides the keys, each row keeps the message's Kafka coordinates and, for an
+    email, whether it went by custom SMTP (``ledger audit line``: an event's
+    emails in their order, and which of them a document line counts).
     """
     lines: list[str] = []
     tabs = nulls = 0
-    for account_id, originator_id, version, origins in dedupe:
+    for account_id, originator_id, version, origins, routes in dedupe:
         head = f"{account_id}\t{originator_id}\t{version}\t"
-        for source, event_id, _topic, _partition, _offset, message_id in origins:
-            if message_id is None:  # only the account commands: an email has one
-                nulls += 1
-                lines.append(f"{head}{source}\t{event_id}\t\\N\n")
-            else:
-                lines.append(f"{head}{source}\t{event_id}\t{message_id}\n")
-        tabs += 5 * len(origins)
+        if routes:  # emails: each has a message id and a route
+            for (source, event_id, topic, partition, offset, message_id), route in zip(
+                origins, routes, strict=True
+            ):
+                smtp = "f" if route == "platform" else "t"
+                lines.append(
+                    f"{head}{source}\t{event_id}\t{message_id}\t{topic}\t{partition}"
+                    f"\t{offset}\t{smtp}\n"
+                )
+        else:
+            for source, event_id, topic, partition, offset, message_id in origins:
+                nulls += 2 if message_id is None else 1
+                traced = "\\N" if message_id is None else message_id
+                lines.append(
+                    f"{head}{source}\t{event_id}\t{traced}\t{topic}\t{partition}\t{offset}\t\\N\n"
+                )
+        tabs += 8 * len(origins)
     text = "".join(lines)
     if (
         text.count("\t") == tabs
@@ -101,9 +117,13 @@ def dedupe_copy_text(dedupe: Sequence[DedupeKeys]) -> str:
                 _copy_value(origin.source),
                 _copy_value(origin.event_id),
                 _copy_value(origin.message_id),
+                _copy_value(origin.topic),
+                str(origin.partition),
+                str(origin.offset),
+                ("f" if route == "platform" else "t") if route is not None else "\\N",
             )
         )
         + "\n"
-        for account_id, originator_id, version, origins in dedupe
-        for origin in origins
+        for account_id, originator_id, version, origins, routes in dedupe
+        for origin, route in zip(origins, routes or [None for _ in origins], strict=True)
     )

@@ -262,8 +262,16 @@ def record_emails_sent(cmd: RecordEmailsSent, work: BatchWork) -> None:
     # The items have the ``sent_at`` and ``route`` the aggregate reads. One event per
     # month: each email's dedupe key points at the event of its month, which billed it.
     for version, emails in account.record_emails(cmd.emails):
-        origins = [email.origin for email in emails if email.origin is not None]
-        work.dedupe.append(DedupeKeys(account.account_id, account.id, version, origins))
+        sourced = [email for email in emails if email.origin is not None]
+        work.dedupe.append(
+            DedupeKeys(
+                account.account_id,
+                account.id,
+                version,
+                [email.origin for email in sourced],
+                [email.route for email in sourced],
+            )
+        )
 
 
 def record_contact_changes(cmd: RecordContactChanges, work: BatchWork) -> None:

@@ -102,8 +102,22 @@ class LedgerRecorder(ChainRecorder, ParkingRecorder, PostgresProcessRecorder):
                     'account_id text COLLATE "C" NOT NULL, message_id text COLLATE "C", '
                     "originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
                     "recorded_at timestamptz NOT NULL DEFAULT now(), "
+                    'kafka_topic text COLLATE "C", kafka_partition int, kafka_offset bigint, '
+                    "custom_smtp boolean, "
                     "PRIMARY KEY (source, event_id))"
                 ).format(self.dedupe_table),
+                # The message's Kafka coordinates and route (``ledger audit line``), on a
+                # table made before them: added once, checked first so that a table that
+                # has them takes no lock (ALTER TABLE would, on every start).
+                SQL(
+                    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM information_schema.columns"
+                    " WHERE table_schema = {schema} AND table_name = 'ledger_dedupe'"
+                    " AND column_name = 'custom_smtp') THEN ALTER TABLE {table}"
+                    ' ADD COLUMN IF NOT EXISTS kafka_topic text COLLATE "C",'
+                    " ADD COLUMN IF NOT EXISTS kafka_partition int,"
+                    " ADD COLUMN IF NOT EXISTS kafka_offset bigint,"
+                    " ADD COLUMN IF NOT EXISTS custom_smtp boolean; END IF; END $$"
+                ).format(schema=SQLLiteral(self.datastore.schema), table=self.dedupe_table),
                 # The rows of one ledger event, for ``ledger trace`` (an account's
                 # rows: its stream is its originator) and an invoice line's
                 # sources. Every row of an event has the same key, which a
@@ -201,7 +215,8 @@ class LedgerRecorder(ChainRecorder, ParkingRecorder, PostgresProcessRecorder):
             with curs.copy(
                 SQL(
                     "COPY {} (account_id, originator_id, originator_version, "
-                    "source, event_id, message_id) FROM STDIN"
+                    "source, event_id, message_id, kafka_topic, kafka_partition, kafka_offset,"
+                    " custom_smtp) FROM STDIN"
                 ).format(self.dedupe_table)
             ) as copy:
                 copy.write(dedupe_copy_text(dedupe))
@@ -391,6 +406,24 @@ class LedgerRecorder(ChainRecorder, ParkingRecorder, PostgresProcessRecorder):
                     "WHERE account_id = %s AND contact_id = %s ORDER BY version"
                 ).format(self.contacts_table),
                 (account_id, contact_id),
+            )
+            return [dict(row) for row in curs.fetchall()]
+
+    def event_messages(
+        self, originator_id: UUID, version: int, custom_smtp: bool
+    ) -> list[dict[str, Any]]:
+        """The emails one event billed, of one route, in their arrival order (an event's
+        emails come from one partition: its offsets order them; rows stored before
+        the coordinates were kept have none, and come last, unordered)."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT source, event_id, message_id, kafka_topic, kafka_partition,"
+                    " kafka_offset FROM {} WHERE originator_id = %s AND originator_version = %s"
+                    " AND message_id IS NOT NULL AND custom_smtp IS NOT DISTINCT FROM %s"
+                    " ORDER BY kafka_offset NULLS LAST, source, event_id"
+                ).format(self.dedupe_table),
+                (originator_id, version, custom_smtp),
             )
             return [dict(row) for row in curs.fetchall()]
 

@@ -411,3 +411,118 @@ def audit_check_export(
             out.print(safe(line), highlight=False, soft_wrap=True)
     if not found.sound:
         raise typer.Exit(1)
+
+
+#: Messages printed under each event; --export writes them all.
+SHOWN_MESSAGES = 10
+
+
+@audit_app.command("line")
+def audit_line(
+    number: Annotated[str, typer.Argument(help="The document's number (or proforma id).")],
+    line: Annotated[int, typer.Argument(help="The line, 1-based, as ledger invoice lists it.")],
+    export: Annotated[
+        str | None,
+        typer.Option("--export", metavar="FILE", help="Write every message (.csv or .jsonl)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """A document line back to its sources: the ledger events and the upstream emails
+    (CloudEvent source and id, message id, Kafka coordinates) it counts; exit 1 if
+    they do not add up to the line's quantity."""
+    from projections.line_audit import UnknownLine, account_of, line_sources
+
+    if export is not None and not export.endswith((".csv", ".jsonl")):
+        raise UserError(f"--export {export}: name a .csv or a .jsonl file")
+    from ledger.line_sources import NotAnEmailLine
+
+    with services() as svc:
+        try:
+            found = line_sources(svc.ledger, account_of(svc.ledger, number), number, line)
+        except UnknownLine as exc:
+            raise UserError(str(exc)) from None
+        except NotAnEmailLine as exc:
+            raise UserError(f"{number} line {line} is a {exc} line: it counts no email") from None
+    rows = [
+        {"event_version": e.share.version, "route": e.share.route, **m}
+        for e in found.events
+        for m in e.messages
+    ]
+    if export is not None:
+        _write_messages(export, rows)
+    adds_up = found.adds_up
+    if as_json:
+        print_json(
+            {
+                "number": number,
+                "line": line,
+                "kind": found.line.kind,
+                "description": found.line.description,
+                "quantity": found.line.quantity,
+                "fee_event_version": found.fee_version,
+                "events": [
+                    {
+                        "version": e.share.version,
+                        "effective_at": e.effective_at,
+                        "route": e.share.route,
+                        "emails": e.share.count,
+                        "from": e.share.start + 1,
+                        "to": e.share.stop,
+                        "in_arrival_order": e.ordered,
+                    }
+                    for e in found.events
+                ],
+                "counted": found.counted,
+                "messages_found": found.found,
+                "adds_up": adds_up,
+                "messages": rows if export is None else len(rows),
+            }
+        )
+    else:
+        _say_line(found, adds_up)
+    if not adds_up:
+        raise typer.Exit(1)
+
+
+def _say_line(found: Any, adds_up: bool) -> None:
+    head = f"{found.document.number} line {found.line_no}: {found.line.description}"
+    lines = [head, f"quantity {found.line.quantity:,}"]
+    if found.line.kind == "fee":
+        lines.append(f"the month's fee, recorded by event {found.fee_version} (no email)")
+    for share in found.events:
+        s = share.share
+        route = "custom-SMTP" if s.route == "custom_smtp" else "platform"
+        lines.append(
+            f"event {s.version} ({share.effective_at}): {s.count:,} {route} emails,"
+            f" its {s.start + 1:,}th to {s.stop:,}th"
+        )
+        for m in share.messages[:SHOWN_MESSAGES]:
+            where = f"{m['kafka_topic']}/{m['kafka_partition']}@{m['kafka_offset']}"
+            lines.append(f"  {m['message_id']}  {m['source']} {m['event_id']}  {where}")
+        if len(share.messages) > SHOWN_MESSAGES:
+            lines.append(f"  ... {len(share.messages) - SHOWN_MESSAGES:,} more (--export FILE)")
+        if not share.ordered:
+            lines.append("  (stored before Kafka coordinates were kept: order within it unknown)")
+    if found.line.kind != "fee":
+        same = found.counted == found.line.quantity
+        verdict = "= the line's quantity" if same else f"!= the line's {found.line.quantity:,}"
+        lines.append(f"{found.counted:,} emails from {len(found.events)} event(s) {verdict}")
+        if found.found != found.counted:
+            lines.append(f"{found.counted - found.found:,} of them have no accepted message")
+    for text in lines:
+        out.print(safe(text), highlight=False, soft_wrap=True)
+
+
+def _write_messages(path: str, rows: list[dict[str, Any]]) -> None:
+    import csv
+    import json
+
+    columns = ["event_version", "route", "source", "event_id", "message_id"]
+    columns += ["kafka_topic", "kafka_partition", "kafka_offset"]
+    with open(path, "w", encoding="utf-8", newline="") as file:
+        if path.endswith(".csv"):
+            writer = csv.DictWriter(file, columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        else:
+            file.writelines(json.dumps(row) + "\n" for row in rows)
