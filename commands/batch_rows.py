@@ -99,7 +99,7 @@ def dedupe_copy_text(dedupe: Sequence[DedupeKeys]) -> str:
                 lines.append(
                     f"{head}{source}\t{event_id}\t{traced}\t{topic}\t{partition}\t{offset}\t\\N\n"
                 )
-        tabs += 8 * len(origins)
+        tabs += 9 * len(origins)  # ten columns a row
     text = "".join(lines)
     if (
         text.count("\t") == tabs

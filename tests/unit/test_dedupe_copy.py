@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -119,3 +120,18 @@ def test_postgres_reads_back_exactly_what_was_given(
         for i, (s, e, m) in enumerate(origins)
     ]
     assert _read(dedupe_copy_text(keys)) == expected
+
+
+def test_plain_values_take_the_bulk_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The escaping path costs ~20x the bulk one a row: plain values never take it."""
+    import commands.batch_rows as rows
+
+    def escaped(_value: str | None) -> str:
+        raise AssertionError("escaped a plain value")
+
+    monkeypatch.setattr(rows, "_copy_value", escaped)
+    keys = [
+        DedupeKeys("acme", EVENT, 7, [Origin("urn:mta", "e1", "t", 1, 2, "<1@x>")], ["platform"]),
+        DedupeKeys("acme", EVENT, 8, (Origin("urn:panel", "p9", "t", 0, 5),)),
+    ]
+    assert dedupe_copy_text(keys).count("\n") == 2
