@@ -62,7 +62,10 @@ from ledger.email_counts import E, count_by_month, split_by_month
 from ledger.money import Money
 from ledger.opening import account_uuid, check_opening, check_plan_currency
 from ledger.payments.allocation import Allocation, Credit
+from ledger.payments.dunning import DunningState, Level, Transition
 from ledger.payments.held import owed
+from ledger.payments.notices import NoticeChange
+from ledger.payments.schedule import Collection, cancel_collection
 from ledger.periods import check_aware, local_date
 from ledger.plans import ContactsPlan
 
@@ -71,8 +74,10 @@ ContactCounter = Callable[[datetime], int]
 
 
 class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
-    #: Version 2 holds receivables and unapplied credit (``ProformaPayments.upcast_v1_v2``).
-    class_version = 2
+    #: Version 2 holds receivables and unapplied credit (``ProformaPayments.upcast_v1_v2``);
+    #: version 3 its collections, dunning state and open notices
+    #: (``PaymentsChased.upcast_v2_v3``).
+    class_version = 3
     if TYPE_CHECKING:  # the event classes the @event decorators below create
         Opened: ClassVar[type[Aggregate.Created]]
         ContactsChanged: ClassVar[type[Aggregate.Event]]
@@ -86,6 +91,8 @@ class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
         PaymentReceived: ClassVar[type[Aggregate.Event]]
         CreditApplied: ClassVar[type[Aggregate.Event]]
         PaymentFailed: ClassVar[type[Aggregate.Event]]
+        DunningChanged: ClassVar[type[Aggregate.Event]]
+        CollectionRequested: ClassVar[type[Aggregate.Event]]
 
     @staticmethod
     def create_id(account_id: str, **_: object) -> UUID:
@@ -156,6 +163,7 @@ class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
         self.closed_at: datetime | None = None
         self.receivables = {}
         self.credit = []
+        self._chase_initial_state()
 
     # ------------------------------------------------------------------ contacts
 
@@ -295,12 +303,16 @@ class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
         replacement = self._replacement_for_late_plan_change(issued_on)
         if replacement is not None:
             replaced, priced = replacement
+            collection = self.collections.get(replaced)
             self._proforma_replaced(
                 effective_at=as_of,
                 replaced=replaced,
                 proforma=priced.proforma,
                 subscription=priced.subscription,
                 months=priced.months,
+            )
+            self._chase_replacement(
+                replaced, as_of, None if collection is None else cancel_collection(collection)
             )
             issued.append(priced.document)
         while True:
@@ -377,6 +389,7 @@ class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
         self.proforma_count += 1
         self.open_proformas[proforma.document.number] = proforma
         self.receivables[proforma.document.number] = owed(proforma.document, "collection")
+        self._collection_started(self.receivables[proforma.document.number], effective_at)
         self.counted_through = proforma.counted_at or self.counted_through
         self.pending, self.pending_at = billing_cycle.pending_after(
             self.pending, self.pending_at, self.subscription, subscription
@@ -410,6 +423,8 @@ class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
         if old is not None:
             self.receivables[replaced] = replace(old, replaced_by=proforma.document.number)
         self.receivables[proforma.document.number] = owed(proforma.document, "collection")
+        self._collection_ended(replaced)
+        self._collection_started(self.receivables[proforma.document.number], effective_at)
         self.pending, self.pending_at = billing_cycle.pending_after(
             self.pending, self.pending_at, self.subscription, subscription
         )
@@ -423,6 +438,7 @@ class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
         # Paid by the payment recorded before it (or, in history from before payments
         # were events, by this event alone); the invoice was paid by the proforma.
         self._paid_in_full(proforma)
+        self._collection_ended(proforma)
         self.receivables[invoice.number] = owed(invoice, "collection", paid=True)
 
     @event("PaymentReceived")
@@ -459,7 +475,32 @@ class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
         reason: str,
         retryable: bool,
     ) -> None:
-        pass  # a fact for the collection schedule and dunning (later): no state yet
+        pass  # the fact as reported: what it changes is recorded by a DunningChanged
+
+    @event("DunningChanged")
+    def _dunning_changed(
+        self,
+        effective_at: datetime,
+        account_id: str,
+        state: DunningState,
+        delinquent: dict[str, Level],
+        transitions: tuple[Transition, ...],
+        notice_changes: tuple[NoticeChange, ...],
+        collections: tuple[Collection, ...],
+    ) -> None:
+        self._chased(state, delinquent, notice_changes, collections)
+
+    @event("CollectionRequested")
+    def _collection_requested(
+        self,
+        effective_at: datetime,
+        account_id: str,
+        request_id: str,
+        reference: str,
+        amount: Money,
+        attempt: int,
+    ) -> None:
+        self._requested(reference, request_id)
 
     # ------------------------------------------------------------------ closing
 

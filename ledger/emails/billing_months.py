@@ -41,6 +41,7 @@ class BillingMonths:
     credited: Money
     debited: Money
     closed_at: datetime | None
+    dunning_state: str
 
     @property
     def balance(self) -> Money:
@@ -51,6 +52,10 @@ class BillingMonths:
         return usage.platform if usage else 0
 
     def can_send(self, at_month: Month) -> bool:
+        """A suspended account may not send, whatever it pays by; a prepaid one while
+        its balance covers the next email."""
+        if self.dunning_state == "suspended":
+            return False
         if self.payment_mode == "postpaid":
             return True
         price = next_email_price(self._terms(at_month, self.plan), self.volume(at_month))

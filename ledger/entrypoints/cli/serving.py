@@ -111,6 +111,11 @@ def serve(
         stack.callback(_stop, svc)  # an embedded broker's logs are counted before it stops
         if svc.database_read_only():
             raise UserError(f"{READ_ONLY}: ledger serve writes")
+        if roles & {"consumer", "scheduler"} and svc.catalogue.dunning is None:
+            raise UserError(
+                f"the plan catalogue ({svc.settings.plans_dir}) has no [dunning] policy:"
+                " payments cannot be scheduled (add plans/dunning.toml)"
+            )
         metrics = _start_metrics(svc.settings)
         if svc.kafka_bootstrap:
             svc.ensure_topics()
@@ -235,6 +240,7 @@ def _start_roles(
                 documents = svc.close_periods()
                 if documents:
                     log.info("scheduler_closed_periods", documents=len(documents))
+                svc.collect()  # after the close: a proforma it issued may be due at once
                 stop.wait(svc.settings.close_interval.total_seconds())
 
         threads.append(_guarded(stop, failures, "scheduler", schedule))
