@@ -221,6 +221,31 @@ class Services:
         publisher = AccountStatusPublisher(producer, self.settings.topic_account_status, tracking)
         return Follower(self.ledger, publisher, tracking, topics=STATUS_TOPICS)
 
+    def payments_outbox(self) -> Follower:
+        """Collection requests, notices and suspensions, from stored history."""
+        from kafka import KafkaProducer
+
+        from projections.payments_outbox import (
+            PAYMENTS_TOPICS,
+            PaymentsOutbox,
+            PaymentsOutboxTracking,
+        )
+
+        factory = PostgresFactory(Environment(PaymentsOutbox.name, self.env))
+        with schema_lock(self.database_url, self.env):
+            tracking = factory.tracking_recorder(PaymentsOutboxTracking)
+        assert isinstance(tracking, PaymentsOutboxTracking)
+        producer = KafkaProducer(**self.kafka_config, acks="all", linger_ms=5)
+        self.producers.append(producer)
+        outbox = PaymentsOutbox(
+            producer,
+            tracking,
+            topic_collections=self.settings.topic_collections,
+            topic_notices=self.settings.topic_notices,
+            topic_account_status=self.settings.topic_account_status,
+        )
+        return Follower(self.ledger, outbox, tracking, topics=PAYMENTS_TOPICS)
+
     def chain_head_publisher(self) -> ChainHeadPublisher:
         from kafka import KafkaProducer
 

@@ -231,6 +231,8 @@ def _start_roles(
     if "publisher" in roles:
         publisher = svc.status_publisher()
         threads.append(_guarded(stop, failures, "publisher", lambda: publisher.run(stop)))
+        payments = svc.payments_outbox()
+        threads.append(_guarded(stop, failures, "payments-outbox", lambda: payments.run(stop)))
         heads = svc.chain_head_publisher()
         threads.append(_guarded(stop, failures, "chain-heads", lambda: heads.run(stop)))
     if "scheduler" in roles:
