@@ -69,6 +69,12 @@ class MissingPolicy(InvariantBroken):
     error that stops the process (``ledger serve`` refuses to start without one)."""
 
 
+def chased(collection: Collection) -> bool:
+    """Asked for at least once. A document paid before its first request was never
+    chased: its collection ends with the document (``ProformaPaid``), unrecorded here."""
+    return collection.status != "scheduled" or collection.attempt > 1
+
+
 def require_policy(policy: DunningPolicy | None) -> DunningPolicy:
     if policy is None:
         raise MissingPolicy("the plan catalogue has no [dunning] policy (plans/dunning.toml)")
@@ -188,7 +194,9 @@ class PaymentsChased(PaymentsHeld):
         """What a recorded settlement does to the collections and dunning: each
         document it paid into is a payment for its collection (only the document
         the payment named answers its request), each it paid in full is
-        ``Settled``. Recorded as one ``DunningChanged`` when anything moved."""
+        ``Settled``. Recorded as one ``DunningChanged`` when anything moved (a
+        collection never requested that the payment settled does not count:
+        :func:`chased`)."""
         chase = self._chase()
         references = list(dict.fromkeys(a.reference for a in settlement.allocations))
         for reference in references:
@@ -203,7 +211,7 @@ class PaymentsChased(PaymentsHeld):
             if isinstance(after, AttemptEnded):
                 chase.move(after.collection)
                 chase.apply(AttemptUnpaid(after, due))
-            elif after != collection:
+            elif after != collection and (after.status != "settled" or chased(collection)):
                 chase.move(after)
         for reference in settlement.paid:
             chase.apply(Settled(reference, at, "paid"))
