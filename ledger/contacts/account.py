@@ -288,7 +288,8 @@ class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
         Also prices the first period once the opening is ``grace`` old, and
         re-prices the unpaid renewal a late plan change predates. Held credit
         then pays what was issued; a proforma it pays in full gets its final
-        invoice (``next_number``). Returns the documents issued.
+        invoice (``next_number``); the collection of each one left unpaid
+        starts, attempt 1 due at ``as_of``. Returns the documents issued.
         """
         check_aware(as_of)
         issued: list[Document] = []
@@ -353,6 +354,9 @@ class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
             settlement = self.apply_held_credit(as_of)
             if settlement is not None:
                 issued.extend(self._final_invoices(settlement, as_of, next_number))
+            # What held credit left unpaid is collected by card from now on.
+            proformas = [d.number for d in issued if d.kind == "proforma"]
+            self._start_collections(proformas, as_of)
         return issued
 
     def _renew(
@@ -389,7 +393,6 @@ class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
         self.proforma_count += 1
         self.open_proformas[proforma.document.number] = proforma
         self.receivables[proforma.document.number] = owed(proforma.document, "collection")
-        self._collection_started(self.receivables[proforma.document.number], effective_at)
         self.counted_through = proforma.counted_at or self.counted_through
         self.pending, self.pending_at = billing_cycle.pending_after(
             self.pending, self.pending_at, self.subscription, subscription
@@ -423,8 +426,6 @@ class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
         if old is not None:
             self.receivables[replaced] = replace(old, replaced_by=proforma.document.number)
         self.receivables[proforma.document.number] = owed(proforma.document, "collection")
-        self._collection_ended(replaced)
-        self._collection_started(self.receivables[proforma.document.number], effective_at)
         self.pending, self.pending_at = billing_cycle.pending_after(
             self.pending, self.pending_at, self.subscription, subscription
         )

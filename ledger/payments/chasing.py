@@ -14,11 +14,12 @@ The policy is the catalogue's (``catalogue.dunning``): the caller passes it to
 each decision, and the events carry what it decided (a retry's time), so an
 edited policy never rewrites a schedule already recorded.
 
-A contacts proforma's collection starts in its issue event's body (attempt 1,
-due at issue), as its receivable does, and a replaced or paid proforma's
-collection is dropped there too (:meth:`PaymentsChased._collection_started`,
-:meth:`PaymentsChased._collection_ended`): history stored before collections
-were events replays to the same collections.
+A contacts proforma's collection starts when the close that issued it is done
+and held credit did not pay it (:meth:`PaymentsChased._start_collections`:
+attempt 1 due at issue, recorded as a ``DunningChanged``), so history stored
+before collections were events holds none, replayed or from a snapshot alike.
+A proforma paid in full before its first request ends its collection with
+its ``ProformaPaid`` (:meth:`PaymentsChased._collection_ended`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ from ledger.payments.dunning import (
 from ledger.payments.held import PaymentReport, PaymentsHeld
 from ledger.payments.notices import Notice, NoticeChange, apply_changes, notice_changes
 from ledger.payments.policy import DunningPolicy
-from ledger.payments.receivables import Receivable
 from ledger.payments.schedule import (
     AttemptEnded,
     Collection,
@@ -228,6 +228,15 @@ class PaymentsChased(PaymentsHeld):
         chase.apply(Settled(replaced, at, "replaced"))
         self._record_chase(chase, at)
 
+    def _start_collections(self, references: Sequence[str], at: datetime) -> None:
+        """Documents collected by card, issued at ``at`` and still payable once held
+        credit was applied: attempt 1 of each is due at once."""
+        chase = self._chase()
+        for reference in references:
+            if self.receivables[reference].payable:
+                chase.move(start_collection(reference, at))
+        self._record_chase(chase, at)
+
     def _chase_failure(self, report: PaymentReport, reason: str, retryable: bool, policy: DunningPolicy) -> None:
         """A failed attempt: the collection it answers ends it (``Ignored`` when it
         answers none awaiting: a stale answer changes nothing)."""
@@ -322,12 +331,7 @@ class PaymentsChased(PaymentsHeld):
             collection, status="requested", due_at=None, request_id=request_id
         )
 
-    def _collection_started(self, receivable: Receivable, at: datetime) -> None:
-        """A card-paid document issued: attempt 1 is due at issue (a document held
-        credit paid as issued, or of 0.00, is not collected)."""
-        if receivable.payable:
-            self.collections[receivable.reference] = start_collection(receivable.reference, at)
-
     def _collection_ended(self, reference: str) -> None:
-        """The document was paid in full or replaced: nothing is collected for it."""
+        """The document was paid in full: nothing is collected for it (a collection
+        that was chased ended in the payment's ``DunningChanged`` already)."""
         self.collections.pop(reference, None)

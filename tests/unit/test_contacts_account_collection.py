@@ -3,7 +3,7 @@ dunning and notices recorded by the aggregate (docs/payments.md).
 
 By hand: contacts-basic, no billable contact, tax 0, time zone UTC, opened
 2027-01-15 10:00Z; the first proforma PF-acc-7-0001 is 19.00 EUR, issued at the
-close of 16:00Z and collectable from its renewal instant, the opening (10:00Z).
+close of 16:00Z and collected from then on (attempt 1 due at issue).
 The policy retries 1, 3, 5 and 7 days after the first failure, at its clock time.
 """
 
@@ -88,9 +88,10 @@ def changes(event: Any) -> list[tuple[str, str, int | None, str, datetime | None
 
 def test_attempt_1_is_requested_once_at_issue_and_no_notice_exists_before_it_fails() -> None:
     account = with_proforma()
-    assert account.collections == {PF1: Collection(PF1, 1, "scheduled", OPENED)}
-    assert account.next_chase_at(POLICY) == OPENED
+    assert account.collections == {PF1: Collection(PF1, 1, "scheduled", ISSUED)}
+    assert account.next_chase_at(POLICY) == ISSUED
     assert (account.notices, account.dunning_state) == ({}, "current")
+    assert requested(account, ISSUED - timedelta(microseconds=1)) == []
     assert requested(account, ISSUED) == [(f"{PF1}/attempt-1", "19.00", 1)]
     # never twice: the attempt awaits its answer
     assert requested(account, ISSUED) == []
@@ -105,7 +106,12 @@ def test_attempt_1_is_requested_once_at_issue_and_no_notice_exists_before_it_fai
         f"{PF1}/attempt-1",
     )
     assert (request.reference, request.amount, request.attempt) == (PF1, eur("19.00"), 1)
-    assert dunning_events(events) == []
+    # the collection's start, recorded after the close: no transition, no notice
+    [started] = dunning_events(events)
+    assert (started.effective_at, started.state, started.transitions) == (ISSUED, "current", ())
+    assert started.notice_changes == ()
+    assert started.collections == (Collection(PF1, 1, "scheduled", ISSUED),)
+    assert event_names(events)[-3:] == ["ProformaIssued", "DunningChanged", "CollectionRequested"]
 
 
 def test_a_failed_attempt_opens_a_notice_and_schedules_the_retry_a_day_later() -> None:
@@ -267,12 +273,17 @@ def test_a_replaced_proforma_is_no_longer_collected_its_replacement_is() -> None
     account.collect_events()
     [replacement] = close(account, FEB_15 + DAY, counter)
     assert replacement.number == "PF-acc-7-0003"
-    replaced, change = account.collect_events()
-    assert event_names([replaced, change]) == ["ProformaReplaced", "DunningChanged"]
+    replaced, change, started = account.collect_events()
+    assert event_names([replaced, change, started]) == [
+        "ProformaReplaced",
+        "DunningChanged",
+        "DunningChanged",
+    ]
     assert change.collections == (Collection("PF-acc-7-0002", 1, "cancelled", None),)
     assert (change.transitions, change.notice_changes) == ((), ())
+    assert started.collections == (Collection("PF-acc-7-0003", 1, "scheduled", FEB_15 + DAY),)
     assert account.collections == {
-        PF1: Collection(PF1, 1, "scheduled", OPENED),
+        PF1: Collection(PF1, 1, "scheduled", FEB_15 + GRACE),
         "PF-acc-7-0003": Collection("PF-acc-7-0003", 1, "scheduled", FEB_15 + DAY),
     }
 
@@ -291,7 +302,7 @@ def test_a_failed_then_replaced_proforma_resolves_its_notice() -> None:
     account.change_plan(PRO, None, None, utc(2027, 2, 14))
     account.collect_events()
     close(account, FEB_15 + DAY, counter)
-    _, change = account.collect_events()
+    _, change, _ = account.collect_events()
     assert change.state == "current"
     assert [(t.from_state, t.to_state, t.reason) for t in change.transitions] == [
         ("past_due", "current", "PF-acc-7-0002 replaced: nothing is past due")
