@@ -161,15 +161,17 @@ def suspension_message(
     event: Any, transition: Transition, message_id: str
 ) -> SuspensionMessage | None:
     """None for a transition that neither enters nor leaves ``suspended``."""
+    kind: Literal["account.suspended", "account.reinstated"]
     if transition.to_state == "suspended":
         status: Literal["suspended", "reinstated"] = "suspended"
+        kind = "account.suspended"
     elif transition.from_state == "suspended":
-        status = "reinstated"
+        status, kind = "reinstated", "account.reinstated"
     else:
         return None
     return SuspensionMessage(
         id=message_id,
-        type=f"account.{status}",
+        type=kind,
         time=transition.at,
         data=SuspensionData(
             account_id=event.account_id,

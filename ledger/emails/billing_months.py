@@ -17,6 +17,7 @@ from ledger.emails.pricing import next_email_price
 from ledger.emails.usage import ClosedMonth, LateUsage, MonthUsage, terms_after_closing
 from ledger.errors import AccountClosed, InvariantBroken
 from ledger.money import Money
+from ledger.payments.dunning import DunningState
 from ledger.periods import Month
 from ledger.plans import EmailPlan
 
@@ -41,7 +42,7 @@ class BillingMonths:
     credited: Money
     debited: Money
     closed_at: datetime | None
-    dunning_state: str
+    dunning_state: DunningState
 
     @property
     def balance(self) -> Money:
