@@ -489,7 +489,7 @@ class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
         notice_changes: tuple[NoticeChange, ...],
         collections: tuple[Collection, ...],
     ) -> None:
-        self._chased(state, delinquent, notice_changes, collections)
+        self._chase_recorded(state, delinquent, notice_changes, collections)
 
     @event("CollectionRequested")
     def _collection_requested(

@@ -472,7 +472,7 @@ class Account(BillingMonths, PaymentsChased, Aggregate):
         notice_changes: tuple[NoticeChange, ...],
         collections: tuple[Collection, ...],
     ) -> None:
-        self._chased(state, delinquent, notice_changes, collections)
+        self._chase_recorded(state, delinquent, notice_changes, collections)
 
     # ------------------------------------------------------------------ closing
 

@@ -8,7 +8,7 @@ with the pure rules (:mod:`ledger.payments.schedule`, :mod:`ledger.payments.dunn
 aggregate records each decision as one ``DunningChanged`` (the state after,
 the transitions, the notice changes, the collections that moved) or one
 ``CollectionRequested`` per due attempt. Event bodies only assign what was
-decided (:meth:`PaymentsChased._chased`, :meth:`PaymentsChased._requested`).
+decided (:meth:`PaymentsChased._chase_recorded`, :meth:`PaymentsChased._requested`).
 
 The policy is the catalogue's (``catalogue.dunning``): the caller passes it to
 each decision, and the events carry what it decided (a retry's time), so an
@@ -303,7 +303,7 @@ class PaymentsChased(PaymentsHeld):
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def _chased(
+    def _chase_recorded(
         self,
         state: DunningState,
         delinquent: dict[str, Level],
