@@ -144,6 +144,7 @@ def test_a_failed_attempt_opens_a_notice_and_schedules_the_retry_a_day_later() -
 def test_every_retry_failing_suspends_and_a_transfer_reinstates() -> None:
     account = with_proforma()
     requested(account, ISSUED)
+    account.collect_events()
     failed(account, 1, utc(2027, 1, 15, 17))
     # retries 1, 3, 5, 7 days after the first failure (Jan 15 17:00Z)
     for attempt, day in ((2, 16), (3, 18), (4, 20), (5, 22)):
@@ -195,6 +196,7 @@ def test_every_retry_failing_suspends_and_a_transfer_reinstates() -> None:
 def test_a_hard_decline_suspends_at_once_and_is_not_retried() -> None:
     account = with_proforma()
     requested(account, ISSUED)
+    account.collect_events()
     failed(account, 1, utc(2027, 1, 15, 17), retryable=False, reason="card stolen")
     assert account.dunning_state == "suspended"
     assert account.collections[PF1].status == "declined"
