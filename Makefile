@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/rebuild.py
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/close.py
 
 schemas: $(STAMP)
 	$(BIN)/ledger schemas

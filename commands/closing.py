@@ -12,15 +12,13 @@ number allocator spans its chunks, since no chunk's sequence is stored.
 from __future__ import annotations
 
 import functools
-import itertools
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 import structlog
-from eventsourcing.application import project_aggregate
 from eventsourcing.persistence import IntegrityError
-from eventsourcing.postgres import PostgresAggregateRecorder
 
+from commands.accounts import load_accounts
 from commands.collecting import schedule_row
 from commands.models import ClosePeriods, PayProforma
 from commands.numbers import NumberAllocator
@@ -29,7 +27,7 @@ from ledger.application import Ledger
 from ledger.contacts.account import ContactsAccount
 from ledger.documents import Document
 from ledger.emails.account import Account
-from ledger.errors import AccountNotFound, CloseTimeInFuture, NegativeGrace, PlanNotAllowed
+from ledger.errors import CloseTimeInFuture, NegativeGrace, PlanNotAllowed
 from ledger.opening import account_uuid
 from ledger.payments.policy import DunningPolicy
 
@@ -175,26 +173,6 @@ def _close_chunk(
         ledger.save(*touched, *allocator.commit(), schedule=schedule)
         log.info("periods_closed", accounts=len(touched), documents=len(documents))
     return documents
-
-
-def load_accounts(ledger: Ledger, account_ids: list[str]) -> dict[str, Account | ContactsAccount]:
-    """A chunk's accounts, reconstructed from two reads (their snapshots, the events
-    after them) instead of two per account: most of a close's time was those reads."""
-    recorder = ledger.process_recorder
-    assert isinstance(recorder, LedgerRecorder) and ledger.snapshots is not None
-    snapshots = ledger.snapshots.recorder
-    assert isinstance(snapshots, PostgresAggregateRecorder)
-    uuids = {account_uuid(a): a for a in account_ids}
-    records = recorder.latest_records(list(uuids), snapshots.events_table_name)
-    accounts: dict[str, Account | ContactsAccount] = {}
-    for originator_id, stored in itertools.groupby(records, key=lambda r: r.originator_id):
-        account = project_aggregate(None, map(ledger.mapper.to_domain_event, stored))
-        assert isinstance(account, Account | ContactsAccount)
-        accounts[uuids[originator_id]] = account
-    missing = [a for a in account_ids if a not in accounts]
-    if missing:
-        raise AccountNotFound(missing[0])
-    return accounts
 
 
 def pay_proforma(

@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from eventsourcing.persistence import IntegrityError
 
+from commands.accounts import load_accounts
 from commands.batch_rows import ScheduleRow
 from commands.store import LedgerRecorder
 from ledger.application import Ledger
@@ -135,7 +136,8 @@ def _collect_chunk(
     policy: DunningPolicy,
     collected: Collected,
 ) -> None:
-    accounts = [ledger.get_account(a) for a in account_ids]
+    loaded = load_accounts(ledger, account_ids)
+    accounts = [loaded[a] for a in account_ids]
     requests: list[tuple[str, CollectionRequest]] = []
     events = 0
     for account in accounts:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
     from commands.closing import Progress
     from commands.collecting import Collected
+    from commands.store import LedgerRecorder
     from consumers.positions import Positions
     from consumers.runner import LedgerConsumer
     from ledger.documents import Document
@@ -259,6 +260,16 @@ class Services:
             self.ledger.recorder,  # type: ignore[arg-type]
             self.settings.audit_head_interval.total_seconds(),
         )
+
+    @property
+    def store(self) -> LedgerRecorder:
+        """The ledger's recorder with the write side's tables (dedupe keys, the hash
+        chain, parked messages, contact versions): what the audit commands read."""
+        from commands.store import LedgerRecorder
+
+        recorder = self.ledger.process_recorder
+        assert isinstance(recorder, LedgerRecorder)
+        return recorder
 
     def reports(self) -> Reports:
         return Reports(

@@ -63,11 +63,11 @@ def audit_chain(against: Against = None, as_json: JsonFlag = False) -> None:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     with services() as svc:
-        recorder = svc.ledger.recorder
+        recorder = svc.store
         total = recorder.max_notification_id() or 0
         started = time.perf_counter()
         with _advancing("links", total, shown=not as_json) as advance:
-            walked = recorder.walk_chain(published, advance)  # type: ignore[attr-defined]
+            walked = recorder.walk_chain(published, advance)
         seconds = time.perf_counter() - started
     rate = walked.checked / seconds if seconds > 0 else 0.0
     broken = walked.broken
@@ -105,7 +105,7 @@ def audit_chain(against: Against = None, as_json: JsonFlag = False) -> None:
 def audit_head(as_json: JsonFlag = False) -> None:
     """Today's chain head, POSITION:HASH: what the ledger publishes on the audit topic."""
     with services() as svc:
-        head = svc.ledger.recorder.chain_head()  # type: ignore[attr-defined]
+        head = svc.store.chain_head()
     if head is None:
         raise UserError("the chain is empty: no event is stored yet")
     if as_json:
@@ -122,7 +122,7 @@ def audit_backfill() -> None:
     """
     with services(write=True) as svc:
         started = time.perf_counter()
-        linked = svc.ledger.recorder.backfill_chain()  # type: ignore[attr-defined]
+        linked = svc.store.backfill_chain()
         seconds = time.perf_counter() - started
     from ledger.entrypoints.cli.app import log
 

@@ -151,7 +151,7 @@ def contacts(
             raise UserError(f"account {account!r} is billed by emails, not by contacts")
         at = parse_time(as_of) if as_of else svc.clock()
         listed = contacts_as_of(svc.ledger.history(account), at)
-        stored = svc.ledger.process_recorder.billable_contacts(account, at)  # type: ignore[attr-defined]
+        stored = svc.store.billable_contacts(account, at)
     rows = [
         {
             "contact_id": change.contact_id,
@@ -228,9 +228,9 @@ def trace(account: str, message_id: str, as_json: JsonFlag = False) -> None:
     from ledger.emails.account import Account
 
     with services() as svc:
-        recorder = svc.ledger.process_recorder
-        rows = recorder.trace_message(account, message_id)  # type: ignore[attr-defined]
-        rows += recorder.trace_contact(account, message_id)  # type: ignore[attr-defined]
+        recorder = svc.store
+        rows = recorder.trace_message(account, message_id)
+        rows += recorder.trace_contact(account, message_id)
         if not rows:
             raise UserError(f"no message {message_id!r} was applied to account {account!r}")
         for row in rows:

@@ -112,7 +112,7 @@ def parked(
     from ledger.periods import iso_duration
 
     with services() as svc:
-        rows = svc.ledger.process_recorder.parked_by_account(account)  # type: ignore[attr-defined]
+        rows = svc.store.parked_by_account(account)
         bound = svc.settings.park_max_age
     total = sum(row["facts"] for row in rows)
     if as_json:

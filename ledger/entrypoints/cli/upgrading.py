@@ -47,7 +47,7 @@ def upgrade() -> None:
             )
         out.print(f"{NEW_INDEX}: {'built' if built else 'present'}; {OLD_INDEX}: absent")
         started = time.perf_counter()
-        linked = svc.ledger.recorder.backfill_chain()  # type: ignore[attr-defined]
+        linked = svc.store.backfill_chain()
         log.info("chain_backfilled", events=linked, seconds=round(time.perf_counter() - started, 2))
         out.print(f"hash chain: linked {linked:,} events stored before it")
 

@@ -326,3 +326,51 @@ class Scenario:
             ),
         ]
         return messages, duplicates + bad
+
+
+BRIDGE = Upstream("urn:demo:payment-bridge")
+
+
+class Payments:
+    """The payment bridge's answers: what the demo's customers pay, and when.
+
+    Card payments answer the ledger's collection requests (``request_id`` is the
+    ledger's own: ``<proforma>/attempt-<n>``); transfers name their document."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.topic = settings.topic_payments
+
+    def succeeded(
+        self,
+        account: str,
+        amount: str,
+        at: datetime,
+        reference: str,
+        request_id: str | None = None,
+    ) -> Outgoing:
+        data = {"account_id": account, "amount": amount, "currency": "EUR", "reference": reference}
+        if request_id is not None:
+            data["request_id"] = request_id
+        return BRIDGE.event(self.topic, "payment.succeeded", at, data)
+
+    def failed(
+        self,
+        account: str,
+        amount: str,
+        at: datetime,
+        reference: str,
+        attempt: int,
+        reason: str,
+        *,
+        retryable: bool = True,
+    ) -> Outgoing:
+        data = {
+            "account_id": account,
+            "amount": amount,
+            "currency": "EUR",
+            "reference": reference,
+            "request_id": f"{reference}/attempt-{attempt}",
+            "reason": reason,
+            "retryable": retryable,
+        }
+        return BRIDGE.event(self.topic, "payment.failed", at, data)
