@@ -3,14 +3,11 @@ accepted email on exactly one document line, late ones on the next document."""
 
 from __future__ import annotations
 
-from datetime import date
-from decimal import Decimal
-
-from ledger.documents import Document, Line, assemble
 from ledger.emails.usage import UsageEntry
 from ledger.money import Money
 from ledger.periods import Month
 from ledger.unbilled import EmailAccountBooks, Finding
+from tests.unit.unit_builders import a_line, an_invoice
 
 OCT, NOV = Month.of(2026, 10), Month.of(2026, 11)
 ZERO = Money.zero("EUR")
@@ -20,46 +17,27 @@ def entry(month: Month, platform: int, smtp: int = 0, *, late: bool = False) -> 
     return UsageEntry(month, late, platform, smtp, 0, ())
 
 
-def line(kind: str, quantity: int, amount: str = "0.00") -> Line:
-    return Line(kind, kind, quantity, None, Money.of(amount, "EUR"))  # type: ignore[arg-type]
-
-
-def document(number: str, month: Month, *lines: Line) -> Document:
-    return assemble(
-        number=number,
-        kind="invoice",
-        account_id="acme",
-        period=month,
-        issued_on=date(2026, 12, 1),
-        due_on=date(2026, 12, 15),
-        currency="EUR",
-        lines=list(lines),
-        tax_rate=Decimal(0),
-        accrued=sum((ln.amount for ln in lines), ZERO),
-    )
-
-
-def test_a_month_s_emails_on_its_lines_and_late_ones_on_the_next_document() -> None:
+def test_a_month_s_emails_on_its_lines_and_late_ones_on_the_next_an_invoice() -> None:
     books = EmailAccountBooks("acme")
     books.recorded(3, [entry(OCT, 1200, 7)], keys=1207)
     books.recorded(4, [entry(OCT, 300)], keys=300)
     # October: 1,000 included + 500 charged at tier 1 = 1,500; 7 via custom SMTP.
     books.issued(
         5,
-        document(
+        an_invoice(
             "2026-000001",
             OCT,
-            line("fee", 1, "10.00"),
-            line("included", 1000),
-            line("usage", 500, "0.50"),
-            line("custom_smtp", 7),
+            a_line("fee", 1, "10.00"),
+            a_line("included", 1000),
+            a_line("usage", 500, "0.50"),
+            a_line("custom_smtp", 7),
         ),
     )
     books.recorded(6, [entry(OCT, 40, 2, late=True), entry(NOV, 10)], keys=52)
     assert books.waiting == 50  # 40 late for the next document, 10 of November
     books.issued(
         8,
-        document("2026-000002", NOV, line("included", 10), line("late_usage", 40, "0.04")),
+        an_invoice("2026-000002", NOV, a_line("included", 10), a_line("late_usage", 40, "0.04")),
     )
     assert books.findings == []
     assert (books.emails, books.on_lines, books.waiting, books.late_smtp) == (1559, 1557, 0, 2)
@@ -69,7 +47,7 @@ def test_a_line_short_of_the_month_and_late_usage_left_off_are_found() -> None:
     books = EmailAccountBooks("acme")
     books.recorded(3, [entry(OCT, 1500)], keys=1500)
     books.recorded(4, [entry(OCT, 5, late=True)], keys=5)  # late: October is documented next
-    books.issued(5, document("2026-000001", OCT, line("included", 1000), line("usage", 499)))
+    books.issued(5, an_invoice("2026-000001", OCT, a_line("included", 1000), a_line("usage", 499)))
     assert books.findings == [
         Finding(
             "acme",

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from ledger.documents import Document, Line, assemble
 from ledger.email_counts import Route
+from ledger.money import Money
+from ledger.periods import Month
 from ledger.plans import EmailPlan, Tier
 
 
@@ -89,3 +92,24 @@ def numbers() -> Callable[[int], str]:
         return f"{year:04d}-{handed_out:06d}"
 
     return next_number
+
+
+def a_line(kind: str, quantity: int, amount: str = "0.00", description: str = "") -> Line:
+    """A document line by its kind alone (the audits read kinds and quantities)."""
+    return Line(kind, description or kind, quantity, None, Money.of(amount, "EUR"))  # type: ignore[arg-type]
+
+
+def an_invoice(number: str, month: Month, *lines: Line) -> Document:
+    """acme's postpaid invoice for ``month`` with these lines, totals worked out."""
+    return assemble(
+        number=number,
+        kind="invoice",
+        account_id="acme",
+        period=month,
+        issued_on=month.next().first_day,
+        due_on=month.next().first_day + timedelta(days=14),
+        currency="EUR",
+        lines=list(lines),
+        tax_rate=Decimal(0),
+        accrued=sum((line.amount for line in lines), Money.zero("EUR")),
+    )
