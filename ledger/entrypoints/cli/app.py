@@ -137,6 +137,7 @@ READ_MODELS = {
     "monthly_usage": "monthly usage",
     "documents": "documents",
     "contacts": "contacts",
+    "payments": "payments",
 }
 
 

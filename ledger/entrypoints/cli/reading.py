@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def _books() -> Iterator[ReadSide]:
+def open_books() -> Iterator[ReadSide]:
     # psycopg, eventsourcing and the queries: imported when a read runs, not for --help.
     with loading_modules():
         from ledger.entrypoints.cli.read_side import read_side
@@ -41,15 +41,15 @@ def _books() -> Iterator[ReadSide]:
         yield books
 
 
-def _say_if_behind(books: ReadSide, *read_models: str) -> None:
+def say_if_books_behind(books: ReadSide, *read_models: str) -> None:
     say_behind(books.settings, books.behind(*read_models))
 
 
 @app.command()
 def balance(account: str, as_json: JsonFlag = False) -> None:
     """Current balance of an account (negative: owed), and whether sending is blocked."""
-    with _books() as books:
-        _say_if_behind(books, "balances")
+    with open_books() as books:
+        say_if_books_behind(books, "balances")
         row = books.reports.balance(account)
     print_json(row) if as_json else out.print(render.balance_table([row]))
 
@@ -57,8 +57,8 @@ def balance(account: str, as_json: JsonFlag = False) -> None:
 @app.command()
 def balances(as_json: JsonFlag = False) -> None:
     """Balances of all accounts."""
-    with _books() as books:
-        _say_if_behind(books, "balances")
+    with open_books() as books:
+        say_if_books_behind(books, "balances")
         rows = books.reports.all_balances()
     print_json(rows) if as_json else out.print(render.balance_table(rows))
 
@@ -79,14 +79,14 @@ def usage(
         from ledger.periods import Month
 
         month = str(Month.parse(month))
-    with _books() as books:
+    with open_books() as books:
         reports = books.reports
         if reports.is_contacts_account(account):
-            _say_if_behind(books, "balances", "contacts")
+            say_if_books_behind(books, "balances", "contacts")
             rows = reports.allowance_usage(account, month)
             print_json(rows) if as_json else out.print(render.allowance_table(rows))
             return
-        _say_if_behind(books, "balances", "monthly_usage")
+        say_if_books_behind(books, "balances", "monthly_usage")
         rows = reports.usage(account, month)
     print_json(rows) if as_json else out.print(render.usage_table(rows))
 
@@ -156,8 +156,8 @@ INCONSISTENT_CONTACTS = (
 @app.command()
 def invoices(account: str, as_json: JsonFlag = False) -> None:
     """Receipts, invoices and proformas of an account, with their status."""
-    with _books() as books:
-        _say_if_behind(books, "balances", "documents")
+    with open_books() as books:
+        say_if_books_behind(books, "balances", "documents")
         rows = books.reports.documents_of(account)
     print_json(rows) if as_json else out.print(render.documents_table(rows))
 
@@ -165,8 +165,8 @@ def invoices(account: str, as_json: JsonFlag = False) -> None:
 @app.command()
 def invoice(number: str, as_json: JsonFlag = False) -> None:
     """One receipt, invoice or proforma (by number or proforma id) with its lines."""
-    with _books() as books:
-        _say_if_behind(books, "documents")
+    with open_books() as books:
+        say_if_books_behind(books, "documents")
         document = books.reports.document(number)
     print_json(document) if as_json else out.print(render.document_panel(document))
 
@@ -174,7 +174,7 @@ def invoice(number: str, as_json: JsonFlag = False) -> None:
 @app.command()
 def history(account: str, as_json: JsonFlag = False) -> None:
     """Every stored event of an account: business time, recording time, what happened."""
-    with _books() as books:
+    with open_books() as books:
         events = [render_history.event_summary(e) for e in books.history(account)]
     print_json(events) if as_json else out.print(render_history.history_table(account, events))
 

@@ -1,0 +1,54 @@
+"""Reading money in: an account's payments, what is owed by age, and the notices.
+
+Reads of the read models, the short way (:mod:`ledger.entrypoints.cli.read_side`):
+no eventsourcing, Kafka or command side is imported (tests/e2e/test_cli_imports.py).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+import typer
+
+from ledger.entrypoints.cli import render_payments
+from ledger.entrypoints.cli.app import JsonFlag, UserError, app, out, print_json
+from ledger.entrypoints.cli.reading import open_books, say_if_books_behind
+
+
+def parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"not a date: {text!r} (use YYYY-MM-DD, e.g. 2026-12-31)") from None
+
+
+@app.command()
+def payments(account: str, as_json: JsonFlag = False) -> None:
+    """Payments of an account: each payment and failed attempt, the documents its money
+    paid (at once, or later from the credit it left), and the credit held, with why."""
+    with open_books() as books:
+        say_if_books_behind(books, "balances", "payments")
+        report = books.payment_reports.payments_of(account)
+    print_json(report) if as_json else out.print(render_payments.payments_view(report))
+
+
+@app.command()
+def receivables(
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="YYYY-MM-DD: what was open at the end of that day (documents issued by"
+            " then, less what was paid by then); today (UTC) if omitted.",
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Open amounts by account and age (days past the due date: current, 1-30, 31-60,
+    61-90, 90+), with totals per currency."""
+    day = parse_date(as_of) if as_of is not None else datetime.now(UTC).date()
+    with open_books() as books:
+        say_if_books_behind(books, "balances", "documents", "payments")
+        report = books.payment_reports.receivables(day)
+    print_json(report) if as_json else out.print(render_payments.receivables_view(report))
