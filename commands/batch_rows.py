@@ -1,5 +1,5 @@
 """The rows a batch writes besides its events (dedupe keys, contact versions,
-dead letters, accounts), and the dedupe keys in COPY's text format: the
+dead letters, accounts, the accounts' next chase), and the dedupe keys in COPY's text format: the
 recorder (``commands/store.py``) writes them in the batch's transaction."""
 
 from __future__ import annotations
@@ -53,6 +53,13 @@ class DeadLetterRow:
 class AccountRow:
     account_id: str
     originator_id: UUID
+
+
+class ScheduleRow(NamedTuple):
+    """When the scheduler next has something to do for an account (None: nothing)."""
+
+    account_id: str
+    next_due_at: datetime | None
 
 
 #: COPY's text format escapes these four characters in a value.

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import structlog
 from eventsourcing.persistence import IntegrityError
 
+from commands.collecting import schedule_row
 from commands.models import ClosePeriods, PayProforma
 from commands.numbers import NumberAllocator
 from commands.store import LedgerRecorder
@@ -27,6 +28,7 @@ from ledger.documents import Document
 from ledger.emails.account import Account
 from ledger.errors import CloseTimeInFuture, NegativeGrace, PlanNotAllowed
 from ledger.opening import account_uuid
+from ledger.payments.policy import DunningPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +64,10 @@ def close_periods(
     *,
     dry_run: bool = False,
     progress: Progress | None = None,
+    policy: DunningPolicy | None = None,
 ) -> list[Document]:
+    """``policy``: the catalogue's dunning policy, to write each account's next chase
+    with its new documents (``ledger_schedule``); None: no scheduling."""
     issued: list[Document] = []
     recorder = ledger.process_recorder
     assert isinstance(recorder, LedgerRecorder)
@@ -71,7 +76,7 @@ def close_periods(
     done = 0
     for chunk in _chunks(account_ids, chunk_size):
         if preview is None:
-            issued.extend(_close_accounts(ledger, chunk, cmd, attempts))
+            issued.extend(_close_accounts(ledger, chunk, cmd, attempts, policy))
         else:
             issued.extend(_preview_accounts(ledger, chunk, cmd, preview))
         done += len(chunk)
@@ -93,7 +98,11 @@ def _preview_accounts(
 
 
 def _close_accounts(
-    ledger: Ledger, account_ids: list[str], cmd: ClosePeriods, attempts: int
+    ledger: Ledger,
+    account_ids: list[str],
+    cmd: ClosePeriods,
+    attempts: int,
+    policy: DunningPolicy | None,
 ) -> list[Document]:
     """Close accounts in one transaction; on a collision, the two halves separately.
 
@@ -108,15 +117,15 @@ def _close_accounts(
         ledger.evict([account_uuid(a) for a in account_ids])
         allocator = NumberAllocator(ledger)
         try:
-            return _close_chunk(ledger, account_ids, cmd, allocator)
+            return _close_chunk(ledger, account_ids, cmd, allocator, policy=policy)
         except IntegrityError:
             log.warning("close_conflict_retrying", accounts=len(account_ids), attempt=attempt)
             ledger.evict([s.id for s in allocator.sequences.values()])
             if len(account_ids) > 1:
                 middle = len(account_ids) // 2
                 return _close_accounts(
-                    ledger, account_ids[:middle], cmd, attempts
-                ) + _close_accounts(ledger, account_ids[middle:], cmd, attempts)
+                    ledger, account_ids[:middle], cmd, attempts, policy
+                ) + _close_accounts(ledger, account_ids[middle:], cmd, attempts, policy)
     raise RuntimeError(f"could not close {account_ids[0]!r} after {attempts} attempts")
 
 
@@ -127,6 +136,7 @@ def _close_chunk(
     allocator: NumberAllocator,
     *,
     save: bool = True,
+    policy: DunningPolicy | None = None,
 ) -> list[Document]:
     touched: list[Account | ContactsAccount] = []
     documents: list[Document] = []
@@ -149,12 +159,15 @@ def _close_chunk(
             touched.append(account)
             documents.extend(issued)
     if touched and save:
-        ledger.save(*touched, *allocator.commit())
+        schedule = [] if policy is None else [schedule_row(a, policy) for a in touched]
+        ledger.save(*touched, *allocator.commit(), schedule=schedule)
         log.info("periods_closed", accounts=len(touched), documents=len(documents))
     return documents
 
 
-def pay_proforma(ledger: Ledger, cmd: PayProforma, attempts: int = 10) -> Document:
+def pay_proforma(
+    ledger: Ledger, cmd: PayProforma, policy: DunningPolicy | None = None, attempts: int = 10
+) -> Document:
     """The final invoice of a paid proforma, saved with its number in one transaction.
 
     ``ContactsAccount.pay`` receives what the proforma still owes through the
@@ -168,8 +181,9 @@ def pay_proforma(ledger: Ledger, cmd: PayProforma, attempts: int = 10) -> Docume
             raise PlanNotAllowed(f"account {cmd.account_id!r} is billed by emails: no proformas")
         allocator = NumberAllocator(ledger)
         invoice = account.pay(cmd.proforma_id, cmd.at, allocator)
+        schedule = [] if policy is None else [schedule_row(account, policy)]
         try:
-            ledger.save(account, *allocator.commit())
+            ledger.save(account, *allocator.commit(), schedule=schedule)
         except IntegrityError:
             log.warning("payment_conflict_retrying", account=cmd.account_id, attempt=attempt)
             ledger.evict([s.id for s in allocator.sequences.values()])

@@ -20,7 +20,8 @@ from typing import Any
 from eventsourcing.application import ProcessingEvent
 from eventsourcing.persistence import PersistenceError, Tracking
 
-from commands.batch_rows import AccountRow, ContactRow, DeadLetterRow, DedupeKeys
+from commands.batch_rows import AccountRow, ContactRow, DeadLetterRow, DedupeKeys, ScheduleRow
+from commands.collecting import reschedules, schedule_row
 from commands.models import (
     AccountCommand,
     ChangePlan,
@@ -50,6 +51,7 @@ from ledger.errors import (
 )
 from ledger.money import Money
 from ledger.opening import account_uuid
+from ledger.payments.chasing import require_policy
 from ledger.payments.held import PaymentReport
 from ledger.plans import Catalogue, ContactsPlan
 
@@ -238,16 +240,21 @@ def receive_payment(cmd: ReceivePayment, work: BatchWork) -> None:
     report = payment_report(cmd)
     if isinstance(account, ContactsAccount):
         # A proforma paid in full gets its final invoice, numbered in this batch.
-        version, invoices = account.receive_payment(report, work.next_number)
+        version, invoices = account.receive_payment(
+            report, work.next_number, work.catalogue.dunning
+        )
         work.invoices.extend(invoices)
     else:
-        version = account.receive_payment(report)
+        version = account.receive_payment(report, work.catalogue.dunning)
     work.applied(cmd.origin, account, version)
 
 
 def record_payment_failure(cmd: RecordPaymentFailure, work: BatchWork) -> None:
     account = work.account(cmd.account_id)
-    version = account.record_payment_failure(payment_report(cmd), cmd.reason, cmd.retryable)
+    policy = require_policy(work.catalogue.dunning)
+    version = account.record_payment_failure(
+        payment_report(cmd), cmd.reason, cmd.retryable, policy
+    )
     work.applied(cmd.origin, account, version)
 
 
@@ -378,17 +385,25 @@ def save_batch(
     redriven: Redriven | None = None,
 ) -> None:
     """One transaction: new events of every touched account and of the number
-    sequences it drew from, position, dedupe keys, dead letters, facts parked, and
-    (a re-drive, with no position) the parked rows it settled."""
+    sequences it drew from, position, dedupe keys, dead letters, facts parked,
+    the schedule rows of accounts whose next chase may have moved, and (a
+    re-drive, with no position) the parked rows it settled."""
     processing = ProcessingEvent[Any](tracking=tracking)
     # What ``processing.collect_events(*accounts, **rows)`` does, without its two
     # runtime Protocol checks per aggregate (~70 us each: hundreds per batch); its
     # source is pinned by tests/unit/test_library_touches.py (docs/library-touches.md).
     sequences = work.numbers.commit() if work.numbers is not None else []
+    policy = work.catalogue.dunning
+    schedule: list[ScheduleRow] = []
     for aggregate in (*work.accounts.values(), *sequences):
-        processing.events.extend(aggregate.collect_events())
+        events = aggregate.collect_events()
+        processing.events.extend(events)
         processing.aggregates[aggregate.id] = aggregate
+        if policy is not None and isinstance(aggregate, Account | ContactsAccount):
+            if reschedules(events):
+                schedule.append(schedule_row(aggregate, policy))
     processing.saved_kwargs.update(
+        schedule=schedule,
         dedupe=work.dedupe,
         contacts=work.contacts,
         accounts=work.opened,

@@ -14,6 +14,9 @@ tracking row (the consumer's Kafka position):
 - ``ledger_parked``: facts for an account that is not open yet, waiting to be
   re-driven (its rows, DDL and queries: ``commands/parked.py``).
 - ``ledger_accounts``: the account ids the ledger holds, for the closer.
+- ``ledger_schedule``: when the scheduler next has something to do for each
+  account (a collection attempt due, a document becoming overdue), so its
+  idle scan reads one index (``commands/schedule_store.py``).
 - ``ledger_chain``: one SHA-256 link per stored event, sealing it and every
   event before it (``commands/chain.py``, ``commands/chain_store.py``),
   written after the events, under the events table's lock.
@@ -49,6 +52,7 @@ from psycopg.sql import Literal as SQLLiteral
 from commands.batch_rows import AccountRow, ContactRow, DeadLetterRow, DedupeKeys, dedupe_copy_text
 from commands.chain_store import ChainRecorder
 from commands.parked import ParkingRecorder, Redriven
+from commands.schedule_store import ScheduleRecorder
 from ledger.opening import account_uuid
 
 
@@ -81,7 +85,7 @@ def binary_events_array(statement: Composed) -> Composed:
     return Composed(parts)
 
 
-class LedgerRecorder(ChainRecorder, ParkingRecorder, PostgresProcessRecorder):
+class LedgerRecorder(ChainRecorder, ParkingRecorder, ScheduleRecorder, PostgresProcessRecorder):
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         schema = Identifier(self.datastore.schema)
@@ -144,6 +148,7 @@ class LedgerRecorder(ChainRecorder, ParkingRecorder, PostgresProcessRecorder):
                 ).format(self.contacts_table),
                 *self.parking_statements(),
                 *self.chain_statements(),
+                *self.schedule_statements(),
             ]
         )
 
@@ -251,6 +256,7 @@ class LedgerRecorder(ChainRecorder, ParkingRecorder, PostgresProcessRecorder):
                 [(a.account_id, a.originator_id) for a in accounts],
             )
         self._insert_parked(curs, kwargs.get("parked", ()))
+        self._insert_schedule(curs, kwargs.get("schedule", ()))
         redriven: Redriven | None = kwargs.get("redriven")
         if redriven is not None:
             self._settle_parked(curs, redriven)

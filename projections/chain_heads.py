@@ -19,7 +19,7 @@ from kafka import KafkaProducer
 from pydantic import BaseModel, ConfigDict
 
 from commands.chain import Head
-from projections.status_publisher import SOURCE
+from projections.outbox import SOURCE
 
 log = structlog.get_logger(__name__)
 

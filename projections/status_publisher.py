@@ -1,28 +1,24 @@
 """Outbox: publishes sending blocked/unblocked to ``billing.account-status``.
 
-The facts come from the stored history, not from the consumer: the publisher
-follows the notification log, produces each status change with a stable
-CloudEvent id (``<account uuid>:<event version>``), flushes, and only then
-records its position. A crash between the flush and the position replays the
-same ids, so a subscriber that dedupes on ``id`` sees each change once.
+The facts come from the stored history, not from the consumer
+(:mod:`projections.outbox`): each status change is produced with a stable
+CloudEvent id (``<account uuid>:<event version>``) before the position is
+recorded, so a subscriber that dedupes on ``id`` sees each change once.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Literal
 
-from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.utils import get_topic
 from kafka import KafkaProducer
 from pydantic import BaseModel, ConfigDict
 
 from ledger.emails.account import Account
-
-SOURCE = "billing-ledger"
+from projections.outbox import SOURCE, Outbox, Outgoing
 
 
 class AccountStatusData(BaseModel):
@@ -69,26 +65,13 @@ class StatusTracking(PostgresTrackingRecorder):
     """Position of the publisher in the ledger's notification log."""
 
 
-class AccountStatusPublisher:
+class AccountStatusPublisher(Outbox):
     name = "account_status"
 
     def __init__(self, producer: KafkaProducer, topic: str, tracking: StatusTracking) -> None:
-        self.producer = producer
+        super().__init__(producer, tracking)
         self.topic = topic
-        self.tracking = tracking
 
-    def process_batch(self, domain_events: Sequence[Any], tracking: Tracking) -> None:
-        futures = []
-        for event in domain_events:
-            message = status_message(event)
-            futures.append(
-                self.producer.send(
-                    self.topic,
-                    key=message.data.account_id.encode(),
-                    value=json.dumps(message.model_dump(mode="json")).encode(),
-                )
-            )
-        self.producer.flush()
-        for future in futures:
-            future.get(timeout=30)  # flush() does not raise for a failed send; this does
-        self.tracking.insert_tracking(tracking)
+    def messages(self, domain_event: Any) -> Iterator[Outgoing]:
+        message = status_message(domain_event)
+        yield Outgoing(self.topic, message.data.account_id, message)

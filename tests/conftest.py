@@ -99,6 +99,7 @@ def settings_for(infrastructure: dict[str, str]) -> Iterator[Callable[..., Setti
             "topic_accounts": f"t{suffix}.accounts",
             "topic_account_status": f"t{suffix}.account-status",
             "topic_notices": f"t{suffix}.notices",
+            "topic_collections": f"t{suffix}.collections",
             "topic_dead_letter": f"t{suffix}.dead-letter",
             "topic_partitions": 2,
             "consumer_group": f"g{suffix}",

@@ -38,6 +38,9 @@ from ledger.emails.usage import (
     WholeUsage,
 )
 from ledger.money import Money
+from ledger.payments.dunning import Transition
+from ledger.payments.notices import Notice, NoticeChange
+from ledger.payments.schedule import Collection
 from ledger.periods import Month
 from ledger.plans import ContactsPlan, ContactTier, EmailPlan, Tier
 
@@ -206,6 +209,11 @@ DATACLASSES = (
     Subscription,
     AllowanceMonth,
     OpenProforma,
+    # Collections, dunning and notices (DunningChanged): rare, so as readable dicts.
+    Collection,
+    Transition,
+    Notice,
+    NoticeChange,
 )
 MODELS = (EmailPlan, Tier, ContactsPlan, ContactTier)
 

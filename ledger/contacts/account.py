@@ -62,7 +62,10 @@ from ledger.email_counts import E, count_by_month, split_by_month
 from ledger.money import Money
 from ledger.opening import account_uuid, check_opening, check_plan_currency
 from ledger.payments.allocation import Allocation, Credit
+from ledger.payments.dunning import DunningState, Level, Transition
 from ledger.payments.held import owed
+from ledger.payments.notices import NoticeChange
+from ledger.payments.schedule import Collection, cancel_collection
 from ledger.periods import check_aware, local_date
 from ledger.plans import ContactsPlan
 
@@ -71,8 +74,10 @@ ContactCounter = Callable[[datetime], int]
 
 
 class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
-    #: Version 2 holds receivables and unapplied credit (``ProformaPayments.upcast_v1_v2``).
-    class_version = 2
+    #: Version 2 holds receivables and unapplied credit (``ProformaPayments.upcast_v1_v2``);
+    #: version 3 its collections, dunning state and open notices
+    #: (``PaymentsChased.upcast_v2_v3``).
+    class_version = 3
     if TYPE_CHECKING:  # the event classes the @event decorators below create
         Opened: ClassVar[type[Aggregate.Created]]
         ContactsChanged: ClassVar[type[Aggregate.Event]]
@@ -86,6 +91,8 @@ class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
         PaymentReceived: ClassVar[type[Aggregate.Event]]
         CreditApplied: ClassVar[type[Aggregate.Event]]
         PaymentFailed: ClassVar[type[Aggregate.Event]]
+        DunningChanged: ClassVar[type[Aggregate.Event]]
+        CollectionRequested: ClassVar[type[Aggregate.Event]]
 
     @staticmethod
     def create_id(account_id: str, **_: object) -> UUID:
@@ -156,6 +163,7 @@ class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
         self.closed_at: datetime | None = None
         self.receivables = {}
         self.credit = []
+        self._chase_initial_state()
 
     # ------------------------------------------------------------------ contacts
 
@@ -280,7 +288,8 @@ class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
         Also prices the first period once the opening is ``grace`` old, and
         re-prices the unpaid renewal a late plan change predates. Held credit
         then pays what was issued; a proforma it pays in full gets its final
-        invoice (``next_number``). Returns the documents issued.
+        invoice (``next_number``); the collection of each one left unpaid
+        starts, attempt 1 due at ``as_of``. Returns the documents issued.
         """
         check_aware(as_of)
         issued: list[Document] = []
@@ -295,12 +304,16 @@ class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
         replacement = self._replacement_for_late_plan_change(issued_on)
         if replacement is not None:
             replaced, priced = replacement
+            collection = self.collections.get(replaced)
             self._proforma_replaced(
                 effective_at=as_of,
                 replaced=replaced,
                 proforma=priced.proforma,
                 subscription=priced.subscription,
                 months=priced.months,
+            )
+            self._chase_replacement(
+                replaced, as_of, None if collection is None else cancel_collection(collection)
             )
             issued.append(priced.document)
         while True:
@@ -341,6 +354,9 @@ class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
             settlement = self.apply_held_credit(as_of)
             if settlement is not None:
                 issued.extend(self._final_invoices(settlement, as_of, next_number))
+            # What held credit left unpaid is collected by card from now on.
+            proformas = [d.number for d in issued if d.kind == "proforma"]
+            self._start_collections(proformas, as_of)
         return issued
 
     def _renew(
@@ -423,6 +439,7 @@ class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
         # Paid by the payment recorded before it (or, in history from before payments
         # were events, by this event alone); the invoice was paid by the proforma.
         self._paid_in_full(proforma)
+        self._collection_ended(proforma)
         self.receivables[invoice.number] = owed(invoice, "collection", paid=True)
 
     @event("PaymentReceived")
@@ -459,7 +476,32 @@ class ContactsAccount(AllowanceMonths, ProformaPayments, Aggregate):
         reason: str,
         retryable: bool,
     ) -> None:
-        pass  # a fact for the collection schedule and dunning (later): no state yet
+        pass  # the fact as reported: what it changes is recorded by a DunningChanged
+
+    @event("DunningChanged")
+    def _dunning_changed(
+        self,
+        effective_at: datetime,
+        account_id: str,
+        state: DunningState,
+        delinquent: dict[str, Level],
+        transitions: tuple[Transition, ...],
+        notice_changes: tuple[NoticeChange, ...],
+        collections: tuple[Collection, ...],
+    ) -> None:
+        self._chase_recorded(state, delinquent, notice_changes, collections)
+
+    @event("CollectionRequested")
+    def _collection_requested(
+        self,
+        effective_at: datetime,
+        account_id: str,
+        request_id: str,
+        reference: str,
+        amount: Money,
+        attempt: int,
+    ) -> None:
+        self._requested(reference, request_id)
 
     # ------------------------------------------------------------------ closing
 

@@ -19,14 +19,16 @@ from typing import Any
 from ledger.contacts.proformas import OpenProforma, check_payable_on, final_invoice
 from ledger.documents import Document
 from ledger.payments.allocation import Settlement
+from ledger.payments.chasing import PaymentsChased
 from ledger.payments.held import PaymentReport, PaymentsHeld, owed
+from ledger.payments.policy import DunningPolicy
 from ledger.periods import check_aware, local_date
 
 #: The gapless number of a final invoice, by the year of its date.
 NextNumber = Callable[[int], str]
 
 
-class ProformaPayments(PaymentsHeld):
+class ProformaPayments(PaymentsChased):
     """Decisions over the aggregate state below; the events are the aggregate's."""
 
     timezone: str
@@ -43,18 +45,22 @@ class ProformaPayments(PaymentsHeld):
             state["receivables"][number] = owed(held.document, "collection")
 
     def receive_payment(
-        self, report: PaymentReport, next_number: NextNumber
+        self, report: PaymentReport, next_number: NextNumber, policy: DunningPolicy | None
     ) -> tuple[int, list[Document]]:
         """Money received: one event, then the final invoice of each proforma it paid
         in full (numbered by ``next_number``; the caller saves the sequence with
         this account). Returns the recording event's version (what the dedupe
         key points at) and the invoices issued. Nothing is recorded, and no
-        number drawn, if a proforma would be paid before its issue date."""
+        number drawn, if a proforma would be paid before its issue date. What it
+        does to the collections and dunning is recorded between the two
+        (``DunningChanged``); ``policy`` may be None for a payment that answers no
+        collection request (``ledger mark-paid``)."""
         settlement = self.settle_payment(report)
         paid_on = local_date(report.at, self.timezone)
         for number in self._paid_proformas(settlement):
             check_payable_on(self.open_proformas[number].document, number, paid_on)
         version = self._record_payment(settlement, report)
+        self._chase_settlement(settlement, report.at, report, policy)
         return version, self._final_invoices(settlement, report.at, next_number)
 
     def pay(self, proforma_id: str, paid_at: datetime, next_number: NextNumber) -> Document:
@@ -66,7 +72,7 @@ class ProformaPayments(PaymentsHeld):
             return self._final_invoice(proforma_id, paid_at, next_number)
         at = check_aware(paid_at)
         report = PaymentReport(f"mark-paid:{proforma_id}", due, proforma_id, None, at)
-        _, invoices = self.receive_payment(report, next_number)
+        _, invoices = self.receive_payment(report, next_number, None)
         return next(invoice for invoice in invoices if invoice.proforma == proforma_id)
 
     def _paid_proformas(self, settlement: Settlement) -> list[str]:

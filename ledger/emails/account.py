@@ -49,14 +49,20 @@ from ledger.errors import InvalidAmount
 from ledger.money import Money, check_minor_units
 from ledger.opening import account_uuid, check_opening, check_plan_currency
 from ledger.payments.allocation import Allocation, Credit
-from ledger.payments.held import PaymentReport, PaymentsHeld, owed
+from ledger.payments.chasing import Chase, PaymentsChased
+from ledger.payments.dunning import DunningState, Level, Transition
+from ledger.payments.held import PaymentReport, owed
+from ledger.payments.notices import NoticeChange
+from ledger.payments.policy import DunningPolicy
+from ledger.payments.schedule import Collection
 from ledger.periods import Month, check_aware, local_date
 from ledger.plans import EmailPlan
 
 
-class Account(BillingMonths, PaymentsHeld, Aggregate):
-    #: Version 2 holds receivables and unapplied credit (``PaymentsHeld.upcast_v1_v2``).
-    class_version = 2
+class Account(BillingMonths, PaymentsChased, Aggregate):
+    #: Version 2 holds receivables and unapplied credit (``PaymentsHeld.upcast_v1_v2``);
+    #: version 3 its dunning state and open notices (``PaymentsChased.upcast_v2_v3``).
+    class_version = 3
 
     if TYPE_CHECKING:  # the event classes the @event decorators below create
         Opened: ClassVar[type[Aggregate.Created]]
@@ -71,6 +77,7 @@ class Account(BillingMonths, PaymentsHeld, Aggregate):
         PaymentReceived: ClassVar[type[Aggregate.Event]]
         CreditApplied: ClassVar[type[Aggregate.Event]]
         PaymentFailed: ClassVar[type[Aggregate.Event]]
+        DunningChanged: ClassVar[type[Aggregate.Event]]
 
     @staticmethod
     def create_id(account_id: str, **_: object) -> uuid.UUID:
@@ -140,6 +147,7 @@ class Account(BillingMonths, PaymentsHeld, Aggregate):
         self.documents: list[str] = []
         self.receivables = {}
         self.credit = []
+        self._chase_initial_state()
 
     # ------------------------------------------------------------------ credit
 
@@ -402,10 +410,20 @@ class Account(BillingMonths, PaymentsHeld, Aggregate):
 
     # ------------------------------------------------------------------ payments
 
-    def receive_payment(self, report: PaymentReport) -> int:
+    def receive_payment(self, report: PaymentReport, policy: DunningPolicy | None) -> int:
         """Money received (accepted from a closed account too: its last documents are
-        owed). Returns the version of the recording event (what the dedupe key points at)."""
-        return self._record_payment(self.settle_payment(report), report)
+        owed). Returns the version of the recording event (what the dedupe key points at).
+        A document it settles that was chased is no longer (``DunningChanged``)."""
+        settlement = self.settle_payment(report)
+        version = self._record_payment(settlement, report)
+        self._chase_settlement(settlement, report.at, report, policy)
+        return version
+
+    def _record_chase(self, chase: Chase, at: datetime) -> None:
+        """A suspension blocks sending as the prepaid block does; reinstatement lifts
+        it unless the prepaid balance still blocks (:meth:`can_send`)."""
+        super()._record_chase(chase, at)
+        self._update_sending(at)
 
     @event("PaymentReceived")
     def _payment_received(
@@ -441,7 +459,20 @@ class Account(BillingMonths, PaymentsHeld, Aggregate):
         reason: str,
         retryable: bool,
     ) -> None:
-        pass  # a fact for the collection schedule and dunning (later): no state yet
+        pass  # the fact as reported: what it changes is recorded by a DunningChanged
+
+    @event("DunningChanged")
+    def _dunning_changed(
+        self,
+        effective_at: datetime,
+        account_id: str,
+        state: DunningState,
+        delinquent: dict[str, Level],
+        transitions: tuple[Transition, ...],
+        notice_changes: tuple[NoticeChange, ...],
+        collections: tuple[Collection, ...],
+    ) -> None:
+        self._chase_recorded(state, delinquent, notice_changes, collections)
 
     # ------------------------------------------------------------------ closing
 

@@ -17,6 +17,7 @@ from ledger.emails.pricing import next_email_price
 from ledger.emails.usage import ClosedMonth, LateUsage, MonthUsage, terms_after_closing
 from ledger.errors import AccountClosed, InvariantBroken
 from ledger.money import Money
+from ledger.payments.dunning import DunningState
 from ledger.periods import Month
 from ledger.plans import EmailPlan
 
@@ -41,6 +42,7 @@ class BillingMonths:
     credited: Money
     debited: Money
     closed_at: datetime | None
+    dunning_state: DunningState
 
     @property
     def balance(self) -> Money:
@@ -51,6 +53,10 @@ class BillingMonths:
         return usage.platform if usage else 0
 
     def can_send(self, at_month: Month) -> bool:
+        """A suspended account may not send, whatever it pays by; a prepaid one while
+        its balance covers the next email."""
+        if self.dunning_state == "suspended":
+            return False
         if self.payment_mode == "postpaid":
             return True
         price = next_email_price(self._terms(at_month, self.plan), self.volume(at_month))

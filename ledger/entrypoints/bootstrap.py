@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from kafka import KafkaProducer, TopicPartition
 
     from commands.closing import Progress
+    from commands.collecting import Collected
     from consumers.positions import Positions
     from consumers.runner import LedgerConsumer
     from ledger.documents import Document
@@ -223,6 +224,31 @@ class Services:
         publisher = AccountStatusPublisher(producer, self.settings.topic_account_status, tracking)
         return Follower(self.ledger, publisher, tracking, topics=STATUS_TOPICS)
 
+    def payments_outbox(self) -> Follower:
+        """Collection requests, notices and suspensions, from stored history."""
+        from kafka import KafkaProducer
+
+        from projections.payments_outbox import (
+            PAYMENTS_TOPICS,
+            PaymentsOutbox,
+            PaymentsOutboxTracking,
+        )
+
+        factory = PostgresFactory(Environment(PaymentsOutbox.name, self.env))
+        with schema_lock(self.database_url, self.env):
+            tracking = factory.tracking_recorder(PaymentsOutboxTracking)
+        assert isinstance(tracking, PaymentsOutboxTracking)
+        producer = KafkaProducer(**self.kafka_config, acks="all", linger_ms=5)
+        self.producers.append(producer)
+        outbox = PaymentsOutbox(
+            producer,
+            tracking,
+            topic_collections=self.settings.topic_collections,
+            topic_notices=self.settings.topic_notices,
+            topic_account_status=self.settings.topic_account_status,
+        )
+        return Follower(self.ledger, outbox, tracking, topics=PAYMENTS_TOPICS)
+
     def chain_head_publisher(self) -> ChainHeadPublisher:
         from kafka import KafkaProducer
 
@@ -260,7 +286,21 @@ class Services:
         from commands.models import ClosePeriods
 
         command = ClosePeriods(as_of=as_of or self.clock(), grace=self.settings.close_grace)
-        return close_periods(self.ledger, command, dry_run=dry_run, progress=progress)
+        return close_periods(
+            self.ledger,
+            command,
+            dry_run=dry_run,
+            progress=progress,
+            policy=self.catalogue.dunning,
+        )
+
+    def collect(self, now: datetime | None = None, *, every_account: bool = False) -> Collected:
+        """The collection and dunning scan (``ledger collect``, serve's scheduler)."""
+        from commands.collecting import collect
+        from ledger.payments.chasing import require_policy
+
+        policy = require_policy(self.catalogue.dunning)
+        return collect(self.ledger, now or self.clock(), policy, every_account=every_account)
 
     def check_close(self, as_of: datetime) -> None:
         """Refuse a requested close time later than the clock (plus the skew) allows."""
@@ -283,7 +323,7 @@ class Services:
         from commands.models import PayProforma
 
         command = PayProforma(account_id=account_id, proforma_id=proforma_id, at=at or self.clock())
-        return pay_proforma(self.ledger, command)
+        return pay_proforma(self.ledger, command, self.catalogue.dunning)
 
     def positions(self) -> Positions:
         """Stored Kafka positions checked against the broker's logs (``ledger positions``)."""

@@ -8,7 +8,7 @@ a unit test fails when they are stale.
   described as the ledger *validates* them (``mode="validation"``: what a
   producer may send; extra fields are tolerated).
 - ``outbound.*``: the messages the ledger produces (account status changes,
-  dead letters), described as the ledger *serialises* them
+  suspensions, collection requests, notices, dead letters, chain heads), described as the ledger *serialises* them
   (``mode="serialization"``: what a subscriber receives).
 
 This is an entry-point helper, not a domain module: it reaches into
@@ -54,6 +54,11 @@ def _models() -> dict[str, type[BaseModel]]:
         PlanChangedEvent,
     )
     from projections.chain_heads import ChainHeadPublished
+    from projections.payments_outbox import (
+        CollectionRequestedMessage,
+        NoticeMessage,
+        SuspensionMessage,
+    )
     from projections.status_publisher import AccountStatusChanged
 
     return {
@@ -69,6 +74,9 @@ def _models() -> dict[str, type[BaseModel]]:
         "outbound.account.status-changed": AccountStatusChanged,
         "outbound.dead-letter": DeadLetter,
         "outbound.audit.chain-head": ChainHeadPublished,
+        "outbound.collection.requested": CollectionRequestedMessage,
+        "outbound.notice": NoticeMessage,
+        "outbound.account.suspension": SuspensionMessage,
     }
 
 

@@ -47,6 +47,7 @@ class SettingsFields(BaseModel):
     topic_accounts: str = "billing.accounts"
     topic_account_status: str = "billing.account-status"
     topic_notices: str = "billing.notices"
+    topic_collections: str = "billing.collections"
     topic_audit: str = "billing.audit"
     topic_dead_letter: str = "billing.dead-letter"
     topic_partitions: int = Field(default=4, ge=1)
@@ -125,6 +126,7 @@ class SettingsFields(BaseModel):
             self.topic_accounts,
             self.topic_account_status,
             self.topic_notices,
+            self.topic_collections,
             self.topic_audit,
             self.topic_dead_letter,
         ]

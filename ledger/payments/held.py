@@ -4,7 +4,7 @@ Both account aggregates (:class:`ledger.emails.account.Account`,
 :class:`ledger.contacts.account.ContactsAccount`) inherit :class:`PaymentsHeld`:
 its public methods decide with :mod:`ledger.payments.allocation` (nothing is
 re-implemented here) and each aggregate records the decision with its own
-``@event`` methods (``PaymentReceived``, ``CreditApplied``, ``PaymentFailed``),
+``@event`` methods (``PaymentReceived``, ``CreditApplied``),
 whose bodies only call the bookkeeping below (:meth:`PaymentsHeld._settled`).
 
 A receivable is made from the document as issued (:func:`owed`): its total, its
@@ -104,7 +104,6 @@ class PaymentsHeld:
     # The aggregate's own events (each class records its own ``PaymentReceived``, ...).
     _payment_received: Callable[..., None]
     _credit_applied: Callable[..., None]
-    _payment_failed: Callable[..., None]
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -162,13 +161,6 @@ class PaymentsHeld:
             credit=settlement.credit,
         )
         return settlement
-
-    def record_payment_failure(self, report: PaymentReport, reason: str, retryable: bool) -> int:
-        """A failed attempt, recorded as the fact it is. The collection schedule and
-        dunning (``ledger.payments.schedule.record_failure``, ``dunning.step``) will
-        read it from here: until they are wired it changes no state."""
-        self._payment_failed(**report.event_fields(), reason=reason, retryable=retryable)
-        return self.version
 
     # ------------------------------------------------------------------ bookkeeping
 

@@ -199,16 +199,19 @@ def record_payment(
     amount_due_after: Money,
     at: datetime,
     answers: str | None,
-    policy: DunningPolicy,
+    policy: DunningPolicy | None,
     tz: str,
 ) -> Collection | AttemptEnded:
     """A payment of the document, ``amount_due_after`` left to pay. Only a payment
     naming the awaiting request (``answers``) ends that attempt: money by another
-    route must not end an attempt whose answer is still coming."""
+    route must not end an attempt whose answer is still coming. ``policy`` may be
+    None for money that answers no request (held credit): nothing is scheduled."""
     check_aware(at)
     if amount_due_after.is_zero:
         return replace(collection, status="settled", due_at=None)
     if collection.status == "requested" and answers == collection.request_id:
+        if policy is None:
+            raise PaymentInvariantBroken(f"{answers}: an attempt ended with no policy to go on")
         reason = f"paid in part, {amount_due_after} left"
         return _end_attempt(collection, at, policy, tz, "partly_paid", reason, retryable=True)
     return collection

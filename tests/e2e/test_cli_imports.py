@@ -44,6 +44,7 @@ SERVICE_ONLY = (
     "ledger.entrypoints.demo",
     "projections.runner",
     "projections.status_publisher",
+    "projections.payments_outbox",
 )
 #: What a read needs and the help does not. (typer builds a command's parameters
 #: with pydantic, so ``ledger balance --help`` imports pydantic, not the settings.)

@@ -170,6 +170,10 @@ def state(account: ContactsAccount) -> dict[str, Any]:
         "closed_at": account.closed_at,
         "receivables": account.receivables,
         "credit": account.credit,
+        "collections": account.collections,
+        "dunning_state": account.dunning_state,
+        "delinquent": account.delinquent,
+        "notices": account.notices,
     }
 
 

@@ -28,6 +28,7 @@ from ledger.money import Money, SubMinorUnit
 from ledger.payments.allocation import Allocation, Credit
 from ledger.payments.held import PaymentReport
 from ledger.payments.receivables import Receivable
+from payments_builders import POLICY
 
 DAY = timedelta(days=1)
 D = Decimal
@@ -54,7 +55,7 @@ def pay(
 ) -> int:
     currency, at = kw.pop("currency", "EUR"), kw.pop("at", utc(2026, 2, 3))
     report = PaymentReport.of(payment_id, Decimal(amount), currency, reference, None, at)
-    return account.receive_payment(report)
+    return account.receive_payment(report, POLICY)
 
 
 def replayed(events: list[Any]) -> Any:
@@ -170,13 +171,15 @@ def test_a_payment_of_nothing_or_of_a_fraction_of_a_cent_is_refused_and_records_
     assert payment_state(account) == ({}, [])
 
 
-def test_a_failed_payment_is_recorded_and_changes_nothing_yet() -> None:
+def test_a_failed_payment_of_a_transfer_paid_invoice_is_recorded_and_changes_nothing() -> None:
+    """The customer's own failed transfer answers no collection request: the ledger's
+    dunning follows its due dates (docs/payments.md)."""
     account = email_account()
     account.close_periods(utc(2026, 2, 2), DAY, numbers())
     before = payment_state(account)
     account.collect_events()
     report = PaymentReport.of("bridge f-1", D("10.00"), "EUR", "2026-000001", None, utc(2026, 2, 3))
-    account.record_payment_failure(report, "insufficient funds", retryable=True)
+    account.record_payment_failure(report, "insufficient funds", retryable=True, policy=POLICY)
     [event] = account.collect_events()
     assert (type(event).__name__, event.reason, event.retryable) == (
         "PaymentFailed",
@@ -226,7 +229,7 @@ def receive(
 ) -> tuple[int, list[Any]]:
     payment_id = kw.pop("payment_id", "bridge p-1")
     report = PaymentReport.of(payment_id, Decimal(amount), "EUR", reference, None, at)
-    return account.receive_payment(report, kw.pop("next_number", numbers()))
+    return account.receive_payment(report, kw.pop("next_number", numbers()), POLICY)
 
 
 def test_a_proforma_paid_in_full_becomes_the_invoice_with_the_next_number() -> None:

@@ -62,6 +62,9 @@ def test_every_message_type_has_a_schema() -> None:
         "outbound.account.status-changed.schema.json",
         "outbound.audit.chain-head.schema.json",
         "outbound.dead-letter.schema.json",
+        "outbound.collection.requested.schema.json",
+        "outbound.notice.schema.json",
+        "outbound.account.suspension.schema.json",
     }
     assert set(schemas.SCHEMA_MODELS) == {
         name.removesuffix(".schema.json") for name in schemas.generate()

@@ -30,6 +30,7 @@ EVERY_SETTING = {
     "LEDGER_TOPIC_ACCOUNTS": "panel.accounts",
     "LEDGER_TOPIC_ACCOUNT_STATUS": "ledger.status",
     "LEDGER_TOPIC_NOTICES": "ledger.notices",
+    "LEDGER_TOPIC_COLLECTIONS": "ledger.collections",
     "LEDGER_TOPIC_AUDIT": "ledger.audit",
     "LEDGER_TOPIC_DEAD_LETTER": "ledger.dlq",
     "LEDGER_TOPIC_PARTITIONS": "12",

@@ -60,8 +60,24 @@ def event_summary(event: Any) -> dict[str, Any]:
     elif name == "PaymentFailed":
         retry = "" if event.retryable else ", not retryable"
         details = f"{event.amount} for {event.reference or '-'} failed: {event.reason}{retry}"
+    elif name == "CollectionRequested":
+        details = f"attempt {event.attempt}: {event.amount} for {event.reference} requested"
+    elif name == "DunningChanged":
+        details = _dunning(event)
     summary["details"] = details
     return summary
+
+
+def _dunning(event: Any) -> str:
+    """The state after, each transition with its reason, each notice change, each
+    collection that moved: what the scan or the payment decided."""
+    parts = [f"state {event.state}"]
+    parts += [f"{t.from_state} -> {t.to_state}: {t.reason}" for t in event.transitions]
+    parts += [f"notice {c.notice.notice_id} {c.change}" for c in event.notice_changes]
+    for c in event.collections:
+        due = f" due {c.due_at.isoformat()}" if c.due_at is not None else ""
+        parts.append(f"collection {c.reference} attempt {c.attempt} {c.status}{due}")
+    return "; ".join(parts)
 
 
 def _settled(event: Any) -> str:

@@ -111,6 +111,11 @@ def serve(
         stack.callback(_stop, svc)  # an embedded broker's logs are counted before it stops
         if svc.database_read_only():
             raise UserError(f"{READ_ONLY}: ledger serve writes")
+        if roles & {"consumer", "scheduler"} and svc.catalogue.dunning is None:
+            raise UserError(
+                f"the plan catalogue ({svc.settings.plans_dir}) has no [dunning] policy:"
+                " payments cannot be scheduled (add plans/dunning.toml)"
+            )
         metrics = _start_metrics(svc.settings)
         if svc.kafka_bootstrap:
             svc.ensure_topics()
@@ -226,6 +231,8 @@ def _start_roles(
     if "publisher" in roles:
         publisher = svc.status_publisher()
         threads.append(_guarded(stop, failures, "publisher", lambda: publisher.run(stop)))
+        payments = svc.payments_outbox()
+        threads.append(_guarded(stop, failures, "payments-outbox", lambda: payments.run(stop)))
         heads = svc.chain_head_publisher()
         threads.append(_guarded(stop, failures, "chain-heads", lambda: heads.run(stop)))
     if "scheduler" in roles:
@@ -235,6 +242,7 @@ def _start_roles(
                 documents = svc.close_periods()
                 if documents:
                     log.info("scheduler_closed_periods", documents=len(documents))
+                svc.collect()  # after the close: a proforma it issued may be due at once
                 stop.wait(svc.settings.close_interval.total_seconds())
 
         threads.append(_guarded(stop, failures, "scheduler", schedule))

@@ -1,4 +1,4 @@
-"""The CLI's writes: a proforma paid, months closed. Each brings the read models
+"""The CLI's writes: a proforma paid, months closed, collections requested. Each brings the read models
 up to date before it returns."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import typer
 from ledger.entrypoints.cli import render
 from ledger.entrypoints.cli.app import (
     JsonFlag,
+    UserError,
     app,
     bring_read_models_up_to_date,
     err,
@@ -112,3 +113,52 @@ def _progress(what: str) -> Iterator[Callable[[int, int], None]]:
     with Progress(console=err, transient=True) as bar:
         task = bar.add_task(what, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@app.command("collect")
+def collect_cmd(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Scan time, RFC 3339; now if omitted.")
+    ] = None,
+    every_account: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            is_flag=True,
+            help="Visit every account, not only those due (once, after upgrading).",
+        ),
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Request the collection attempts due and record overdue documents (what serve's
+    scheduler does after each close). A request is never made twice.
+
+    AS_OF may not be later than the clock (plus LEDGER_MAX_FUTURE_SKEW).
+    """
+    with services(write=True) as svc:
+        if svc.catalogue.dunning is None:
+            raise UserError(f"the plan catalogue ({svc.settings.plans_dir}) has no [dunning] policy")
+        when = parse_time(as_of) if as_of else svc.clock()
+        svc.check_close(when)
+        collected = svc.collect(when, every_account=every_account)
+        bring_read_models_up_to_date(svc)
+    rows = [
+        {
+            "account_id": account_id,
+            "request_id": request.request_id,
+            "reference": request.reference,
+            "amount": str(request.amount.amount),
+            "currency": request.amount.currency,
+            "attempt": request.attempt,
+        }
+        for account_id, request in collected.requests
+    ]
+    if as_json:
+        print_json({"accounts": collected.visited, "events": collected.events, "requests": rows})
+    else:
+        out.print(
+            f"{collected.visited} account(s) visited, {len(rows)} collection request(s),"
+            f" {collected.events} event(s) recorded"
+        )
+        if rows:
+            out.print(render.simple_table(rows))
