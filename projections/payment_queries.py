@@ -179,3 +179,32 @@ class PaymentReports:
                 for currency, sums in sorted(totals.items())
             ],
         }
+
+    def notices(self, account_id: str | None = None, open_only: bool = False) -> dict[str, Any]:
+        """Notices (of one account, or all; only open ones with ``open_only``), oldest
+        first; and the account's dunning state (``current`` if it was never chased),
+        or, of all accounts, those not ``current``."""
+        if account_id is not None:
+            self._account(account_id)
+        notices = self.rows.rows(
+            "SELECT account_id, notice_id, kind, reference, amount_due, currency, reason,"
+            " attempt, next_attempt_at, opened_at, resolved_at, state, updated_at"
+            " FROM {schema}.notices"
+            " WHERE (%(account)s::text IS NULL OR account_id = %(account)s)"
+            " AND (NOT %(open)s OR state = 'open') ORDER BY opened_at, account_id, notice_id",
+            {"account": account_id, "open": open_only},
+        )
+        dunning = self.rows.rows(
+            "SELECT b.account_id, COALESCE(d.state, 'current') AS state, d.since, d.reference,"
+            " d.reason FROM {schema}.balances AS b"
+            " LEFT JOIN {schema}.dunning AS d ON d.account_uuid = b.account_uuid"
+            " WHERE (%(account)s::text IS NULL AND d.state <> 'current')"
+            " OR b.account_id = %(account)s ORDER BY b.account_id",
+            {"account": account_id},
+        )
+        return {
+            "notices": [
+                {**n, "amount_due": rounded(n["amount_due"], n["currency"])} for n in notices
+            ],
+            "dunning": dunning,
+        }

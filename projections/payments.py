@@ -177,7 +177,9 @@ class PaymentRows:
             changes.append(_ALLOCATIONS.change(_INSERT_ALLOCATIONS, self.allocations))
         if self.credit:
             changes.append(_ACCOUNTS.change(_DROP_CREDIT, [(a,) for a in self.credit]))
-            held = [row for account, credit in self.credit.items() for row in _held(account, credit)]
+            held = [
+                row for account, credit in self.credit.items() for row in _held(account, credit)
+            ]
             if held:
                 changes.append(_CREDIT.change(_INSERT_CREDIT, held))
         return changes

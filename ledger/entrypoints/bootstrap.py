@@ -31,6 +31,7 @@ from projections.balances import BalancesProjection
 from projections.base import TableProjection
 from projections.contacts import ContactsProjection
 from projections.documents import DocumentsProjection
+from projections.notices import NoticesProjection
 from projections.payment_queries import PaymentReports
 from projections.payments import PaymentsProjection
 from projections.positions import tracking_table
@@ -60,6 +61,7 @@ PROJECTIONS: tuple[type[TableProjection[Any]], ...] = (
     DocumentsProjection,
     ContactsProjection,
     PaymentsProjection,
+    NoticesProjection,
 )
 
 

@@ -30,9 +30,7 @@ def paid_books(make_services: MakeServices) -> dict[str, str]:
     up.publish(
         [
             up.payment("p", "5.00", utc(2026, 11, 20), "2026-000001", event_id="pay-1"),
-            up.payment_failed(
-                "p", "7.10", utc(2026, 11, 25), "2026-000001", "insufficient funds"
-            ),
+            up.payment_failed("p", "7.10", utc(2026, 11, 25), "2026-000001", "insufficient funds"),
             up.payment("p", "20.00", utc(2026, 11, 28), "2026-000001", event_id="pay-2"),
             up.payment("p", "3.00", utc(2026, 11, 29), currency="USD", event_id="pay-3"),
         ]
@@ -114,3 +112,65 @@ def test_payment_reads_refuse_in_one_line(
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().startswith(message), result.stderr
+
+
+@pytest.fixture
+def chased_books(make_services: MakeServices) -> dict[str, str]:
+    """ "card" (contacts-basic, no contact: PF-card-0001 19.00 at the close of Oct 15
+    16:00Z): attempt 1 requested, and declined at 17:00; the retry is due a day later."""
+    services = make_services()
+    up = Upstreams(services)
+    up.publish([up.opened("card", utc(2026, 10, 15, 10), plan="contacts-basic")])
+    drain(services)
+    services.close_periods(utc(2026, 10, 15, 16))
+    services.collect(utc(2026, 10, 15, 16))
+    up.publish(
+        [
+            up.payment_failed(
+                "card",
+                "19.00",
+                utc(2026, 10, 15, 17),
+                "PF-card-0001",
+                "insufficient funds on the card ending 4242, ask the customer to top it up",
+                request_id="PF-card-0001/attempt-1",
+            )
+        ]
+    )
+    drain(services)
+    catch_up(services)
+    up.close()
+    return ledger_env(services.settings)
+
+
+def test_notices_and_dunning_states_as_json_and_as_a_table(chased_books: dict[str, str]) -> None:
+    result = ledger_command("notices", "card", "--json", env=chased_books)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [
+        (n["notice_id"], n["kind"], n["amount_due"], n["attempt"], n["next_attempt_at"], n["state"])
+        for n in report["notices"]
+    ] == [
+        (
+            "PF-card-0001/payment_failed",
+            "payment_failed",
+            "19.00",
+            1,
+            "2026-10-16T17:00:00+00:00",
+            "open",
+        )
+    ]
+    assert [(d["account_id"], d["state"]) for d in report["dunning"]] == [("card", "past_due")]
+    everyone = json.loads(ledger_command("notices", "--open", "--json", env=chased_books).stdout)
+    assert [n["account_id"] for n in everyone["notices"]] == ["card"]
+
+    for args in (["notices"], ["notices", "card"]):
+        table = ledger_command(*args, env=chased_books)
+        assert table.returncode == 0, table.stderr
+        _fits(table.stdout)
+        assert "PF-card-0001" in table.stdout and "past_due" in table.stdout
+        assert "4242" in table.stdout  # the reason wraps, never cut
+
+
+def test_notices_of_an_unknown_account_is_one_line(chased_books: dict[str, str]) -> None:
+    result = ledger_command("notices", "nobody", env=chased_books)
+    assert (result.returncode, result.stderr.strip()) == (1, "error: unknown account 'nobody'")

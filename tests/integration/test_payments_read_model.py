@@ -34,8 +34,18 @@ def _rows(services: Services, query: str) -> list[dict[str, Any]]:
 
 def _payments(services: Services) -> list[tuple[Any, ...]]:
     return [
-        (r["payment_id"], r["kind"], r["at"], r["amount"], r["currency"], r["reference"])
-        + (r["request_id"], r["reason"], r["retryable"], r["applied"])
+        (
+            r["payment_id"],
+            r["kind"],
+            r["at"],
+            r["amount"],
+            r["currency"],
+            r["reference"],
+            r["request_id"],
+            r["reason"],
+            r["retryable"],
+            r["applied"],
+        )
         for r in _rows(services, "SELECT * FROM {schema}.payments ORDER BY at, event_version")
     ]
 
@@ -85,7 +95,7 @@ class Books:
 
 @pytest.fixture
 def books(make_services: MakeServices) -> Iterator[Books]:
-    """"p" (email-starter, postpay, opened 2026-10-01, tax 21%) and its October invoice
+    """ "p" (email-starter, postpay, opened 2026-10-01, tax 21%) and its October invoice
     2026-000001 (12.10, due 2026-11-15)."""
     made = Books(make_services())
     made.deliver(made.up.opened("p", utc(2026, 10, 1), tax_rate="0.21"))
@@ -109,14 +119,54 @@ def test_each_payment_its_allocations_and_the_credit_held_are_rows(books: Books)
     # pay-1 pays 5.00 of 12.10; pay-2 the 7.10 left, and its other 12.90 is held as an
     # overpayment; the failure moves nothing; the USD money is held as it is.
     assert _payments(services) == [
-        (f"{BRIDGE} pay-1", "succeeded", utc(2026, 11, 5), D("5.00"), "EUR", "2026-000001")
-        + (None, None, None, D("5.00")),
-        (f"{BRIDGE} pay-2", "succeeded", utc(2026, 11, 9), D("20.00"), "EUR", "2026-000001")
-        + (None, "overpayment", None, D("7.10")),
-        (failed_id, "failed", utc(2026, 11, 10), D("12.10"), "EUR", "2026-000001")
-        + (None, "card declined", False, None),
-        (f"{BRIDGE} pay-3", "succeeded", utc(2026, 11, 12), D("3.00"), "USD", None)
-        + (None, "other_currency", None, D("0")),
+        (
+            f"{BRIDGE} pay-1",
+            "succeeded",
+            utc(2026, 11, 5),
+            D("5.00"),
+            "EUR",
+            "2026-000001",
+            None,
+            None,
+            None,
+            D("5.00"),
+        ),
+        (
+            f"{BRIDGE} pay-2",
+            "succeeded",
+            utc(2026, 11, 9),
+            D("20.00"),
+            "EUR",
+            "2026-000001",
+            None,
+            "overpayment",
+            None,
+            D("7.10"),
+        ),
+        (
+            failed_id,
+            "failed",
+            utc(2026, 11, 10),
+            D("12.10"),
+            "EUR",
+            "2026-000001",
+            None,
+            "card declined",
+            False,
+            None,
+        ),
+        (
+            f"{BRIDGE} pay-3",
+            "succeeded",
+            utc(2026, 11, 12),
+            D("3.00"),
+            "USD",
+            None,
+            None,
+            "other_currency",
+            None,
+            D("0"),
+        ),
     ]
     assert _credit(services) == [
         ("EUR", "overpayment", D("12.90"), 1),
@@ -143,9 +193,10 @@ def test_each_payment_its_allocations_and_the_credit_held_are_rows(books: Books)
         ("succeeded", "3.00", "0.00"),
     ]
     # pay-2's allocations: the one at receipt and the one from its credit at the close.
-    assert [(a["reference"], a["amount"], a["from_credit"]) for a in report["payments"][1][
-        "allocations"
-    ]] == [("2026-000001", "7.10", None), ("2026-000002", "12.10", "overpayment")]
+    assert [
+        (a["reference"], a["amount"], a["from_credit"])
+        for a in report["payments"][1]["allocations"]
+    ] == [("2026-000001", "7.10", None), ("2026-000002", "12.10", "overpayment")]
     assert [(c["currency"], c["reason"], c["amount"]) for c in report["credit_held"]] == [
         ("EUR", "overpayment", "0.80"),
         ("USD", "other_currency", "3.00"),
@@ -204,9 +255,9 @@ def test_receivables_by_age_as_of_a_date(books: Books) -> None:
     books.close(NOV_CLOSE)  # 2026-000003, 12.10 due Dec 15; PF-c-0002 19.00 due Dec 1
     # Dec 31: 2026-000001 46 days past due (7.10), 2026-000003 16 (12.10); PF-c-0002 30.
     report = reports.receivables(date(2026, 12, 31))
-    assert [(a["account_id"], a["days_1_30"], a["days_31_60"], a["total"]) for a in report[
-        "accounts"
-    ]] == [("c", "19.00", "0.00", "19.00"), ("p", "12.10", "7.10", "19.20")]
+    assert [
+        (a["account_id"], a["days_1_30"], a["days_31_60"], a["total"]) for a in report["accounts"]
+    ] == [("c", "19.00", "0.00", "19.00"), ("p", "12.10", "7.10", "19.20")]
     assert [
         (d["number"], d["days_past_due"], d["bucket"], d["open"])
         for d in report["accounts"][1]["documents"]

@@ -32,6 +32,8 @@ TABLES = {
     "payments": "SELECT * FROM {schema}.payments ORDER BY 1, 2",
     "payment_allocations": "SELECT * FROM {schema}.payment_allocations ORDER BY 1, 2, 3",
     "payment_credit": "SELECT * FROM {schema}.payment_credit ORDER BY 1, 2, 3",
+    "notices": "SELECT * FROM {schema}.notices ORDER BY 1, 2",
+    "dunning": "SELECT * FROM {schema}.dunning ORDER BY 1",
 }
 
 
@@ -112,6 +114,8 @@ def _snapshot(services: Services) -> dict[str, list[dict[str, Any]]]:
         "payments": "payments",
         "payment_allocations": "payments",
         "payment_credit": "payments",
+        "notices": "notices",
+        "dunning": "notices",
     }
     return {table: views[owner[table]].rows(query) for table, query in TABLES.items()}
 
@@ -131,10 +135,11 @@ def test_rebuilt_projections_equal_the_live_ones(make_services: MakeServices) ->
     assert [(r["amount"], r["reason"]) for r in live["unapplied_credit"]] == [
         (Decimal("1.00"), "no_reference")
     ]
-    # The payments read model: c's mark-paid 19.00 and the three payments, a's held.
+    # The payments read model: c's mark-paid of its first proforma (tier 1 19.00 + chat
+    # 10.00), the three payments; a's held.
     kinds = sorted((r["kind"], r["amount"], r["applied"]) for r in live["payments"])
     assert kinds == [
-        ("mark_paid", Decimal("19.00"), Decimal("19.00")),
+        ("mark_paid", Decimal("29.00"), Decimal("29.00")),
         ("succeeded", Decimal("1.00"), Decimal("0")),
         ("succeeded", Decimal("2.00"), Decimal("2.00")),
         ("succeeded", Decimal("5.00"), Decimal("5.00")),
@@ -210,6 +215,7 @@ def test_each_read_model_keeps_its_own_position(make_services: MakeServices) -> 
         "documents": 0,
         "contacts": 0,
         "payments": 0,
+        "notices": 0,
     }
     again = services.read_models()
     again.catch_up()
@@ -219,6 +225,7 @@ def test_each_read_model_keeps_its_own_position(make_services: MakeServices) -> 
         "documents": 0,
         "contacts": 0,
         "payments": 0,
+        "notices": 0,
     }
     assert _snapshot(services) == live
 

@@ -138,6 +138,7 @@ READ_MODELS = {
     "documents": "documents",
     "contacts": "contacts",
     "payments": "payments",
+    "notices": "notices",
 }
 
 

@@ -31,8 +31,8 @@ from ledger.entrypoints.cli.app import READ_MODELS, quiet_library_logs
 from ledger.entrypoints.cli.loading import loading_modules
 from ledger.entrypoints.embedded import configured_or_embedded_postgres
 from ledger.entrypoints.settings_fields import SettingsFields, postgres_env
-from projections.positions import position_query, stored_after_query, tracking_table
 from projections.payment_queries import PaymentReports
+from projections.positions import position_query, stored_after_query, tracking_table
 from projections.queries import Reports
 
 if TYPE_CHECKING:

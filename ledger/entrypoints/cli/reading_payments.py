@@ -52,3 +52,19 @@ def receivables(
         say_if_books_behind(books, "balances", "documents", "payments")
         report = books.payment_reports.receivables(day)
     print_json(report) if as_json else out.print(render_payments.receivables_view(report))
+
+
+@app.command()
+def notices(
+    account: Annotated[str | None, typer.Argument(help="One account; all if omitted.")] = None,
+    open_only: Annotated[
+        bool, typer.Option("--open", is_flag=True, help="Only notices not resolved yet.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Payment-failure, overdue and suspension notices (what the customer panel shows),
+    and each account's dunning state: current, past_due or suspended."""
+    with open_books() as books:
+        say_if_books_behind(books, "balances", "notices")
+        report = books.payment_reports.notices(account, open_only)
+    print_json(report) if as_json else out.print(render_payments.notices_view(report, account))

@@ -80,7 +80,12 @@ def payments_view(report: dict[str, Any]) -> Group:
         title="Where the money went",
     )
     held = FitTable(
-        [Column("currency"), Column("reason"), Column("amount", "right"), Column("pieces", "right")],
+        [
+            Column("currency"),
+            Column("reason"),
+            Column("amount", "right"),
+            Column("pieces", "right"),
+        ],
         [
             [safe(c["currency"]), safe(c["reason"]), safe(c["amount"]), fmt(c["pieces"])]
             for c in report["credit_held"]
@@ -118,3 +123,47 @@ def receivables_view(report: dict[str, Any]) -> FitTable:
         ],
         title=f"Open at the end of {report['as_of'].isoformat()}, by days past due",
     )
+
+
+def _minute(at: datetime | None) -> str:
+    return "" if at is None else at.strftime("%Y-%m-%d %H:%M")
+
+
+def notices_view(report: dict[str, Any], account_id: str | None) -> Group:
+    """``account_id``: one account's notices (its id in the title, not in every row)."""
+    by_account = account_id is None
+    columns = [
+        *([Column("account")] if by_account else []),
+        Column("kind"),
+        Column("document"),
+        Column("due", "right"),
+        Column("#", "right"),
+        Column("next attempt"),
+        Column("opened"),
+        Column("resolved"),
+        Column("reason", wrap=True),
+    ]
+    rows = [
+        [
+            *([safe(n["account_id"])] if by_account else []),
+            safe(n["kind"]),
+            safe(n["reference"]),
+            safe(n["amount_due"]),
+            fmt(n["attempt"]),
+            _minute(n["next_attempt_at"]),
+            _day(n["opened_at"]),
+            "open" if n["resolved_at"] is None else _day(n["resolved_at"]),
+            safe(n["reason"]),
+        ]
+        for n in report["notices"]
+    ]
+    title = "Notices" if by_account else f"Notices of {safe(account_id)}"
+    states = FitTable(
+        [Column("account"), Column("dunning state"), Column("since"), Column("why", wrap=True)],
+        [
+            [safe(d["account_id"]), safe(d["state"]), _minute(d["since"]), fmt(d["reason"])]
+            for d in report["dunning"]
+        ],
+        title="Dunning states",
+    )
+    return Group(FitTable(columns, rows, title=title), Text(""), states)
