@@ -69,6 +69,9 @@ def test_payments_of_an_account_as_json_and_as_a_table(paid_books: dict[str, str
     assert table.returncode == 0, table.stderr
     _fits(table.stdout)
     assert "Payments of p (EUR)" in table.stdout
+    # A table, not one record per payment: the header row and a row per payment.
+    header = next(line for line in table.stdout.splitlines() if line.startswith("#"))
+    assert header.split() == ["#", "date", "kind", "amount", "reference", "reason"]
     assert "3.00 USD" in table.stdout  # another currency is named
     assert "insufficient funds" in table.stdout
     assert f"{BRIDGE} pay-2" in table.stdout

@@ -348,3 +348,15 @@ def test_a_year_of_card_collections_and_postpay_invoices(make_services: MakeServ
     assert payments.receivables(datetime(2026, 12, 31).date())["accounts"] == []
     [july] = payments.receivables(datetime(2026, 7, 31).date())["accounts"]
     assert (july["account_id"], july["days_1_30"], july["total"]) == ("post", "10.00", "10.00")
+
+    # The read models rebuilt from the year's history are the live ones, row for row.
+    tables = ("payments", "payment_allocations", "payment_credit", "notices", "dunning")
+    rows = payments.rows.rows
+
+    def snapshot() -> dict[str, list[dict[str, Any]]]:
+        return {t: rows(f"SELECT * FROM {{schema}}.{t} ORDER BY 1, 2, 3") for t in tables}
+
+    live = snapshot()
+    assert (len(live["payments"]), len(live["notices"]), len(live["dunning"])) == (28, 8, 2)
+    services.read_models().rebuild()
+    assert snapshot() == live

@@ -31,6 +31,8 @@ def _amount(amount: str, currency: str, account_currency: str) -> str:
 
 
 def payments_view(report: dict[str, Any]) -> Group:
+    """What each payment applied is in the allocations below (``--json``: ``applied``),
+    so that the payments fit 80 columns beside a reason."""
     currency = report["currency"]
     payments = report["payments"]
     number = {p["payment_id"]: str(i) for i, p in enumerate(payments, start=1)}
@@ -41,7 +43,6 @@ def payments_view(report: dict[str, Any]) -> Group:
             Column("kind"),
             Column("amount", "right"),
             Column("reference"),
-            Column("applied", "right"),
             Column("reason", wrap=True),
         ],
         [
@@ -51,7 +52,6 @@ def payments_view(report: dict[str, Any]) -> Group:
                 safe(p["kind"]),
                 _amount(p["amount"], p["currency"], currency),
                 fmt(p["reference"]),
-                fmt(p["applied"]),
                 fmt(p["reason"]) + ("" if p["retryable"] is not False else " (not retried)"),
             ]
             for p in payments
