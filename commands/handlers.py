@@ -252,9 +252,7 @@ def receive_payment(cmd: ReceivePayment, work: BatchWork) -> None:
 def record_payment_failure(cmd: RecordPaymentFailure, work: BatchWork) -> None:
     account = work.account(cmd.account_id)
     policy = require_policy(work.catalogue.dunning)
-    version = account.record_payment_failure(
-        payment_report(cmd), cmd.reason, cmd.retryable, policy
-    )
+    version = account.record_payment_failure(payment_report(cmd), cmd.reason, cmd.retryable, policy)
     work.applied(cmd.origin, account, version)
 
 
@@ -395,13 +393,15 @@ def save_batch(
     sequences = work.numbers.commit() if work.numbers is not None else []
     policy = work.catalogue.dunning
     schedule: list[ScheduleRow] = []
-    for aggregate in (*work.accounts.values(), *sequences):
-        events = aggregate.collect_events()
+    for account in work.accounts.values():
+        events = account.collect_events()
         processing.events.extend(events)
-        processing.aggregates[aggregate.id] = aggregate
-        if policy is not None and isinstance(aggregate, Account | ContactsAccount):
-            if reschedules(events):
-                schedule.append(schedule_row(aggregate, policy))
+        processing.aggregates[account.id] = account
+        if policy is not None and reschedules(events):
+            schedule.append(schedule_row(account, policy))
+    for sequence in sequences:
+        processing.events.extend(sequence.collect_events())
+        processing.aggregates[sequence.id] = sequence
     processing.saved_kwargs.update(
         schedule=schedule,
         dedupe=work.dedupe,

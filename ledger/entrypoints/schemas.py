@@ -8,8 +8,9 @@ a unit test fails when they are stale.
   described as the ledger *validates* them (``mode="validation"``: what a
   producer may send; extra fields are tolerated).
 - ``outbound.*``: the messages the ledger produces (account status changes,
-  suspensions, collection requests, notices, dead letters, chain heads), described as the ledger *serialises* them
-  (``mode="serialization"``: what a subscriber receives).
+  suspensions, collection requests, notices, dead letters, chain heads),
+  described as the ledger *serialises* them (``mode="serialization"``: what a
+  subscriber receives).
 
 This is an entry-point helper, not a domain module: it reaches into
 ``consumers/`` and ``projections/``, but only inside functions, so that

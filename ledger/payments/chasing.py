@@ -154,9 +154,7 @@ class PaymentsChased(PaymentsHeld):
         attempt due, or a transfer-paid document becoming (long) overdue."""
         instants = [
             next_collection_at(self.collections.values()),
-            next_overdue_check_at(
-                self.receivables.values(), self.dunning, policy, self.timezone
-            ),
+            next_overdue_check_at(self.receivables.values(), self.dunning, policy, self.timezone),
         ]
         return min((i for i in instants if i is not None), default=None)
 
@@ -217,9 +215,7 @@ class PaymentsChased(PaymentsHeld):
             chase.apply(Settled(reference, at, "paid"))
         self._record_chase(chase, at)
 
-    def _chase_replacement(
-        self, replaced: str, at: datetime, cancelled: Collection | None
-    ) -> None:
+    def _chase_replacement(self, replaced: str, at: datetime, cancelled: Collection | None) -> None:
         """A replaced proforma is no longer chased: its replacement is collected from
         attempt 1 (the replacement's event dropped its collection, ``cancelled``)."""
         chase = self._chase()
@@ -237,7 +233,9 @@ class PaymentsChased(PaymentsHeld):
                 chase.move(start_collection(reference, at))
         self._record_chase(chase, at)
 
-    def _chase_failure(self, report: PaymentReport, reason: str, retryable: bool, policy: DunningPolicy) -> None:
+    def _chase_failure(
+        self, report: PaymentReport, reason: str, retryable: bool, policy: DunningPolicy
+    ) -> None:
         """A failed attempt: the collection it answers ends it (``Ignored`` when it
         answers none awaiting: a stale answer changes nothing)."""
         collection = self._answered_collection(report)

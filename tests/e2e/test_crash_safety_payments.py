@@ -60,7 +60,11 @@ def test_sigkill_amid_payments_publishes_each_collection_request_once(
     for a in PAID:
         answers.append(
             up.payment(
-                a, "19.00", utc(2026, 11, 1, 12), f"PF-{a}-0001", request_id=f"PF-{a}-0001/attempt-1"
+                a,
+                "19.00",
+                utc(2026, 11, 1, 12),
+                f"PF-{a}-0001",
+                request_id=f"PF-{a}-0001/attempt-1",
             )
         )
     contacts = [

@@ -92,7 +92,9 @@ def test_collections_notices_and_suspensions_are_published_once(
         assert (again.requests, again.events) == ([], 0)
         deliver(
             [
-                up.payment("card", "19.00", utc(2026, 10, 16, 18), CARD, request_id=f"{CARD}/attempt-2"),
+                up.payment(
+                    "card", "19.00", utc(2026, 10, 16, 18), CARD, request_id=f"{CARD}/attempt-2"
+                ),
                 # attempt 1's answer once more, after attempt 2 paid: it reopens nothing
                 up.payment_failed(
                     "card",
@@ -114,7 +116,12 @@ def test_collections_notices_and_suspensions_are_published_once(
     services.status_publisher().catch_up()
     collections = read_topic(services, settings.topic_collections, expected=3)
     assert sorted(
-        (m["data"]["account_id"], m["data"]["request_id"], m["data"]["amount"], m["data"]["attempt"])
+        (
+            m["data"]["account_id"],
+            m["data"]["request_id"],
+            m["data"]["amount"],
+            m["data"]["attempt"],
+        )
         for m in collections
     ) == [
         ("card", f"{CARD}/attempt-1", "19.00", 1),

@@ -85,7 +85,7 @@ def test_a_contacts_account_loads_from_a_snapshot_equal_to_a_full_replay(
     make_services: MakeServices,
 ) -> None:
     """Three years of monthly renewals, emails beyond the allowance every month, and
-    payments: 142 events, so the account is loaded from a snapshot."""
+    payments: 177 events, so the account is loaded from a snapshot."""
     from commands.closing import pay_proforma
     from commands.models import Origin, PayProforma, RecordEmailsSent, SentEmailItem
     from ledger.contacts.account import ContactsAccount
@@ -130,12 +130,13 @@ def test_a_contacts_account_loads_from_a_snapshot_equal_to_a_full_replay(
         assert isinstance(from_snapshot, ContactsAccount)
         assert isinstance(replayed, ContactsAccount)
         assert fresh.snapshots is not None
-        assert list(fresh.snapshots.get(from_snapshot.id)), "a 142-event account has a snapshot"
-        # Opened, 36 months of emails, 35 proformas (the closes of Feb 2026 to Dec 2028), 35
-        # paid: each a payment received (mark-paid's) and the final invoice.
-        assert from_snapshot.version == replayed.version == 142
+        assert list(fresh.snapshots.get(from_snapshot.id)), "a 177-event account has a snapshot"
+        # Opened, 36 months of emails, 35 proformas (the closes of Feb 2026 to Dec 2028),
+        # each with the start of its collection (a DunningChanged), 35 paid: each a
+        # payment received (mark-paid's) and the final invoice.
+        assert from_snapshot.version == replayed.version == 1 + 36 + 35 * 2 + 35 * 2
         names = ("invoices", "months", "subscription", "documented_months", "open_proformas")
-        for name in (*names, "receivables", "credit"):
+        for name in (*names, "receivables", "credit", "collections", "notices"):
             assert getattr(from_snapshot, name) == getattr(replayed, name), name
         assert len(from_snapshot.invoices) == 35 and not from_snapshot.open_proformas
         assert vars(from_snapshot) == vars(replayed)

@@ -57,7 +57,7 @@ def test_the_scan_visits_only_the_accounts_due_and_never_records_twice(
     late = restarted.collect(SUSPENDING)
     assert (late.visited, late.events) == (5, 10)
     assert _rows(services) == [(f"acct-{i:03d}", None) for i in range(5)]
-    account = services.ledger.get_account("acct-000")
+    account = restarted.ledger.get_account("acct-000")  # the writer: its copy is current
     assert (account.dunning_state, sorted(account.notices)) == (
         "suspended",
         ["2026-000001/overdue", "2026-000001/suspended"],

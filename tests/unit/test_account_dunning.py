@@ -103,9 +103,9 @@ def test_a_scan_that_comes_late_records_each_fact_when_it_became_true() -> None:
             f"{INVOICE} (10.00 EUR due) unpaid 14 days after its due date 2026-02-15",
         )
     ]
-    assert [(c.change, c.notice.notice_id, c.notice.amount_due) for c in suspended.notice_changes] == [
-        ("opened", f"{INVOICE}/suspended", eur("10.00"))
-    ]
+    assert [
+        (c.change, c.notice.notice_id, c.notice.amount_due) for c in suspended.notice_changes
+    ] == [("opened", f"{INVOICE}/suspended", eur("10.00"))]
     assert blocked.effective_at == SUSPENDING
     assert account.next_chase_at(POLICY) is None
     assert account.collect(utc(2026, 3, 6), POLICY) == []
@@ -140,7 +140,9 @@ def test_a_suspended_account_keeps_its_usage_billed_and_is_reinstated_when_paid(
         "SendingUnblocked",
     ]
     assert [(t.from_state, t.to_state) for t in change.transitions] == [("suspended", "current")]
-    assert [(c.change, c.notice.notice_id, c.notice.resolved_at) for c in change.notice_changes] == [
+    assert [
+        (c.change, c.notice.notice_id, c.notice.resolved_at) for c in change.notice_changes
+    ] == [
         ("resolved", f"{INVOICE}/overdue", at),
         ("resolved", f"{INVOICE}/suspended", at),
     ]
@@ -158,7 +160,9 @@ def test_paying_one_of_two_late_invoices_keeps_a_suspended_account_suspended() -
         {INVOICE: "suspending", "2026-000002": "past_due"},
     )
     account.collect_events()
-    report = PaymentReport.of("bridge p-1", Decimal("10.00"), "EUR", INVOICE, None, utc(2026, 3, 21))
+    report = PaymentReport.of(
+        "bridge p-1", Decimal("10.00"), "EUR", INVOICE, None, utc(2026, 3, 21)
+    )
     account.receive_payment(report, POLICY)
     _, change = account.collect_events()
     assert (change.state, change.transitions) == ("suspended", ())

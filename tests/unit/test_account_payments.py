@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from contacts_builders import GRACE, OPENED, Counter, assert_replays, event_names
 from contacts_builders import open_account as open_contacts
+from payments_builders import POLICY
 from unit_builders import STARTER, numbers, utc
 
 from ledger.application import Ledger
@@ -28,7 +29,6 @@ from ledger.money import Money, SubMinorUnit
 from ledger.payments.allocation import Allocation, Credit
 from ledger.payments.held import PaymentReport
 from ledger.payments.receivables import Receivable
-from payments_builders import POLICY
 
 DAY = timedelta(days=1)
 D = Decimal

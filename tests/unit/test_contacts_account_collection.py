@@ -69,9 +69,7 @@ def paid(
 
 
 def requested(account: ContactsAccount, now: datetime) -> list[tuple[str, str, int]]:
-    return [
-        (r.request_id, str(r.amount.amount), r.attempt) for r in account.collect(now, POLICY)
-    ]
+    return [(r.request_id, str(r.amount.amount), r.attempt) for r in account.collect(now, POLICY)]
 
 
 def dunning_events(events: list[Any]) -> list[Any]:
@@ -80,8 +78,13 @@ def dunning_events(events: list[Any]) -> list[Any]:
 
 def changes(event: Any) -> list[tuple[str, str, int | None, str, datetime | None]]:
     return [
-        (c.change, c.notice.notice_id, c.notice.attempt, str(c.notice.amount_due.amount),
-         c.notice.next_attempt_at)
+        (
+            c.change,
+            c.notice.notice_id,
+            c.notice.attempt,
+            str(c.notice.amount_due.amount),
+            c.notice.next_attempt_at,
+        )
         for c in event.notice_changes
     ]
 
@@ -126,7 +129,11 @@ def test_a_failed_attempt_opens_a_notice_and_schedules_the_retry_a_day_later() -
     assert (change.effective_at, change.account_id, change.state) == (at, "acc-7", "past_due")
     assert change.delinquent == {PF1: "past_due"}
     [transition] = change.transitions
-    assert (transition.from_state, transition.to_state, transition.at) == ("current", "past_due", at)
+    assert (transition.from_state, transition.to_state, transition.at) == (
+        "current",
+        "past_due",
+        at,
+    )
     assert transition.reason == (
         f"attempt 1 to collect 19.00 EUR for {PF1} failed: insufficient funds;"
         " next attempt 2027-01-16 17:00:00+00:00"
@@ -185,7 +192,9 @@ def test_every_retry_failing_suspends_and_a_transfer_reinstates() -> None:
     assert [(t.from_state, t.to_state, t.reason) for t in change.transitions] == [
         ("suspended", "current", f"{PF1} paid: nothing is past due")
     ]
-    assert [(c.change, c.notice.notice_id, c.notice.resolved_at) for c in change.notice_changes] == [
+    assert [
+        (c.change, c.notice.notice_id, c.notice.resolved_at) for c in change.notice_changes
+    ] == [
         ("resolved", f"{PF1}/payment_failed", at),
         ("resolved", f"{PF1}/suspended", at),
     ]

@@ -37,9 +37,7 @@ def published(events: list[Any]) -> list[tuple[str, str, str, str]]:
     ]
 
 
-def test_a_request_then_a_hard_decline_publish_the_request_two_notices_and_the_suspension() -> (
-    None
-):
+def test_a_request_then_a_hard_decline_publish_the_request_two_notices_and_the_suspension() -> None:
     account = open_account()
     close(account, OPENED + GRACE, Counter({OPENED: 0}))
     account.collect(OPENED + GRACE, POLICY)

@@ -1,5 +1,5 @@
-"""The CLI's writes: a proforma paid, months closed, collections requested. Each brings the read models
-up to date before it returns."""
+"""The CLI's writes: a proforma paid, months closed, collections requested. Each
+brings the read models up to date before it returns."""
 
 from __future__ import annotations
 
@@ -137,7 +137,9 @@ def collect_cmd(
     """
     with services(write=True) as svc:
         if svc.catalogue.dunning is None:
-            raise UserError(f"the plan catalogue ({svc.settings.plans_dir}) has no [dunning] policy")
+            raise UserError(
+                f"the plan catalogue ({svc.settings.plans_dir}) has no [dunning] policy"
+            )
         when = parse_time(as_of) if as_of else svc.clock()
         svc.check_close(when)
         collected = svc.collect(when, every_account=every_account)
