@@ -92,6 +92,10 @@ def test_receivables_by_age_as_json_and_as_a_table(paid_books: dict[str, str]) -
     nov20 = as_of("2026-11-20")
     assert [(t["currency"], t["total"]) for t in nov20["totals"]] == [("EUR", "7.10")]
     assert as_of("2026-11-28") == {"as_of": "2026-11-28", "accounts": [], "totals": []}
+    alone = ledger_command(
+        "receivables", "--as-of", "2026-11-20", "--account", "p", "--json", env=paid_books
+    )
+    assert json.loads(alone.stdout)["totals"] == nov20["totals"]
 
     table = ledger_command("receivables", "--as-of", "2026-11-20", env=paid_books)
     assert table.returncode == 0, table.stderr
@@ -106,6 +110,7 @@ def test_receivables_by_age_as_json_and_as_a_table(paid_books: dict[str, str]) -
     [
         (["payments", "nobody"], "error: unknown account 'nobody'"),
         (["receivables", "--as-of", "2026-13-01"], "error: not a date: '2026-13-01'"),
+        (["receivables", "--account", "nobody"], "error: unknown account 'nobody'"),
     ],
 )
 def test_payment_reads_refuse_in_one_line(

@@ -292,3 +292,28 @@ def test_receivables_by_age_as_of_a_date(books: Books) -> None:
 )
 def test_age_buckets_by_days_past_due(days: int, bucket: str) -> None:
     assert age_bucket(days) == bucket
+
+
+def test_a_replaced_proforma_is_owed_until_its_replacement_is_issued(books: Books) -> None:
+    """ "c" (contacts-basic, opened Oct 2, no contact): the close of Nov 2 07:00 issues
+    PF-c-0001 (the opening, paid at once) and PF-c-0002 (the Nov 2 renewal, 19.00); a
+    change to contacts-pro dated Nov 1 arrives after that renewal was priced, so the
+    close of Nov 3 replaces PF-c-0002 by PF-c-0003 (contacts-pro tier 1: 49.00)."""
+    services, up = books.services, books.up
+    books.deliver(up.opened("c", utc(2026, 10, 2), plan="contacts-basic"))
+    books.close(utc(2026, 11, 2, 7))
+    services.pay_proforma("c", "PF-c-0001", utc(2026, 11, 2, 8))
+    books.deliver(up.plan_changed("c", "contacts-pro", utc(2026, 11, 1)))
+    books.close(utc(2026, 11, 3, 7))
+    document = services.reports().document("PF-c-0002")
+    assert (document["status"], document["settled_by"]) == ("replaced", "PF-c-0003")
+
+    def owed(day: date) -> list[tuple[str, str, int, str]]:
+        [account] = services.payment_reports().receivables(day, "c")["accounts"]
+        return [
+            (d["number"], d["open"], d["days_past_due"], d["bucket"]) for d in account["documents"]
+        ]
+
+    assert owed(date(2026, 11, 2)) == [("PF-c-0002", "19.00", 0, "current")]
+    assert owed(date(2026, 11, 3)) == [("PF-c-0003", "49.00", 0, "current")]
+    assert owed(date(2026, 11, 10)) == [("PF-c-0003", "49.00", 7, "days_1_30")]

@@ -43,6 +43,9 @@ def receivables(
             " then, less what was paid by then); today (UTC) if omitted.",
         ),
     ] = None,
+    account: Annotated[
+        str | None, typer.Option("--account", help="Only this account's documents.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Open amounts by account and age (days past the due date: current, 1-30, 31-60,
@@ -50,7 +53,7 @@ def receivables(
     day = parse_date(as_of) if as_of is not None else datetime.now(UTC).date()
     with open_books() as books:
         say_if_books_behind(books, "balances", "documents", "payments")
-        report = books.payment_reports.receivables(day)
+        report = books.payment_reports.receivables(day, account)
     print_json(report) if as_json else out.print(render_payments.receivables_view(report))
 
 
