@@ -13,14 +13,18 @@ email-starter account "late" opened 2026-09-05 (tax 0): September's invoice
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from consumers.upstream_publisher import Outgoing
 from tests.conftest import MakeServices
-from tests.support import Upstreams, catch_up, read_topic, utc
+from tests.support import Upstreams, catch_up, ledger_command, ledger_env, read_topic, utc
 
 CARD, HARD = "PF-card-0001", "PF-hard-0001"
+PLANS = Path(__file__).resolve().parents[2] / "plans"
 
 
 def test_collections_notices_and_suspensions_are_published_once(
@@ -172,3 +176,54 @@ def test_collections_notices_and_suspensions_are_published_once(
     assert len(read_topic(services, settings.topic_notices)) == 8
     assert len(read_topic(services, settings.topic_collections)) == 3
     catch_up(services)
+
+
+def test_ledger_collect_requests_what_is_due_and_serve_refuses_without_a_policy(
+    make_services: MakeServices, tmp_path: Path
+) -> None:
+    services = make_services()
+    up = Upstreams(services)
+    consumer = services.consumer()
+    try:
+        up.publish([up.opened("card", utc(2026, 10, 15, 10), plan="contacts-basic")])
+        consumer.drain(timeout=60)
+    finally:
+        consumer.close()
+        up.close()
+    services.close_periods(utc(2026, 10, 15, 16))
+    env = ledger_env(services.settings)
+    result = ledger_command("collect", "--as-of", "2026-10-15T16:00:00Z", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "accounts": 1,
+        "events": 1,
+        "requests": [
+            {
+                "account_id": "card",
+                "request_id": f"{CARD}/attempt-1",
+                "reference": CARD,
+                "amount": "19.00",
+                "currency": "EUR",
+                "attempt": 1,
+            }
+        ],
+    }
+    again = ledger_command("collect", "--as-of", "2026-10-15T16:00:00Z", env=env)
+    assert (
+        again.stdout.strip() == "0 account(s) visited, 0 collection request(s), 0 event(s) recorded"
+    )
+    # a catalogue without [dunning]: serve's scheduler and consumer refuse to start
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    for source in PLANS.glob("*.toml"):
+        if source.name != "dunning.toml":
+            shutil.copy(source, plans / source.name)
+    refused = ledger_command(
+        "serve", "--role", "scheduler", env={**env, "LEDGER_PLANS_DIR": str(plans)}
+    )
+    assert refused.returncode != 0
+    assert "Traceback" not in refused.stderr
+    [line] = [text for text in refused.stderr.splitlines() if "[dunning]" in text]
+    assert line.endswith(
+        "has no [dunning] policy: payments cannot be scheduled (add plans/dunning.toml)"
+    )

@@ -365,3 +365,16 @@ def test_a_snapshot_from_before_the_chase_upcasts_to_nothing_chased() -> None:
         "delinquent": {},
         "notices": {},
     }
+
+
+def test_a_suspended_account_keeps_renewing_and_its_renewal_is_collected() -> None:
+    """Suspension loses nothing: the next renewal is issued and asked for as usual."""
+    account = with_proforma()
+    requested(account, ISSUED)
+    failed(account, 1, utc(2027, 1, 15, 17), retryable=False, reason="card stolen")
+    assert account.dunning_state == "suspended"
+    [renewal] = close(account, FEB_15 + GRACE, Counter({FEB_15: 0}))
+    assert (renewal.number, renewal.total) == ("PF-acc-7-0002", eur("19.00"))
+    assert requested(account, FEB_15 + GRACE) == [("PF-acc-7-0002/attempt-1", "19.00", 1)]
+    assert account.dunning_state == "suspended"  # until what is past due is paid
+    assert_replays(account)

@@ -10,6 +10,7 @@ from contacts_builders import GRACE, OPENED, Counter, close, open_account
 from payments_builders import POLICY
 from unit_builders import utc
 
+from ledger.entrypoints.cli.render_history import event_summary
 from ledger.payments.held import PaymentReport
 from projections.payments_outbox import PaymentsOutbox
 
@@ -74,3 +75,26 @@ def test_a_request_then_a_hard_decline_publish_the_request_two_notices_and_the_s
         "reason": f"attempt 1 to collect 19.00 EUR for {PF1} was declined, not to be retried:"
         " card stolen",
     }
+
+
+def test_ledger_history_renders_the_chase_readably() -> None:
+    account = open_account()
+    close(account, OPENED + GRACE, Counter({OPENED: 0}))
+    account.collect(OPENED + GRACE, POLICY)
+    report = PaymentReport.of(
+        "bridge f-1", Decimal("19.00"), "EUR", PF1, f"{PF1}/attempt-1", utc(2027, 1, 15, 17)
+    )
+    account.record_payment_failure(report, "insufficient funds", True, POLICY)
+    details = [
+        event_summary(e)["details"]
+        for e in account.collect_events()
+        if type(e).__name__ in ("DunningChanged", "CollectionRequested")
+    ]
+    assert details == [
+        f"state current; collection {PF1} attempt 1 scheduled due 2027-01-15T16:00:00+00:00",
+        f"attempt 1: 19.00 EUR for {PF1} requested",
+        f"state past_due; current -> past_due: attempt 1 to collect 19.00 EUR for {PF1} failed:"
+        " insufficient funds; next attempt 2027-01-16 17:00:00+00:00;"
+        f" notice {PF1}/payment_failed opened;"
+        f" collection {PF1} attempt 2 scheduled due 2027-01-16T17:00:00+00:00",
+    ]
