@@ -31,6 +31,9 @@ from projections.balances import BalancesProjection
 from projections.base import TableProjection
 from projections.contacts import ContactsProjection
 from projections.documents import DocumentsProjection
+from projections.notices import NoticesProjection
+from projections.payment_queries import PaymentReports
+from projections.payments import PaymentsProjection
 from projections.positions import tracking_table
 from projections.queries import Reports
 from projections.read_models import ReadModels
@@ -58,6 +61,8 @@ PROJECTIONS: tuple[type[TableProjection[Any]], ...] = (
     UsageProjection,
     DocumentsProjection,
     ContactsProjection,
+    PaymentsProjection,
+    NoticesProjection,
 )
 
 
@@ -278,6 +283,10 @@ class Services:
             self.projection(DocumentsProjection).view,
             self.projection(ContactsProjection).view,
         )
+
+    def payment_reports(self) -> PaymentReports:
+        # Any view of the read models' schema reads them all (they share one).
+        return PaymentReports(self.projection(PaymentsProjection).view)
 
     def close_periods(
         self,

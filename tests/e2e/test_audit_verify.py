@@ -26,7 +26,7 @@ def test_read_models_caught_up_equal_the_replay(audited: AuditedBooks) -> None:
     assert code == 0, output
     lines = output.splitlines()
     assert f"balances: live at {head:,}, replayed to {head:,}" in lines
-    assert lines[-1] == f"identical: 9 tables; {head:,} events replayed"
+    assert lines[-1] == f"identical: 14 tables; {head:,} events replayed"
 
 
 def test_a_balance_changed_by_sql_is_found_with_both_versions(audited: AuditedBooks) -> None:

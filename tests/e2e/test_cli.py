@@ -59,7 +59,7 @@ def test_tables_for_people_and_a_rebuild(books: dict[str, str]) -> None:
     before = ledger_command("balances", "--json", env=books).stdout
     rebuilt = ledger_command("projections", "rebuild", env=books)
     assert rebuilt.returncode == 0, rebuilt.stderr
-    assert "rebuilt 4 projections" in rebuilt.stdout
+    assert "rebuilt 6 projections" in rebuilt.stdout
     assert ledger_command("balances", "--json", env=books).stdout == before
     history = ledger_command("history", "acme", env=books)
     assert "DocumentIssued" in history.stdout

@@ -29,6 +29,11 @@ TABLES = {
     "allowance_usage": "SELECT * FROM {schema}.allowance_usage ORDER BY 1, 2",
     "owed_documents": "SELECT * FROM {schema}.owed_documents ORDER BY number",
     "unapplied_credit": "SELECT * FROM {schema}.unapplied_credit ORDER BY 1, 2",
+    "payments": "SELECT * FROM {schema}.payments ORDER BY 1, 2",
+    "payment_allocations": "SELECT * FROM {schema}.payment_allocations ORDER BY 1, 2, 3",
+    "payment_credit": "SELECT * FROM {schema}.payment_credit ORDER BY 1, 2, 3",
+    "notices": "SELECT * FROM {schema}.notices ORDER BY 1, 2",
+    "dunning": "SELECT * FROM {schema}.dunning ORDER BY 1",
 }
 
 
@@ -106,6 +111,11 @@ def _snapshot(services: Services) -> dict[str, list[dict[str, Any]]]:
         "allowance_usage": "contacts",
         "owed_documents": "balances",
         "unapplied_credit": "balances",
+        "payments": "payments",
+        "payment_allocations": "payments",
+        "payment_credit": "payments",
+        "notices": "notices",
+        "dunning": "notices",
     }
     return {table: views[owner[table]].rows(query) for table, query in TABLES.items()}
 
@@ -124,6 +134,18 @@ def test_rebuilt_projections_equal_the_live_ones(make_services: MakeServices) ->
     assert ("PF-c-0002", "partially_paid", Decimal("2.00")) in paid
     assert [(r["amount"], r["reason"]) for r in live["unapplied_credit"]] == [
         (Decimal("1.00"), "no_reference")
+    ]
+    # The payments read model: c's mark-paid of its first proforma (tier 1 19.00 + chat
+    # 10.00), the three payments; a's held.
+    kinds = sorted((r["kind"], r["amount"], r["applied"]) for r in live["payments"])
+    assert kinds == [
+        ("mark_paid", Decimal("29.00"), Decimal("29.00")),
+        ("succeeded", Decimal("1.00"), Decimal("0")),
+        ("succeeded", Decimal("2.00"), Decimal("2.00")),
+        ("succeeded", Decimal("5.00"), Decimal("5.00")),
+    ]
+    assert [(r["currency"], r["reason"], r["amount"]) for r in live["payment_credit"]] == [
+        ("EUR", "no_reference", Decimal("1.00"))
     ]
     assert [(r["account_id"], r["billable_contacts"]) for r in live["contact_counts"]] == [("c", 2)]
     assert [
@@ -192,10 +214,19 @@ def test_each_read_model_keeps_its_own_position(make_services: MakeServices) -> 
         "monthly_usage": stored,
         "documents": 0,
         "contacts": 0,
+        "payments": 0,
+        "notices": 0,
     }
     again = services.read_models()
     again.catch_up()
-    assert again.applied == {"balances": 0, "monthly_usage": stored, "documents": 0, "contacts": 0}
+    assert again.applied == {
+        "balances": 0,
+        "monthly_usage": stored,
+        "documents": 0,
+        "contacts": 0,
+        "payments": 0,
+        "notices": 0,
+    }
     assert _snapshot(services) == live
 
 

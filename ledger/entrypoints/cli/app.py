@@ -137,6 +137,8 @@ READ_MODELS = {
     "monthly_usage": "monthly usage",
     "documents": "documents",
     "contacts": "contacts",
+    "payments": "payments",
+    "notices": "notices",
 }
 
 

@@ -18,6 +18,7 @@ from ledger.entrypoints.cli import (
     auditing,
     operating,
     reading,
+    reading_payments,
     refused,
     serving,
     upgrading,
@@ -38,7 +39,8 @@ if TYPE_CHECKING:
 # Importing a module registers its commands; the help lists them by what a user
 # comes for: reading the books first, running the service last.
 _BY_CONCERN = [
-    m.__name__ for m in (reading, writing, refused, auditing, operating, upgrading, serving)
+    m.__name__
+    for m in (reading, reading_payments, writing, refused, auditing, operating, upgrading, serving)
 ]
 app.registered_commands.sort(key=lambda c: _BY_CONCERN.index(getattr(c.callback, "__module__", "")))
 

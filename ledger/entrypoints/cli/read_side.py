@@ -31,6 +31,7 @@ from ledger.entrypoints.cli.app import READ_MODELS, quiet_library_logs
 from ledger.entrypoints.cli.loading import loading_modules
 from ledger.entrypoints.embedded import configured_or_embedded_postgres
 from ledger.entrypoints.settings_fields import SettingsFields, postgres_env
+from projections.payment_queries import PaymentReports
 from projections.positions import position_query, stored_after_query, tracking_table
 from projections.queries import Reports
 
@@ -94,6 +95,10 @@ class ReadSide:
         # The queries name their tables; this connection runs them all.
         return Reports(self, self, self, self)
 
+    @cached_property
+    def payment_reports(self) -> PaymentReports:
+        return PaymentReports(self)
+
     def behind(self, *read_models: str) -> dict[str, int]:
         """Stored events each read model has not applied, counted as the read models'
         pass counts them (``projections.positions``)."""
@@ -142,6 +147,6 @@ def _set_up() -> None:
     quiet_library_logs()
     svc = bootstrap(Settings(), need_kafka=False)
     try:
-        svc.reports()
+        svc.read_models()  # every read model's tables
     finally:
         svc.close()

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def _books() -> Iterator[ReadSide]:
+def open_books() -> Iterator[ReadSide]:
     # psycopg, eventsourcing and the queries: imported when a read runs, not for --help.
     with loading_modules():
         from ledger.entrypoints.cli.read_side import read_side
@@ -41,7 +41,7 @@ def _books() -> Iterator[ReadSide]:
         yield books
 
 
-def _say_if_behind(books: ReadSide, *read_models: str) -> None:
+def say_if_books_behind(books: ReadSide, *read_models: str) -> None:
     if books.scratch is None:  # the books at a time are replayed whole
         say_behind(books.settings, books.behind(*read_models))
 
@@ -57,17 +57,17 @@ KnownAt = Annotated[
 
 
 @contextmanager
-def _books_for(account: str, as_of: str | None, known_at: str | None) -> Iterator[ReadSide]:
+def books_for(account: str, as_of: str | None, known_at: str | None) -> Iterator[ReadSide]:
     """The live read models, or the account's replayed at those times."""
     if as_of is None and known_at is None:
-        with _books() as books:
+        with open_books() as books:
             yield books
         return
     business = parse_time(as_of) if as_of is not None else None
     recorded = parse_time(known_at) if known_at is not None else None
     from dataclasses import replace
 
-    with _books() as live, services() as svc:
+    with open_books() as live, services() as svc:
         if svc.ledger.find_account(account) is None:
             raise UserError(f"unknown account {account!r}")
         from projections.books_at import books_at
@@ -84,8 +84,8 @@ def balance(
 ) -> None:
     """Current balance of an account (negative: owed), and whether sending is blocked;
     --as-of / --known-at: the balance at a past time, replayed from history."""
-    with _books_for(account, as_of, known_at) as books:
-        _say_if_behind(books, "balances")
+    with books_for(account, as_of, known_at) as books:
+        say_if_books_behind(books, "balances")
         row = books.reports.balance(account)
     print_json(row) if as_json else out.print(render.balance_table([row]))
 
@@ -93,8 +93,8 @@ def balance(
 @app.command()
 def balances(as_json: JsonFlag = False) -> None:
     """Balances of all accounts."""
-    with _books() as books:
-        _say_if_behind(books, "balances")
+    with open_books() as books:
+        say_if_books_behind(books, "balances")
         rows = books.reports.all_balances()
     print_json(rows) if as_json else out.print(render.balance_table(rows))
 
@@ -118,14 +118,14 @@ def usage(
         from ledger.periods import Month
 
         month = str(Month.parse(month))
-    with _books_for(account, as_of, known_at) as books:
+    with books_for(account, as_of, known_at) as books:
         reports = books.reports
         if reports.is_contacts_account(account):
-            _say_if_behind(books, "balances", "contacts")
+            say_if_books_behind(books, "balances", "contacts")
             rows = reports.allowance_usage(account, month)
             print_json(rows) if as_json else out.print(render.allowance_table(rows))
             return
-        _say_if_behind(books, "balances", "monthly_usage")
+        say_if_books_behind(books, "balances", "monthly_usage")
         rows = reports.usage(account, month)
     print_json(rows) if as_json else out.print(render.usage_table(rows))
 
@@ -198,8 +198,8 @@ def invoices(
 ) -> None:
     """Receipts, invoices and proformas of an account, with their status (--as-of /
     --known-at: as they stood at a past time, replayed from history)."""
-    with _books_for(account, as_of, known_at) as books:
-        _say_if_behind(books, "balances", "documents")
+    with books_for(account, as_of, known_at) as books:
+        say_if_books_behind(books, "balances", "documents")
         rows = books.reports.documents_of(account)
     print_json(rows) if as_json else out.print(render.documents_table(rows))
 
@@ -207,8 +207,8 @@ def invoices(
 @app.command()
 def invoice(number: str, as_json: JsonFlag = False) -> None:
     """One receipt, invoice or proforma (by number or proforma id) with its lines."""
-    with _books() as books:
-        _say_if_behind(books, "documents")
+    with open_books() as books:
+        say_if_books_behind(books, "documents")
         document = books.reports.document(number)
     print_json(document) if as_json else out.print(render.document_panel(document))
 
@@ -216,7 +216,7 @@ def invoice(number: str, as_json: JsonFlag = False) -> None:
 @app.command()
 def history(account: str, as_json: JsonFlag = False) -> None:
     """Every stored event of an account: business time, recording time, what happened."""
-    with _books() as books:
+    with open_books() as books:
         events = [render_history.event_summary(e) for e in books.history(account)]
     print_json(events) if as_json else out.print(render_history.history_table(account, events))
 
