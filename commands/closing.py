@@ -73,7 +73,7 @@ def close_periods(
     recorder = ledger.process_recorder
     assert isinstance(recorder, LedgerRecorder)
     account_ids = recorder.account_ids()
-    preview = NumberAllocator(ledger) if dry_run else None
+    preview = NumberAllocator(ledger, fresh=True) if dry_run else None
     done = 0
     for chunk in _chunks(account_ids, chunk_size):
         if preview is None:
@@ -124,7 +124,7 @@ def _close_accounts(
         # copy may be stale without any collision to reveal it (e.g. a closed account
         # whose late usage arrived), so each attempt starts from the store.
         ledger.evict([account_uuid(a) for a in account_ids])
-        allocator = NumberAllocator(ledger)
+        allocator = NumberAllocator(ledger, fresh=True)  # a consumer may have drawn since
         try:
             return _close_chunk(ledger, account_ids, cmd, allocator, policy=policy)
         except IntegrityError:
@@ -189,7 +189,7 @@ def pay_proforma(
         account = ledger.get_account(cmd.account_id)
         if not isinstance(account, ContactsAccount):
             raise PlanNotAllowed(f"account {cmd.account_id!r} is billed by emails: no proformas")
-        allocator = NumberAllocator(ledger)
+        allocator = NumberAllocator(ledger, fresh=True)  # a consumer may have drawn since
         invoice = account.pay(cmd.proforma_id, cmd.at, allocator)
         schedule = [] if policy is None else [schedule_row(account, policy)]
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from consumers.runner import LedgerConsumer
 from consumers.upstream_publisher import Outgoing, producer, publish
 from ledger.documents import Document
 from ledger.entrypoints.bootstrap import Services, bootstrap
-from ledger.entrypoints.cli import render, render_refused
+from ledger.entrypoints.cli import render, render_payments, render_refused
 from ledger.entrypoints.demo.scenario import Payments, Scenario, when
 from ledger.entrypoints.embedded import stop_postgres
 from ledger.entrypoints.settings import PROJECT_ROOT, Settings
@@ -241,6 +242,11 @@ def _print_books(svc: Services, out: Console, summary: dict[str, int]) -> None:
             document["account_id"] in {"acme", "northwind"} and document["status"] != "replaced"
         ):
             out.print(render.document_panel(reports.document(document["number"])))
+    payments = svc.payment_reports()
+    for account in ("northwind", "hooli", "initech"):
+        out.print(render_payments.payments_view(payments.payments_of(account)))
+    out.print(render_payments.notices_view(payments.notices(), None))
+    out.print(render_payments.receivables_view(payments.receivables(date(2026, 12, 1))))
     out.print(render_refused.dead_letter_table(svc.ledger.process_recorder.dead_letters(20)))  # type: ignore[attr-defined]
     out.print(render_refused.parked_table(svc.ledger.process_recorder.parked_by_account()))  # type: ignore[attr-defined]
     status = _status_messages(svc)
