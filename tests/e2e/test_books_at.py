@@ -5,8 +5,10 @@ acme (postpaid, starter: 10.00 a month, 1,000 emails included, then 0.0010 an
 email) opens on 1 October and sends 1,200 emails on 15 October; October is
 closed on 1 November 07:00 (invoice 2026-000001: 10.00 + 200 x 0.0010 = 10.20),
 which also opens November (10.00). Only then, 5 emails dated 20 October arrive
-(late usage, 5 x 0.0010 = 0.0050), 30 November emails (included), and a payment
-of 10.20 for the invoice dated 5 November.
+(late usage, 5 x 0.0010 = 0.0050), 30 November emails (included), a payment of
+10.20 for the invoice dated 5 November, and a change to the volume plan dated 20
+November (no charge of its own: November's fee was the starter's, taken when the
+month opened, and no email is sent after it).
 
 The recording times are this test's own clock: ``known`` is taken after the
 close and before the late emails.
@@ -56,6 +58,7 @@ def books(make_services: MakeServices) -> Books:
             *up.emails("acme", 5, utc(2026, 10, 20)),
             *up.emails("acme", 30, utc(2026, 11, 10)),
             up.payment("acme", "10.20", utc(2026, 11, 5), reference="2026-000001"),
+            up.plan_changed("acme", "email-volume", utc(2026, 11, 20)),
         ]
     )
     drain(services)
@@ -85,6 +88,14 @@ def test_the_balance_on_each_axis(books: Books) -> None:
     # Recorded by ``known``: both fees and October's 1,200 emails, not the late five.
     assert books.read("balance", "acme", "--known-at", books.known)["balance_exact"] == ("-20.2000")
     assert books.read("balance", "acme")["balance_exact"] == "-20.2050"
+
+
+def test_the_plan_on_each_axis(books: Books) -> None:
+    plan = "plan_id"
+    assert books.read("balance", "acme", "--as-of", "2026-11-19T23:59:59Z")[plan] == "email-starter"
+    assert books.read("balance", "acme", "--as-of", "2026-11-20T00:00:00Z")[plan] == "email-volume"
+    assert books.read("balance", "acme", "--known-at", books.known)[plan] == "email-starter"
+    assert books.read("balance", "acme")[plan] == "email-volume"
 
 
 def test_the_invoice_is_open_before_its_payment_and_paid_after(books: Books) -> None:
