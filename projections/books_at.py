@@ -37,7 +37,14 @@ def recorded_by(as_of: datetime | None, known_at: datetime | None) -> Callable[[
     def keep(event: Any) -> bool:
         if known_at is not None and event.timestamp > known_at:
             return False
-        return as_of is None or getattr(event, "effective_at", event.timestamp) <= as_of
+        if as_of is None:
+            return True
+        if getattr(event, "effective_at", event.timestamp) > as_of:
+            return False
+        # A proforma is dated by the period it bills (its start), but exists from its
+        # issue: the documents as of a time hold none issued after it.
+        issued = getattr(getattr(event, "proforma", None), "document", None)
+        return issued is None or issued.issued_on <= as_of.date()
 
     return keep
 

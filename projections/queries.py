@@ -28,6 +28,16 @@ def rounded(amount: Any, currency: str) -> str:
     return str(Money.of(amount, currency).rounded().amount)
 
 
+def _settled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``paid`` and ``amount_due`` in the currency's minor units, like every amount
+    (the columns' default is a bare 0, which would print as "0")."""
+    for row in rows:
+        for column in ("paid", "amount_due"):
+            if row.get(column) is not None:
+                row[column] = rounded(row[column], row["currency"])
+    return rows
+
+
 @dataclass
 class Reports:
     balances_view: Rows
@@ -155,12 +165,14 @@ class Reports:
 
     def documents_of(self, account_id: str) -> list[dict[str, Any]]:
         self._account_uuid(account_id)
-        return self.documents_view.rows(
-            "SELECT number, kind, period, issued_on, due_on, currency, subtotal, tax, total,"
-            " status, paid, amount_due, proforma, billable_contacts, settled_by"
-            " FROM {schema}.documents WHERE account_id = %s"
-            " ORDER BY issued_on, kind = 'invoice', number",
-            (account_id,),
+        return _settled(
+            self.documents_view.rows(
+                "SELECT number, kind, period, issued_on, due_on, currency, subtotal, tax, total,"
+                " status, paid, amount_due, proforma, billable_contacts, settled_by"
+                " FROM {schema}.documents WHERE account_id = %s"
+                " ORDER BY issued_on, kind = 'invoice', number",
+                (account_id,),
+            )
         )
 
     def document(self, number: str) -> dict[str, Any]:
@@ -177,11 +189,13 @@ class Reports:
             " FROM {schema}.document_lines WHERE number = %s ORDER BY line_no",
             (number,),
         )
-        return {**rows[0], "lines": lines}
+        return {**_settled(rows)[0], "lines": lines}
 
     def all_documents(self) -> list[dict[str, Any]]:
-        return self.documents_view.rows(
-            "SELECT number, account_id, kind, period, issued_on, due_on, currency, subtotal, tax,"
-            " total, status, paid, amount_due, proforma, settled_by FROM {schema}.documents"
-            " ORDER BY kind = 'proforma', number"
+        return _settled(
+            self.documents_view.rows(
+                "SELECT number, account_id, kind, period, issued_on, due_on, currency, subtotal,"
+                " tax, total, status, paid, amount_due, proforma, settled_by FROM"
+                " {schema}.documents ORDER BY kind = 'proforma', number"
+            )
         )

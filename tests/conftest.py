@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +77,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 MakeServices = Callable[..., Services]
 
 
-@pytest.fixture
-def settings_for(infrastructure: dict[str, str]) -> Iterator[Callable[..., Settings]]:
-    """Settings isolated to this test: a fresh schema, its own topics and consumer group."""
+@contextmanager
+def isolated_settings(infrastructure: dict[str, str]) -> Iterator[Callable[..., Settings]]:
+    """Settings of their own: a fresh schema, its own topics and consumer group."""
     schemas: list[str] = []
     suffix = uuid.uuid4().hex[:10]
 
@@ -114,8 +114,8 @@ def settings_for(infrastructure: dict[str, str]) -> Iterator[Callable[..., Setti
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-@pytest.fixture
-def make_services(settings_for: Callable[..., Settings]) -> Iterator[MakeServices]:
+@contextmanager
+def services_maker(settings_for: Callable[..., Settings]) -> Iterator[MakeServices]:
     made: list[Services] = []
 
     def make(**overrides: Any) -> Services:
@@ -127,3 +127,24 @@ def make_services(settings_for: Callable[..., Settings]) -> Iterator[MakeService
     yield make
     for services in made:
         services.close()
+
+
+@pytest.fixture
+def settings_for(infrastructure: dict[str, str]) -> Iterator[Callable[..., Settings]]:
+    """Settings isolated to this test."""
+    with isolated_settings(infrastructure) as make:
+        yield make
+
+
+@pytest.fixture
+def make_services(settings_for: Callable[..., Settings]) -> Iterator[MakeServices]:
+    with services_maker(settings_for) as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+def module_services(infrastructure: dict[str, str]) -> Iterator[MakeServices]:
+    """Services shared by one module's tests: books built once for tests that only
+    read them (a test that changes them restores what it changed)."""
+    with isolated_settings(infrastructure) as settings, services_maker(settings) as make:
+        yield make

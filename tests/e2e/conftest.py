@@ -73,9 +73,7 @@ class AuditedBooks:
         consumer.close()
 
 
-@pytest.fixture
-def audited(make_services: MakeServices) -> Iterator[AuditedBooks]:
-    """Two accounts billed through the broker and a month closed, for the auditors' commands."""
+def _audited(make_services: MakeServices) -> Iterator[AuditedBooks]:
     services = make_services()
     written = AuditedBooks(services, ledger_env(services.settings), Upstreams(services))
     written.more("acme", 2)
@@ -83,3 +81,15 @@ def audited(make_services: MakeServices) -> Iterator[AuditedBooks]:
     services.close_periods(utc(2026, 12, 1, 7))
     yield written
     written.upstreams.close()
+
+
+@pytest.fixture
+def audited(make_services: MakeServices) -> Iterator[AuditedBooks]:
+    """Two accounts billed through the broker and a month closed, for the auditors' commands."""
+    yield from _audited(make_services)
+
+
+@pytest.fixture(scope="module")
+def audited_once(module_services: MakeServices) -> Iterator[AuditedBooks]:
+    """The same books, built once for a module whose tests do not change them."""
+    yield from _audited(module_services)

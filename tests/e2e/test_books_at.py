@@ -45,9 +45,10 @@ def drain(services: Services) -> None:
     consumer.close()
 
 
-@pytest.fixture
-def books(make_services: MakeServices) -> Books:
-    services = make_services()
+@pytest.fixture(scope="module")
+def books(module_services: MakeServices) -> Books:
+    """Built once: every test here only reads them."""
+    services = module_services()
     up = Upstreams(services)
     up.publish([up.opened("acme", utc(2026, 10, 1)), *up.emails("acme", 1200, utc(2026, 10, 15))])
     drain(services)

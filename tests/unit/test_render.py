@@ -167,3 +167,13 @@ def test_a_document_at_80_columns_names_its_number_account_and_total_in_full() -
     assert "…" not in text
     for value in [f"Proforma PF-{LONG_ID}-0001", LONG_ID, "1,100", "102.875", "1234.50", "1493.75"]:
         assert value in text, value
+
+
+def test_a_contacts_account_s_emails_are_shown_by_allowance_month() -> None:
+    from tests.unit.contacts_builders import emails, open_account, utc
+
+    account = open_account()
+    account.record_emails(emails(3, utc(2027, 1, 20)) + emails(1, utc(2027, 1, 21), "custom_smtp"))
+    (recorded,) = [e for e in account.collect_events() if type(e).__name__ == "EmailsRecorded"]
+    summary = render_history.event_summary(recorded)
+    assert summary["details"] == "allowance month from 2027-01-15: 3 platform, 1 custom SMTP"

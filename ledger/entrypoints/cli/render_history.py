@@ -22,7 +22,13 @@ def event_summary(event: Any) -> dict[str, Any]:
         "recorded_at": event.timestamp,
     }
     details = ""
-    if name == "EmailsRecorded":
+    if name == "EmailsRecorded" and hasattr(event, "months"):  # a contacts account's
+        details = "; ".join(
+            f"allowance month from {m.period.start}: {m.platform} platform,"
+            f" {m.custom_smtp} custom SMTP"
+            for m in event.months
+        )
+    elif name == "EmailsRecorded":
         parts = []
         for entry in event.entries:
             late = " late" if entry.late else ""

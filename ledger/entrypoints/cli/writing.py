@@ -36,8 +36,8 @@ def mark_paid(
 ) -> None:
     """Record that a proforma was paid: issues its final invoice with the next number.
 
-    Until payment events are consumed (the payments issue), this is how a
-    proforma gets paid.
+    The operator's path (a payment seen outside the payment bridge): allocated and
+    recorded exactly as a payment.succeeded naming the proforma would be.
     """
     with services(write=True) as svc:
         invoice = svc.pay_proforma(account, proforma, parse_time(at) if at else None)
