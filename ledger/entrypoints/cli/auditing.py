@@ -492,13 +492,16 @@ def _say_line(found: Any, adds_up: bool) -> None:
     for share in found.events:
         s = share.share
         route = "custom-SMTP" if s.route == "custom_smtp" else "platform"
-        lines.append(
-            f"event {s.version} ({share.effective_at}): {s.count:,} {route} emails,"
-            f" its {s.start + 1:,}th to {s.stop:,}th"
-        )
-        for m in share.messages[:SHOWN_MESSAGES]:
-            where = f"{m['kafka_topic']}/{m['kafka_partition']}@{m['kafka_offset']}"
-            lines.append(f"  {m['message_id']}  {m['source']} {m['event_id']}  {where}")
+        lines.append(f"event {s.version}, {share.effective_at}:")
+        lines.append(f"  {s.count:,} emails, {s.start + 1:,} to {s.stop:,} of its {route} emails")
+        shown = share.messages[:SHOWN_MESSAGES]
+        # What every message shares is said once; each line fits 80 columns.
+        for source, topic in dict.fromkeys((m["source"], m["kafka_topic"]) for m in shown):
+            lines.append(f"  from {source} on {topic}:")
+            for m in shown:
+                if (m["source"], m["kafka_topic"]) == (source, topic):
+                    where = f"p{m['kafka_partition']}@{m['kafka_offset']}"
+                    lines.append(f"    {m['event_id']}  {m['message_id']}  {where}")
         if len(share.messages) > SHOWN_MESSAGES:
             lines.append(f"  ... {len(share.messages) - SHOWN_MESSAGES:,} more (--export FILE)")
         if not share.ordered:
