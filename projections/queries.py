@@ -34,7 +34,7 @@ def _settled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         for column in ("paid", "amount_due"):
             if row.get(column) is not None:
-                row[column] = rounded(row[column], row["currency"])
+                row[column] = Money.of(row[column], row["currency"]).rounded().amount
     return rows
 
 
