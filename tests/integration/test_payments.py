@@ -71,7 +71,7 @@ def test_a_postpay_invoice_paid_in_full_is_paid_and_nothing_is_owed(pipeline: _P
     [invoice] = services.close_periods(OCT_CLOSE)
     catch_up(services)
     assert (invoice.number, str(invoice.total.amount)) == ("2026-000001", "12.10")
-    assert _document(services, "2026-000001") == ("12.10", "open", "0", "12.10")
+    assert _document(services, "2026-000001") == ("12.10", "open", "0.00", "12.10")
     assert _owed(services) == ("12.10", "0.00")
 
     pipeline.deliver([up.payment("p", "12.10", utc(2026, 11, 5), "2026-000001")])
@@ -138,7 +138,7 @@ def test_a_payment_in_another_currency_is_held_and_never_allocated(pipeline: _Pi
     pipeline.deliver(
         [up.payment("p", "12.10", utc(2026, 11, 5), "2026-000001", currency="USD")],
     )
-    assert _document(services, "2026-000001") == ("12.10", "open", "0", "12.10")
+    assert _document(services, "2026-000001") == ("12.10", "open", "0.00", "12.10")
     assert _owed(services) == ("12.10", "0.00")  # unapplied credit counts EUR only
     assert _credit(services) == [("12.10", "USD", "other_currency", "2026-000001")]
 
@@ -220,4 +220,4 @@ def test_a_failed_payment_is_recorded_and_an_invalid_one_dead_lettered(pipeline:
         "a payment must be positive, got 0.00 EUR",
         "amount 1.001 EUR has more than the 2 decimal places of EUR",
     ]
-    assert _document(services, "2026-000001") == ("12.10", "open", "0", "12.10")
+    assert _document(services, "2026-000001") == ("12.10", "open", "0.00", "12.10")
