@@ -274,11 +274,12 @@ def positions_at_end(services: Services, topics: list[str]) -> bool:
     """Whether the Kafka positions stored in PostgreSQL have reached every partition's end."""
     consumer = KafkaConsumer(**services.kafka_config, enable_auto_commit=False)
     try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or [])
-        ]
+        partitions = []
+        for topic in topics:
+            numbers = consumer.partitions_for_topic(topic)
+            if not numbers:  # no metadata yet: not known to be at the end
+                return False
+            partitions += [TopicPartition(topic, p) for p in sorted(numbers)]
         ends = consumer.end_offsets(partitions)
     finally:
         consumer.close()

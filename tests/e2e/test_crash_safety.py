@@ -68,9 +68,15 @@ def kill_and_finish(
     total: int,
     topics: list[str],
     table: str = "ledger_dedupe",
+    also: dict[str, int] | None = None,
 ) -> None:
     """SIGKILL a consumer process once each threshold of rows in ``table`` is passed,
-    then let a last one finish and stop it with SIGTERM (which must exit 0)."""
+    then let a last one finish and stop it with SIGTERM (which must exit 0).
+
+    The last one is stopped once ``table`` holds ``total`` rows, each table of
+    ``also`` its count, and the stored positions are at the topics' ends (seen
+    once to hold a moment before a partition's last batch was committed: the
+    counts are what the test asserts, so they are waited for too)."""
     settings = services.settings
     for threshold in kill_after:
         process = _start(settings, log)
@@ -88,6 +94,12 @@ def kill_and_finish(
     process = _start(settings, log)
     try:
         wait_for(lambda: _applied(settings, table) >= total, timeout=120, what="all applied")
+        for other, count in (also or {}).items():
+            wait_for(
+                lambda t=other, n=count: _applied(settings, t) >= n,
+                timeout=120,
+                what=f"{count} rows in {other}",
+            )
         wait_for(
             lambda: positions_at_end(services, topics),
             timeout=60,

@@ -87,6 +87,7 @@ def test_sigkill_amid_payments_publishes_each_collection_request_once(
             settings.topic_contact_changed,
             settings.topic_payments,
         ],
+        also={"ledger_contact_versions": len(CARDS) * CONTACTS},
     )
     # every message applied once: the openings, the emails, one of each twice-sent answer
     assert _applied(settings) == openings + len(MAILS) * EMAILS + len(CARDS)
