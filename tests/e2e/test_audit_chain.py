@@ -20,15 +20,15 @@ def intact_head(books: AuditedBooks) -> str:
 
 
 def test_an_untouched_history_is_intact_and_its_head_is_what_head_prints(
-    audited: AuditedBooks,
+    audited_once: AuditedBooks,
 ) -> None:
-    ids = audited.ids()
-    _, head = audited.audit("head")
+    ids = audited_once.ids()
+    _, head = audited_once.audit("head")
     assert head.startswith(f"{ids[-1]}:")
-    code, output = audited.audit("chain")
+    code, output = audited_once.audit("chain")
     assert code == 0
     assert output.splitlines() == [f"chain intact: {len(ids)} events", f"head {head}"]
-    code, output = audited.audit("chain", "--against", head)
+    code, output = audited_once.audit("chain", "--against", head)
     assert code == 0 and output.endswith(f"the head published at {ids[-1]} is a prefix of it")
 
 
@@ -116,8 +116,8 @@ def test_a_writer_links_unlinked_history_before_its_own_events(audited: AuditedB
     assert output.splitlines()[1].startswith(f"head {ids[-1]}:")
 
 
-def test_a_malformed_published_head_is_one_line_on_stderr(audited: AuditedBooks) -> None:
-    result = ledger_command("audit", "chain", "--against", "12:abc", env=audited.env)
+def test_a_malformed_published_head_is_one_line_on_stderr(audited_once: AuditedBooks) -> None:
+    result = ledger_command("audit", "chain", "--against", "12:abc", env=audited_once.env)
     assert result.returncode == 1
     assert result.stderr.strip().startswith("error: not a chain head (POSITION:HASH")
 

@@ -13,10 +13,10 @@ def numbering(books: AuditedBooks, year: int) -> tuple[int, list[str]]:
     return code, output.splitlines()
 
 
-def test_the_closed_month_numbers_each_document_once(audited: AuditedBooks) -> None:
-    code, lines = numbering(audited, 2026)
+def test_the_closed_month_numbers_each_document_once(audited_once: AuditedBooks) -> None:
+    code, lines = numbering(audited_once, 2026)
     assert (code, lines) == (0, ["2026: 2 numbers allocated; every one on exactly one document"])
-    assert numbering(audited, 2027) == (
+    assert numbering(audited_once, 2027) == (
         0,
         ["2027: 0 numbers allocated; every one on exactly one document"],
     )
@@ -44,9 +44,9 @@ def test_a_removed_document_is_a_gap_and_a_copied_one_a_duplicate(audited: Audit
     assert len(lines) == 3
 
 
-def test_a_year_out_of_range_is_one_line_on_stderr(audited: AuditedBooks) -> None:
+def test_a_year_out_of_range_is_one_line_on_stderr(audited_once: AuditedBooks) -> None:
     from tests.support import ledger_command
 
-    result = ledger_command("audit", "numbering", "--year", "20266", env=audited.env)
+    result = ledger_command("audit", "numbering", "--year", "20266", env=audited_once.env)
     assert result.returncode == 1
     assert result.stderr.strip() == "error: not a year: 20266"

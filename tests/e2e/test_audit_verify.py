@@ -19,10 +19,10 @@ def read_model_sql(books: AuditedBooks, statement: str) -> None:
     books.sql(statement.replace("{schema}", f'"{schema}"'))
 
 
-def test_read_models_caught_up_equal_the_replay(audited: AuditedBooks) -> None:
-    catch_up(audited.services)
-    head = audited.ids()[-1]
-    code, output = verify(audited)
+def test_read_models_caught_up_equal_the_replay(audited_once: AuditedBooks) -> None:
+    catch_up(audited_once.services)
+    head = audited_once.ids()[-1]
+    code, output = verify(audited_once)
     assert code == 0, output
     lines = output.splitlines()
     assert f"balances: live at {head:,}, replayed to {head:,}" in lines
@@ -86,9 +86,9 @@ def test_a_lagging_read_model_is_reported_as_behind(audited: AuditedBooks) -> No
     )
 
 
-def test_an_unknown_account_is_one_line_on_stderr(audited: AuditedBooks) -> None:
+def test_an_unknown_account_is_one_line_on_stderr(audited_once: AuditedBooks) -> None:
     from tests.support import ledger_command
 
-    result = ledger_command("audit", "verify", "--account", "nobody", env=audited.env)
+    result = ledger_command("audit", "verify", "--account", "nobody", env=audited_once.env)
     assert result.returncode == 1
     assert result.stderr.strip() == "error: unknown account 'nobody'"
