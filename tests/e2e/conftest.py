@@ -14,8 +14,7 @@ from tests.conftest import MakeServices
 from tests.support import Upstreams, catch_up, ledger_command, ledger_env, utc
 
 
-@pytest.fixture
-def books(make_services: MakeServices) -> dict[str, str]:
+def _books(make_services: MakeServices) -> dict[str, str]:
     services = make_services()
     up = Upstreams(services)
     up.publish(
@@ -32,6 +31,18 @@ def books(make_services: MakeServices) -> dict[str, str]:
     services.close_periods(utc(2026, 11, 1, 7))
     catch_up(services)
     return ledger_env(services.settings)
+
+
+@pytest.fixture
+def books(make_services: MakeServices) -> dict[str, str]:
+    """A prepaid account's October billed through the broker and closed."""
+    return _books(make_services)
+
+
+@pytest.fixture(scope="module")
+def books_once(module_services: MakeServices) -> dict[str, str]:
+    """The same books, built once for a module's tests that only read them."""
+    return _books(module_services)
 
 
 @dataclass

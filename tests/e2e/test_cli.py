@@ -24,30 +24,30 @@ from tests.support import Upstreams, ledger_command, ledger_env, utc
     ],
 )
 def test_user_errors_are_one_line_with_a_non_zero_exit(
-    books: dict[str, str], args: list[str], message: str
+    books_once: dict[str, str], args: list[str], message: str
 ) -> None:
-    result = ledger_command(*args, env=books)
+    result = ledger_command(*args, env=books_once)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith(message), result.stderr
 
 
-def test_reports_read_the_books_as_json(books: dict[str, str]) -> None:
+def test_reports_read_the_books_as_json(books_once: dict[str, str]) -> None:
     # October: fee 10.00; 1,500 emails, 1,000 included, 500 at 0.0010 = 0.50; subtotal 10.50;
     # tax 21% = 2.205 -> 2.21 (half-up); total 12.71. Balance: 25.00 - 10.00 - 0.50 - 2.21
     # (close adjustment 12.71 - 10.50) - 10.00 (November fee) = 2.29.
-    balance = json.loads(ledger_command("balance", "acme", "--json", env=books).stdout)
+    balance = json.loads(ledger_command("balance", "acme", "--json", env=books_once).stdout)
     assert (balance["balance"], balance["sending_blocked"]) == ("2.29", False)
-    documents = json.loads(ledger_command("invoices", "acme", "--json", env=books).stdout)
+    documents = json.loads(ledger_command("invoices", "acme", "--json", env=books_once).stdout)
     assert [(d["number"], d["period"], d["total"]) for d in documents] == [
         ("2026-000001", "2026-10", "12.71")
     ]
-    receipt = json.loads(ledger_command("invoice", "2026-000001", "--json", env=books).stdout)
+    receipt = json.loads(ledger_command("invoice", "2026-000001", "--json", env=books_once).stdout)
     assert [line["amount"] for line in receipt["lines"]] == ["10.00", "0.00", "0.50"]
     assert receipt["tax"] == "2.21"
     usage = json.loads(
-        ledger_command("usage", "acme", "--month", "2026-10", "--json", env=books).stdout
+        ledger_command("usage", "acme", "--month", "2026-10", "--json", env=books_once).stdout
     )
     assert (usage[0]["platform_emails"], usage[0]["charged_emails"]) == (1500, 500)
 
@@ -65,8 +65,8 @@ def test_tables_for_people_and_a_rebuild(books: dict[str, str]) -> None:
     assert "DocumentIssued" in history.stdout
 
 
-def test_published_schemas_are_current(books: dict[str, str]) -> None:
-    result = ledger_command("schemas", "--check", env=books)
+def test_published_schemas_are_current(books_once: dict[str, str]) -> None:
+    result = ledger_command("schemas", "--check", env=books_once)
     assert result.returncode == 0, result.stderr
 
 
